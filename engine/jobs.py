@@ -1,0 +1,403 @@
+"""Jobs: run long work (a flow, an optimizer sweep, ...) in worker processes, queued to the machine's cores.
+
+Why processes and files: the cockpit (Streamlit) must never run long work itself, and a browser refresh, a
+closed tab or a restarted app must lose nothing. So `submit` starts a detached worker process
+(`python -m engine.jobs worker RUN_ID --root RUNS_DIR`) whose output goes to `runs/<id>/worker.log`, and the
+queue is a small SQLite table next to the run store (`jobs.sqlite`). Each worker waits for a free slot itself
+(first come, first served; at most `max_workers` running), so no scheduler process has to stay alive.
+
+Cancel is the run's `CANCEL` file: the work checks it between iterations; a queued worker sees it and leaves;
+a worker stuck in a tool past a grace period kills its own process group. A worker that dies without
+saying so (killed, out of memory) is found by `reap()` (called on every status read) and its run is marked
+failed with a pointer to its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("done", "failed", "cancelled")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Job kinds -> "module:function". The function is called in the worker as fn(run, progress, cancelled)
+# where progress(fraction, message) reports and cancelled() -> bool polls the CANCEL file.
+# Other components register their own kinds with `register_target` (or pass "module:function").
+TARGETS: dict[str, str] = {"flow": "engine.jobs:run_flow_target"}
+
+
+def register_target(kind: str, spec: str) -> None:
+    """Make `kind` start `spec` ("package.module:function") in a worker."""
+    TARGETS[kind] = spec
+
+
+@dataclass
+class JobsConfig:
+    # Jobs running at once; the rest wait in the queue (each flow is mostly single-threaded tools).
+    max_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    # How often a queued worker checks for a free slot and for its CANCEL file (seconds).
+    poll_s: float = 0.5
+    # After CANCEL, how long the work may take to stop at its next check point before the worker kills
+    # itself and the tools it started (seconds).
+    cancel_grace_s: float = 10.0
+    # Python used to start workers; the venv's by default so workers see the same packages.
+    python: str = field(default_factory=lambda: sys.executable)
+
+
+@dataclass
+class JobStatus:
+    """What a page shows about a job: its state, its place in the queue and its worker."""
+
+    run_id: str
+    kind: str
+    state: str  # queued | running | done | failed | cancelled
+    position: int | None  # 1 = next to start; None when not queued
+    pid: int | None
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    message: str = ""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT UNIQUE NOT NULL,
+  kind TEXT NOT NULL,
+  target TEXT NOT NULL,
+  state TEXT NOT NULL,
+  pid INTEGER,
+  pid_start TEXT,
+  submitted_at REAL NOT NULL,
+  started_at REAL,
+  ended_at REAL,
+  message TEXT DEFAULT ''
+);
+"""
+
+
+def _proc_start(pid: int) -> str | None:
+    """Start time of a process (from /proc), to tell a live worker from a recycled pid; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):  # zombie: finished, its parent has not collected it yet
+        return None
+    return fields[19]
+
+
+def _alive(pid: int | None, pid_start: str | None) -> bool:
+    if not pid:
+        return False
+    start = _proc_start(pid)
+    return start is not None and (pid_start is None or start == pid_start)
+
+
+def _store(root: Path | str | None):
+    from engine.runs import RunStore
+
+    return RunStore(Path(root) if root is not None else None)
+
+
+class JobQueue:
+    """Submit, watch and cancel jobs for runs of one run store."""
+
+    def __init__(self, store=None, config: JobsConfig | None = None):
+        self.store = store if store is not None else _store(None)
+        self.config = config or JobsConfig()
+        self.root = Path(self.store.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "jobs.sqlite"
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)  # autocommit; explicit BEGIN when needed
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    # ---- submitting -------------------------------------------------------------------------------
+    def submit(self, run_id: str, kind: str = "flow") -> JobStatus:
+        """Queue the run and start its worker process. Returns its status (queued, with its place)."""
+        target = TARGETS.get(kind, kind)
+        if ":" not in target:
+            raise ValueError(f"Unknown job kind {kind!r}; known kinds: {', '.join(sorted(TARGETS))}.")
+        run = self.store.get(run_id)
+        with self._db() as db:
+            row = db.execute("SELECT state FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+            if row and row["state"] not in TERMINAL:
+                raise ValueError(f"Run {run_id} already has a job that is {row['state']}.")
+            db.execute("DELETE FROM jobs WHERE run_id=?", (run_id,))
+            db.execute("INSERT INTO jobs(run_id, kind, target, state, submitted_at) VALUES (?,?,?,?,?)",
+                       (run_id, kind, target, "queued", time.time()))
+        cancel_file = Path(run.dir) / "CANCEL"
+        cancel_file.unlink(missing_ok=True)
+        run.set_status("queued")
+        run.event("job", message="queued", job_kind=kind)
+        log_path = Path(run.dir) / "worker.log"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(
+                [self.config.python, "-m", "engine.jobs", "worker", run_id, "--root", str(self.root),
+                 "--max-workers", str(self.config.max_workers), "--poll-s", str(self.config.poll_s),
+                 "--cancel-grace-s", str(self.config.cancel_grace_s)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(PROJECT_ROOT), env=env,
+                start_new_session=True,  # survives the Streamlit process; cancel can kill its whole group
+            )
+        with self._db() as db:
+            # The worker may already have claimed its row; only fill the pid if it has not.
+            db.execute("UPDATE jobs SET pid=COALESCE(pid, ?), pid_start=COALESCE(pid_start, ?) WHERE run_id=?",
+                       (proc.pid, _proc_start(proc.pid), run_id))
+        log.info("submitted %s job for run %s (worker pid %d)", kind, run_id, proc.pid)
+        return self.status(run_id)
+
+    # ---- reading ----------------------------------------------------------------------------------
+    def status(self, run_id: str) -> JobStatus | None:
+        """The job of a run (None if the run never had one), after reaping dead workers."""
+        self.reap()
+        with self._db() as db:
+            row = db.execute("SELECT * FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            position = None
+            if row["state"] == "queued":
+                position = 1 + db.execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND seq<?",
+                                          (row["seq"],)).fetchone()[0]
+        return self._to_status(row, position)
+
+    def jobs(self, states: tuple[str, ...] = ("queued", "running")) -> list[JobStatus]:
+        """Jobs in the given states, oldest first, with queue positions."""
+        self.reap()
+        with self._db() as db:
+            rows = db.execute(f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(states))}) ORDER BY seq",
+                              states).fetchall()
+        out, pos = [], 0
+        for row in rows:
+            if row["state"] == "queued":
+                pos += 1
+            out.append(self._to_status(row, pos if row["state"] == "queued" else None))
+        return out
+
+    @staticmethod
+    def _to_status(row: sqlite3.Row, position: int | None) -> JobStatus:
+        return JobStatus(run_id=row["run_id"], kind=row["kind"], state=row["state"], position=position,
+                         pid=row["pid"], submitted_at=row["submitted_at"], started_at=row["started_at"],
+                         ended_at=row["ended_at"], message=row["message"] or "")
+
+    # ---- cancelling and reaping -----------------------------------------------------------------------
+    def cancel(self, run_id: str) -> None:
+        """Ask the run to stop (its CANCEL file). Queued jobs leave the queue; running ones stop at a check point."""
+        run = self.store.get(run_id)
+        run.request_cancel()
+        with self._db() as db:
+            row = db.execute("SELECT * FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None or (row["state"] not in TERMINAL and not _alive(row["pid"], row["pid_start"])):
+            # Nobody is left to notice the file: settle it here.
+            self._finish(run_id, "cancelled", "cancelled before its worker started")
+            if run.status not in TERMINAL:
+                run.set_status("cancelled")
+
+    def reap(self) -> list[str]:
+        """Mark jobs whose worker died without finishing as failed (their run too). Returns their run ids."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE state IN ('queued','running')").fetchall()
+        dead = [r for r in rows if r["pid"] and not _alive(r["pid"], r["pid_start"])]
+        reaped = []
+        for r in dead:
+            msg = ("The worker process stopped without finishing (killed, or out of memory). "
+                   "Its log is worker.log in the run folder.")
+            with self._db() as db:
+                n = db.execute("UPDATE jobs SET state='failed', ended_at=?, message=? "
+                               "WHERE run_id=? AND state IN ('queued','running') AND pid=?",
+                               (time.time(), msg, r["run_id"], r["pid"])).rowcount
+            if not n:
+                continue
+            reaped.append(r["run_id"])
+            try:
+                run = self.store.get(r["run_id"])
+                if run.status not in TERMINAL:
+                    run.set_status("failed", error=msg)
+                    run.event("error", message=msg, log="worker.log")
+            except Exception:  # the run folder itself may be gone
+                log.warning("run %s of a dead worker could not be updated", r["run_id"], exc_info=True)
+        return reaped
+
+    def wait(self, run_id: str, timeout_s: float = 600.0, poll_s: float = 0.2) -> str:
+        """Block until the run's job ends (for the CLI and tests); returns its final state."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            st = self.status(run_id)
+            if st is None or st.state in TERMINAL:
+                return st.state if st else "unknown"
+            time.sleep(poll_s)
+        raise TimeoutError(f"run {run_id} did not finish within {timeout_s:.0f} s")
+
+    # ---- used by the worker ---------------------------------------------------------------------------
+    def _claim(self, run_id: str, pid: int) -> bool:
+        """Take a slot if one is free and this job is first in the queue (one transaction)."""
+        self.reap()
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE jobs SET pid=?, pid_start=? WHERE run_id=?", (pid, _proc_start(pid), run_id))
+            running = db.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0]
+            first = db.execute("SELECT run_id FROM jobs WHERE state='queued' ORDER BY seq LIMIT 1").fetchone()
+            ok = running < self.config.max_workers and first is not None and first["run_id"] == run_id
+            if ok:
+                db.execute("UPDATE jobs SET state='running', started_at=? WHERE run_id=?", (time.time(), run_id))
+            db.execute("COMMIT")
+            return ok
+        except Exception:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def _finish(self, run_id: str, state: str, message: str = "") -> None:
+        with self._db() as db:
+            db.execute("UPDATE jobs SET state=?, ended_at=?, message=? WHERE run_id=? AND state NOT IN "
+                       "('done','failed','cancelled')", (state, time.time(), message, run_id))
+
+    def _state(self, run_id: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT state FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+        return row["state"] if row else None
+
+
+def _load_target(spec: str) -> Callable:
+    module, _, func = spec.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_flow_target(run, progress: Callable[[float, str], None], cancelled: Callable[[], bool]) -> None:
+    """The default job: run the RTL-to-GDSII flow described by the run's config inside that run.
+
+    Options outside FlowConfig live in run.json: `until` (last step to run) and `reuse` (reuse unchanged steps).
+    """
+    from engine.config import FlowConfig
+    from engine.flow.flow import run_flow
+
+    info = run.info()
+    run_flow(FlowConfig.from_dict(run.config), run.store, run=run, until=info.get("until"),
+             reuse=info.get("reuse", True), cancel=cancelled)
+
+
+def worker_main(run_id: str, root: Path, config: JobsConfig) -> int:
+    """Body of a worker process: wait for a slot, run the job, record how it ended."""
+    from engine.errors import Cancelled, EngineError
+
+    store = _store(root)
+    queue = JobQueue(store, config)
+    run = store.get(run_id)
+    pid = os.getpid()
+    log.info("worker %d for run %s waiting for a slot", pid, run_id)
+    while not queue._claim(run_id, pid):
+        if run.cancel_requested():
+            queue._finish(run_id, "cancelled", "cancelled while queued")
+            run.set_status("cancelled")
+            run.event("job", message="cancelled while queued")
+            return 0
+        if queue._state(run_id) in TERMINAL:  # settled by someone else (cancel with no worker)
+            return 0
+        time.sleep(config.poll_s)
+
+    with queue._db() as db:
+        row = db.execute("SELECT kind, target FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+    run.set_status("running")
+    run.event("job", message="started", pid=pid, job_kind=row["kind"])
+    done = threading.Event()
+
+    def watchdog() -> None:
+        # The work checks CANCEL at its check points; a tool that runs long between them gets a grace period.
+        while not done.wait(0.5):
+            if run.cancel_requested():
+                if done.wait(config.cancel_grace_s):
+                    return
+                log.warning("run %s did not stop within %.0f s of cancel; killing its worker", run_id,
+                            config.cancel_grace_s)
+                run.set_status("cancelled")
+                run.event("job", message="cancelled (worker stopped)")
+                queue._finish(run_id, "cancelled", "stopped after the grace period")
+                sys.stdout.flush()
+                os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+
+    def progress(fraction: float, message: str = "") -> None:
+        run.event("progress", fraction=float(fraction), message=message)
+
+    state, message = "done", ""
+    try:
+        _load_target(row["target"])(run, progress, run.cancel_requested)
+    except Cancelled:
+        state, message = "cancelled", "cancelled by the user"
+    except EngineError as exc:
+        state, message = "failed", exc.message
+    except Exception as exc:  # a bug, not bad input: keep the traceback in the log, a sentence on screen
+        traceback.print_exc()
+        state, message = "failed", f"Internal error ({type(exc).__name__}: {exc}); the traceback is in worker.log."
+    finally:
+        done.set()
+    info = run.info()
+    if info["status"] in TERMINAL and state == "done":
+        # The work recorded its own ending (the flow marks failed/cancelled runs itself).
+        state, message = info["status"], info.get("error") or ""
+    elif state == "done" and run.cancel_requested():
+        state = "cancelled"
+        run.set_status(state)
+    elif state == "failed":
+        run.set_status("failed", error=message, log=str(Path(run.dir) / "worker.log"))
+    else:
+        run.set_status(state)
+    queue._finish(run_id, state, message)
+    log.info("worker %d for run %s ended: %s", pid, run_id, state)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.jobs")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("worker", help="run one job (started by JobQueue.submit)")
+    w.add_argument("run_id")
+    w.add_argument("--root", type=Path, default=None)
+    defaults = JobsConfig()
+    w.add_argument("--max-workers", type=int, default=defaults.max_workers)
+    w.add_argument("--poll-s", type=float, default=defaults.poll_s)
+    w.add_argument("--cancel-grace-s", type=float, default=defaults.cancel_grace_s)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stdout)
+    cfg = JobsConfig(max_workers=args.max_workers, poll_s=args.poll_s, cancel_grace_s=args.cancel_grace_s)
+    return worker_main(args.run_id, args.root, cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
