@@ -1,0 +1,159 @@
+"""The step contract. A step declares its id, the steps it needs and the config it reads, and implements only
+``run(ctx) -> StepResult``; this module owns the folder, metrics.json, timing, the reuse key and error wrapping.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+from engine.config import FlowConfig
+from engine.errors import Cancelled, EngineError, FlowError, ToolMissing
+from engine.pdk import Pdk
+from engine.runs import Run, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, float, str], None]  # (step_id, fraction, message)
+
+
+@dataclass
+class StepResult:
+    metrics: dict[str, Any]
+    artefacts: dict[str, str] = field(default_factory=dict)  # name -> file name inside the step folder
+    status: str = "done"  # "done", or "skipped" when the step had nothing to do (no testbench, routing off)
+    message: str = ""  # one line for the story ("routed 412 nets, 0 open")
+
+
+@dataclass
+class StepContext:
+    run: Run
+    config: FlowConfig
+    pdk: Pdk
+    step_id: str
+    step_dir: Path
+    on_progress: ProgressFn | None = None
+    cancel_flag: Callable[[], bool] | None = None
+
+    def artefact(self, step_id: str, name: str) -> Path:
+        """Path of an artefact an earlier step produced; a clear error when it is missing."""
+        rec = read_json(self.run.step_dir(step_id, create=False) / "step.json", {}) or {}
+        fname = rec.get("artefacts", {}).get(name)
+        if not fname:
+            raise FlowError(self.step_id, f"step '{self.step_id}' needs '{name}' from step '{step_id}', which has "
+                            f"not produced it; run '{step_id}' first")
+        path = self.run.step_dir(step_id, create=False) / fname
+        if not path.exists():
+            raise FlowError(self.step_id, f"{path} is missing from the run folder")
+        return path
+
+    def has_artefact(self, step_id: str, name: str) -> bool:
+        rec = read_json(self.run.step_dir(step_id, create=False) / "step.json", {}) or {}
+        fname = rec.get("artefacts", {}).get(name)
+        return bool(fname) and (self.run.step_dir(step_id, create=False) / fname).exists()
+
+    def metrics(self, step_id: str) -> dict:
+        return self.run.step_metrics(step_id)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self.run.event("progress", step=self.step_id, fraction=round(fraction, 4), message=message)
+        if self.on_progress:
+            self.on_progress(self.step_id, fraction, message)
+
+    def cancelled(self) -> bool:
+        return self.run.cancel_requested() or bool(self.cancel_flag and self.cancel_flag())
+
+    def check_cancel(self) -> None:
+        if self.cancelled():
+            raise Cancelled(self.step_id)
+
+    def fail(self, message: str, *, hint: str | None = None, log_path: Path | None = None) -> FlowError:
+        return FlowError(self.step_id, message, hint=hint, log_path=str(log_path) if log_path else None)
+
+    def tool(self, argv: Sequence[str], log_name: str, *, timeout: float | None = None, cwd: Path | None = None,
+             ok_codes: Sequence[int] = (0,), stdin: str | None = None) -> subprocess.CompletedProcess:
+        """Run an external tool with its output kept in ``log_name``; polls cancel while it runs."""
+        exe = shutil.which(argv[0])
+        if exe is None:
+            raise ToolMissing(f"'{argv[0]}' is not installed; run `make setup` (Debian package) and retry")
+        log_path = self.step_dir / log_name
+        start = time.monotonic()
+        with open(log_path, "w") as logf:
+            proc = subprocess.Popen(list(argv), cwd=cwd or self.step_dir, stdout=logf, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, text=True)
+            if stdin is not None:
+                assert proc.stdin is not None
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            while True:
+                try:
+                    proc.wait(timeout=0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.cancelled():
+                        proc.kill()
+                        proc.wait()
+                        raise Cancelled(self.step_id) from None
+                    if timeout is not None and time.monotonic() - start > timeout:
+                        proc.kill()
+                        proc.wait()
+                        raise self.fail(f"{argv[0]} did not finish within {timeout:.0f} s", log_path=log_path,
+                                        hint="raise the step's timeout_s or simplify the design")
+        result = subprocess.CompletedProcess(list(argv), proc.returncode, log_path.read_text(errors="replace"), "")
+        if proc.returncode not in ok_codes:
+            raise self.fail(f"{argv[0]} failed (exit {proc.returncode}); see {log_path.name}", log_path=log_path)
+        return result
+
+
+class Step:
+    """Base of every flow step. Subclasses set the class attributes and implement ``run``."""
+
+    id: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()  # FlowConfig fields this step reads (its reuse key covers them)
+    version: ClassVar[int] = 1  # bump when the step's code changes its outputs, to invalidate reuse
+
+    def run(self, ctx: StepContext) -> StepResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reuse
+    def key(self, config: FlowConfig, upstream_keys: dict[str, str]) -> str:
+        """A hash of everything the outputs depend on: code version, config read, input files, upstream keys."""
+        cfg = config.to_dict()
+        payload: dict[str, Any] = {"step": self.id, "version": self.version,
+                                   "config": {name: cfg.get(name) for name in self.uses},
+                                   "upstream": {s: upstream_keys.get(s) for s in self.requires}}
+        files = []
+        for name in self.uses:
+            value = cfg.get(name)
+            paths = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+            for p in paths:
+                pth = Path(p)
+                if pth.is_file():
+                    files.append((str(pth), hashlib.sha256(pth.read_bytes()).hexdigest()))
+        payload["files"] = files
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def record_step(step_dir: Path, step_id: str, key: str, result: StepResult, seconds: float,
+                reused_from: str | None = None) -> None:
+    write_json(step_dir / "metrics.json", result.metrics)
+    write_json(step_dir / "step.json", {"step": step_id, "key": key, "status": result.status,
+                                        "artefacts": result.artefacts, "seconds": round(seconds, 3),
+                                        "message": result.message, "reused_from": reused_from})
+
+
+def wrap_unexpected(step_id: str, exc: BaseException) -> FlowError:
+    if isinstance(exc, FlowError):
+        return exc
+    if isinstance(exc, EngineError):
+        return FlowError(step_id, exc.message, hint=exc.hint, log_path=exc.log_path)
+    return FlowError(step_id, f"internal error in step '{step_id}': {type(exc).__name__}: {exc}")

@@ -1,0 +1,157 @@
+"""Floorplan: the core from the target utilisation and aspect ratio, rows from the LEF site, IO pins spread on
+the die edge on routing tracks (qrouter can only reach pins that sit on its tracks).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.errors import EngineError
+from engine.flow.base import Step, StepContext, StepResult
+from engine.io.def_io import write_def
+from engine.io.yosys_json import netlist_from_yosys_json
+from engine.netlist import PIN_OUTPUT, Netlist, Row
+from engine.pdk import Pdk
+
+
+def _snap_up(v: float, grid: float) -> float:
+    return math.ceil(v / grid - 1e-9) * grid
+
+
+def _track_positions(lo: float, hi: float, pitch: float, offset: float) -> np.ndarray:
+    first = math.ceil((lo - offset) / pitch - 1e-9)
+    last = math.floor((hi - offset) / pitch + 1e-9)
+    return offset + pitch * np.arange(first, last + 1)
+
+
+def make_floorplan(netlist: Netlist, pdk: Pdk, utilization: float, aspect_ratio: float, margin_um: float,
+                   pin_layer_h: str = "metal2", pin_layer_v: str = "metal3") -> dict[str, str]:
+    """Set die, core, rows and IO positions on ``netlist`` in place; returns {terminal: layer}."""
+    if not 0.05 <= utilization <= 1.0:
+        raise EngineError(f"utilisation {utilization:.2f} is outside 0.05..1.0: above 1 the cells cannot fit the "
+                          "core at all", hint="use a target utilisation between 0.3 and 0.8")
+    if not 0.1 <= aspect_ratio <= 10:
+        raise EngineError(f"aspect ratio {aspect_ratio} is outside 0.1..10")
+    site = pdk.site
+    area = netlist.cell_area()
+    if area <= 0:
+        raise EngineError("the design has no cells to place")
+    core_area = area / utilization
+    width = math.sqrt(core_area / aspect_ratio)
+    n_rows = max(1, math.ceil(width * aspect_ratio / site.height_um - 1e-9))
+    core_w = _snap_up(max(core_area / (n_rows * site.height_um), site.width_um), site.width_um)
+    widest = float(netlist.cell_w[~netlist.cell_is_io].max())
+    core_w = max(core_w, _snap_up(widest, site.width_um))
+    core_h = n_rows * site.height_um
+    # Die origin at (0, 0); the core starts on the site grid and on a whole row pitch so cells land on tracks.
+    x_grid = site.width_um
+    y_grid = 1.0
+    for layer in pdk.routing_layers():
+        if layer.direction == "HORIZONTAL" and layer.pitch_um:
+            y_grid = layer.pitch_um
+            break
+    cx0 = _snap_up(margin_um, x_grid)
+    cy0 = _snap_up(margin_um, y_grid)
+    die_w = _snap_up(cx0 + core_w + margin_um, x_grid)
+    die_h = _snap_up(cy0 + core_h + margin_um, y_grid)
+    netlist.die = (0.0, 0.0, die_w, die_h)
+    netlist.core = (cx0, cy0, cx0 + core_w, cy0 + core_h)
+    netlist.rows = [Row(y=cy0 + r * site.height_um, x0=cx0, x1=cx0 + core_w, site_w=site.width_um,
+                        height=site.height_um, orient="N" if r % 2 == 0 else "FS", site=site.name)
+                    for r in range(n_rows)]
+    # Movable cells start in the core centre (the placer spreads them).
+    mov = ~netlist.cell_fixed
+    netlist.x[mov] = cx0 + core_w / 2 - netlist.cell_w[mov] / 2
+    netlist.y[mov] = cy0 + core_h / 2 - netlist.cell_h[mov] / 2
+    return place_io(netlist, pdk, pin_layer_h, pin_layer_v)
+
+
+def place_io(netlist: Netlist, pdk: Pdk, pin_layer_h: str, pin_layer_v: str) -> dict[str, str]:
+    """Inputs on the left then top edge, outputs on the right then bottom edge, evenly spread on tracks."""
+    x0, y0, x1, y1 = netlist.die
+    lh, lv = pdk.layer(pin_layer_h), pdk.layer(pin_layer_v)
+    xs = _track_positions(x0 + lh.pitch_um, x1 - lh.pitch_um, lh.pitch_um, lh.offset_um or 0.0)  # top/bottom
+    ys = _track_positions(y0 + lv.pitch_um, y1 - lv.pitch_um, lv.pitch_um, lv.offset_um or 0.0)  # left/right
+    ios = np.flatnonzero(netlist.cell_is_io)
+    term_pin = {int(netlist.pin_cell[p]): p for p in range(netlist.n_pins) if netlist.cell_is_io[netlist.pin_cell[p]]}
+    # The terminal pin of an input port drives (OUTPUT); keep the order of the ports as written.
+    inputs = [c for c in ios if c in term_pin and netlist.pin_dir[term_pin[c]] == PIN_OUTPUT]
+    others = [c for c in ios if c not in set(inputs)]
+    sides = {"left": [], "top": [], "right": [], "bottom": []}
+    cap = {"left": len(ys), "right": len(ys), "top": len(xs), "bottom": len(xs)}
+    total_cap = sum(cap.values())
+    if len(ios) > total_cap:
+        raise EngineError(f"{len(ios)} IO pins do not fit on the die edge ({total_cap} track positions)",
+                          hint="lower the utilisation or change the aspect ratio to enlarge the die")
+
+    def fill(cells, order):
+        for c in cells:
+            for side in order:
+                if len(sides[side]) < cap[side] // 2 or all(len(sides[s]) >= cap[s] // 2 for s in order):
+                    if len(sides[side]) < cap[side]:
+                        sides[side].append(c)
+                        break
+
+    fill(inputs, ["left", "top", "bottom", "right"])
+    fill(others, ["right", "bottom", "top", "left"])
+    layers: dict[str, str] = {}
+    for side, cells in sides.items():
+        if not cells:
+            continue
+        slots = ys if side in ("left", "right") else xs
+        # Spread evenly over the available slots.
+        idx = np.unique(np.round(np.linspace(0, len(slots) - 1, len(cells) + 2)[1:-1]).astype(int))
+        if len(idx) < len(cells):
+            idx = np.arange(len(cells)) + (len(slots) - len(cells)) // 2
+        for c, k in zip(cells, idx):
+            if side == "left":
+                netlist.x[c], netlist.y[c] = x0, slots[k]
+            elif side == "right":
+                netlist.x[c], netlist.y[c] = x1, slots[k]
+            elif side == "top":
+                netlist.x[c], netlist.y[c] = slots[k], y1
+            else:
+                netlist.x[c], netlist.y[c] = slots[k], y0
+            layers[netlist.cell_names[c]] = pin_layer_v if side in ("left", "right") else pin_layer_h
+    return layers
+
+
+class FloorplanStep(Step):
+    id = "floorplan"
+    requires = ("synth",)
+    uses = ("floorplan", "tech_dir")
+    version = 1
+
+    def run(self, ctx: StepContext) -> StepResult:
+        fp = ctx.config.floorplan
+        top = ctx.metrics("synth").get("design__top") or ctx.config.top
+        netlist = netlist_from_yosys_json(ctx.artefact("synth", "netlist_json"), ctx.pdk, top)
+        try:
+            layers = make_floorplan(netlist, ctx.pdk, fp.utilization, fp.aspect_ratio, fp.core_margin_um,
+                                    fp.pin_layer_h, fp.pin_layer_v)
+        except EngineError as exc:
+            raise ctx.fail(exc.message, hint=exc.hint or "change floorplan.utilization or aspect_ratio") from None
+        write_def(netlist, ctx.step_dir / "floorplan.def", ctx.pdk, pin_layers=layers)
+        from engine.runs import write_json
+
+        write_json(ctx.step_dir / "pins.json", layers)
+        cx0, cy0, cx1, cy1 = netlist.core
+        die = netlist.die
+        core_area = (cx1 - cx0) * (cy1 - cy0)
+        util = netlist.cell_area() / core_area
+        metrics = {
+            "floorplan__die__width_um": round(die[2] - die[0], 3),
+            "floorplan__die__height_um": round(die[3] - die[1], 3),
+            "floorplan__die__area_um2": round((die[2] - die[0]) * (die[3] - die[1]), 3),
+            "floorplan__core__width_um": round(cx1 - cx0, 3),
+            "floorplan__core__height_um": round(cy1 - cy0, 3),
+            "floorplan__core__area_um2": round(core_area, 3),
+            "floorplan__utilization": round(util, 4),
+            "floorplan__row__count": len(netlist.rows),
+            "floorplan__site__count": int(sum(r.num_sites for r in netlist.rows)),
+            "floorplan__io__count": int(netlist.cell_is_io.sum()),
+        }
+        return StepResult(metrics=metrics, artefacts={"def": "floorplan.def", "pins": "pins.json"},
+                          message=f"core {cx1 - cx0:.0f} x {cy1 - cy0:.0f} um, {len(netlist.rows)} rows, "
+                                  f"utilisation {util:.0%}")

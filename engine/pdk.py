@@ -1,0 +1,368 @@
+"""Technology loading: LEF (units, sites, layers, macros with pins and obstructions) and the Liberty path.
+
+The default technology is Debian's ``qflow-tech-osu018`` (a real 0.18 um library with 6 metals).  Any folder
+holding one ``*.lef`` (technology + cells) and one ``*.lib`` works; so do explicit paths.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TECH_DIR = Path(os.environ.get("CDA_TECH_DIR", "/usr/share/qflow/tech/osu018"))
+
+
+class LefError(EngineError):
+    """A LEF file that cannot be read; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    width_um: float
+    height_um: float
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    type: str  # ROUTING, CUT, MASTERSLICE, ...
+    direction: str | None = None  # HORIZONTAL / VERTICAL for routing layers
+    pitch_um: float | None = None
+    offset_um: float | None = None
+    width_um: float | None = None
+    spacing_um: float | None = None
+    res_per_sq: float | None = None  # ohm per square
+    cap_per_sq_dist: float | None = None  # pF per um^2 (LEF CPERSQDIST)
+    edge_cap: float | None = None  # pF per um of edge
+
+
+@dataclass
+class MacroPin:
+    name: str
+    direction: str = "INPUT"
+    use: str = "SIGNAL"
+    shapes: list[tuple[str, float, float, float, float]] = field(default_factory=list)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre of the pin's largest rectangle (um, relative to the macro's lower-left): a stable access point."""
+        if not self.shapes:
+            return (0.0, 0.0)
+        _, x0, y0, x1, y1 = max(self.shapes, key=lambda s: (s[3] - s[1]) * (s[4] - s[2]))
+        return ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+@dataclass
+class Macro:
+    name: str
+    width_um: float = 0.0
+    height_um: float = 0.0
+    cls: str = "CORE"
+    site: str | None = None
+    pins: dict[str, MacroPin] = field(default_factory=dict)
+    obstructions: list[tuple[str, float, float, float, float]] = field(default_factory=list)
+
+    @property
+    def signal_pins(self) -> list[MacroPin]:
+        return [p for p in self.pins.values() if p.use not in ("POWER", "GROUND")]
+
+
+@dataclass
+class Pdk:
+    name: str
+    lef_path: Path
+    liberty_path: Path | None
+    verilog_models_path: Path | None
+    dbu_per_micron: int
+    sites: dict[str, Site]
+    layers: list[Layer]
+    macros: dict[str, Macro]
+
+    @property
+    def site(self) -> Site:
+        """The core site the rows are made of (the first CORE-class site, else the first one)."""
+        if not self.sites:
+            raise EngineError(f"{self.lef_path}: no SITE defined; rows cannot be built")
+        return next(iter(self.sites.values()))
+
+    def routing_layers(self) -> list[Layer]:
+        return [layer for layer in self.layers if layer.type == "ROUTING"]
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def macro(self, name: str) -> Macro:
+        try:
+            return self.macros[name]
+        except KeyError:
+            raise EngineError(
+                f"cell '{name}' is not in {self.lef_path.name}; the library has: {', '.join(sorted(self.macros))}"
+            ) from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# LEF reader: a tokenizer that keeps line numbers, and a small recursive reader over the statements we need.
+
+
+def _tokens(text: str):
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        hash_at = line.find("#")
+        if hash_at >= 0:
+            line = line[:hash_at]
+        for tok in line.replace(";", " ; ").split():
+            yield lineno, tok
+
+
+class _Reader:
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.toks = list(_tokens(text))
+        self.i = 0
+
+    def error(self, msg: str, lineno: int | None = None) -> LefError:
+        if lineno is None:
+            lineno = self.toks[min(self.i, len(self.toks) - 1)][0] if self.toks else 1
+        return LefError(f"{self.path}:{lineno}: {msg}")
+
+    def peek(self) -> str | None:
+        return self.toks[self.i][1] if self.i < len(self.toks) else None
+
+    def next(self) -> str:
+        if self.i >= len(self.toks):
+            raise self.error("unexpected end of file")
+        tok = self.toks[self.i][1]
+        self.i += 1
+        return tok
+
+    def statement(self) -> list[str]:
+        """Tokens up to the next ';' (the ';' consumed)."""
+        out = []
+        start = self.i
+        while True:
+            if self.i >= len(self.toks):
+                self.i = start
+                raise self.error("statement not closed by ';'")
+            tok = self.next()
+            if tok == ";":
+                return out
+            out.append(tok)
+
+    def number(self, tok: str) -> float:
+        try:
+            return float(tok)
+        except ValueError:
+            self.i -= 1
+            raise self.error(f"expected a number, found '{tok}'") from None
+
+    def skip_block(self, name: str) -> None:
+        """Skip to 'END name' (blocks we do not use: VIA, VIARULE, SPACING, PROPERTYDEFINITIONS...)."""
+        start_line = self.toks[self.i - 1][0]
+        while self.i < len(self.toks):
+            tok = self.next()
+            if tok == "END" and (self.peek() == name or name == ""):
+                if name:
+                    self.next()
+                return
+        raise self.error(f"block '{name}' opened here is never closed by 'END {name}'", start_line)
+
+
+def read_lef(path: str | Path, into: dict | None = None) -> dict:
+    """Parse a LEF file into {'dbu': int, 'sites': {...}, 'layers': [...], 'macros': {...}}."""
+    path = Path(path)
+    if not path.is_file():
+        raise LefError(f"{path}: LEF file not found")
+    r = _Reader(path, path.read_text(errors="replace"))
+    out = into if into is not None else {"dbu": 1000, "sites": {}, "layers": [], "macros": {}}
+    while r.peek() is not None:
+        tok = r.next()
+        if tok == "UNITS":
+            while r.peek() != "END":
+                st = r.statement()
+                if st[:2] == ["DATABASE", "MICRONS"]:
+                    out["dbu"] = int(r.number(st[2]))
+            r.next(), r.next()
+        elif tok == "SITE":
+            name = r.next()
+            w = h = None
+            while r.peek() != "END":
+                st = r.statement()
+                if st and st[0] == "SIZE":
+                    if len(st) != 4 or st[2] != "BY":
+                        raise r.error("SIZE must read 'SIZE w BY h ;'")
+                    w, h = r.number(st[1]), r.number(st[3])
+            r.next(), r.next()
+            if w is None:
+                raise r.error(f"SITE {name} has no SIZE")
+            out["sites"][name] = Site(name, w, h)
+        elif tok == "LAYER":
+            out["layers"].append(_read_layer(r))
+        elif tok == "MACRO":
+            m = _read_macro(r)
+            out["macros"][m.name] = m
+        elif tok in ("VIA", "VIARULE", "NONDEFAULTRULE"):
+            r.skip_block(r.next())
+        elif tok in ("SPACING", "PROPERTYDEFINITIONS"):
+            r.skip_block(tok)
+        elif tok == "END":
+            if r.peek() == "LIBRARY":
+                r.next()
+                break
+            raise r.error(f"unexpected 'END {r.peek()}'")
+        else:
+            # A simple statement we do not need (VERSION, BUSBITCHARS, MANUFACTURINGGRID, ...).
+            r.i -= 1
+            r.statement()
+    return out
+
+
+def _read_layer(r: _Reader) -> Layer:
+    name = r.next()
+    kw: dict = {"name": name, "type": "UNKNOWN"}
+    while True:
+        if r.peek() == "END":
+            r.next()
+            end = r.next()
+            if end != name:
+                raise r.error(f"LAYER {name} closed by 'END {end}'")
+            break
+        st = r.statement()
+        if not st:
+            continue
+        key = st[0]
+        if key == "TYPE":
+            kw["type"] = st[1]
+        elif key == "DIRECTION":
+            kw["direction"] = st[1]
+        elif key == "PITCH":
+            kw["pitch_um"] = r.number(st[1])
+        elif key == "OFFSET":
+            kw["offset_um"] = r.number(st[1])
+        elif key == "WIDTH":
+            kw["width_um"] = r.number(st[1])
+        elif key == "SPACING" and len(st) == 2:
+            kw["spacing_um"] = r.number(st[1])
+        elif key == "RESISTANCE" and len(st) >= 3 and st[1] == "RPERSQ":
+            kw["res_per_sq"] = r.number(st[2])
+        elif key == "CAPACITANCE" and len(st) >= 3 and st[1] == "CPERSQDIST":
+            kw["cap_per_sq_dist"] = r.number(st[2])
+        elif key == "EDGECAPACITANCE":
+            kw["edge_cap"] = r.number(st[1])
+    return Layer(**kw)
+
+
+def _read_rects(r: _Reader, stop: str) -> list[tuple[str, float, float, float, float]]:
+    shapes, layer = [], None
+    while r.peek() != stop:
+        st = r.statement()
+        if not st:
+            continue
+        if st[0] == "LAYER":
+            layer = st[1]
+        elif st[0] == "RECT":
+            nums = [r.number(t) for t in st[1:] if t not in ("MASK",)][-4:]
+            if len(nums) != 4:
+                raise r.error("RECT needs four numbers")
+            x0, y0, x1, y1 = nums
+            shapes.append((layer or "", min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    r.next()
+    return shapes
+
+
+def _read_macro(r: _Reader) -> Macro:
+    name = r.next()
+    m = Macro(name)
+    while True:
+        tok = r.peek()
+        if tok is None:
+            raise r.error(f"MACRO {name} is never closed by 'END {name}'")
+        if tok == "END":
+            r.next()
+            end = r.next()
+            if end != name:
+                raise r.error(f"MACRO {name} closed by 'END {end}'")
+            return m
+        if tok == "PIN":
+            r.next()
+            pin = MacroPin(r.next())
+            while True:
+                if r.peek() == "END":
+                    r.next()
+                    end = r.next()
+                    if end != pin.name:
+                        raise r.error(f"PIN {pin.name} of {name} closed by 'END {end}'")
+                    break
+                if r.peek() == "PORT":
+                    r.next()
+                    pin.shapes.extend(_read_rects(r, "END"))
+                    continue
+                st = r.statement()
+                if st and st[0] == "DIRECTION":
+                    pin.direction = st[1]
+                elif st and st[0] == "USE":
+                    pin.use = st[1]
+            m.pins[pin.name] = pin
+        elif tok == "OBS":
+            r.next()
+            m.obstructions.extend(_read_rects(r, "END"))
+        else:
+            st = r.statement()
+            if st[0] == "SIZE":
+                if len(st) != 4 or st[2] != "BY":
+                    raise r.error("SIZE must read 'SIZE w BY h ;'")
+                m.width_um, m.height_um = r.number(st[1]), r.number(st[3])
+            elif st[0] == "CLASS":
+                m.cls = st[1]
+            elif st[0] == "SITE":
+                m.site = st[1]
+
+
+@lru_cache(maxsize=8)
+def _load_cached(lef: str, lib: str | None, verilog: str | None, mtime: float) -> Pdk:
+    data = read_lef(lef)
+    lef_path = Path(lef)
+    if not data["macros"]:
+        raise LefError(f"{lef_path}: no MACRO found; is this a technology-only LEF? Give the cell LEF too.")
+    return Pdk(
+        name=lef_path.parent.name,
+        lef_path=lef_path,
+        liberty_path=Path(lib) if lib else None,
+        verilog_models_path=Path(verilog) if verilog else None,
+        dbu_per_micron=data["dbu"],
+        sites=data["sites"],
+        layers=data["layers"],
+        macros=data["macros"],
+    )
+
+
+def load_pdk(path: str | Path | None = None, lef: str | Path | None = None, liberty: str | Path | None = None) -> Pdk:
+    """Load a technology folder (default: Debian's osu018), or an explicit LEF/Liberty pair."""
+    folder = Path(path) if path else DEFAULT_TECH_DIR
+    if lef is None:
+        if not folder.is_dir():
+            raise EngineError(
+                f"technology folder {folder} not found; install Debian's qflow-tech-osu018 (make setup) "
+                "or point CDA_TECH_DIR at a folder holding a .lef and a .lib"
+            )
+        lefs = sorted(folder.glob("*stdcells.lef")) or sorted(folder.glob("*.lef"))
+        if not lefs:
+            raise LefError(f"{folder}: no .lef file in the technology folder")
+        lef = lefs[0]
+    lef = Path(lef)
+    if liberty is None:
+        libs = sorted(lef.parent.glob("*.lib"))
+        liberty = libs[0] if libs else None
+    verilog = next(iter(sorted(lef.parent.glob("*stdcells.v"))), None)
+    if not lef.is_file():
+        raise LefError(f"{lef}: LEF file not found")
+    return _load_cached(str(lef), str(liberty) if liberty else None, str(verilog) if verilog else None,
+                        lef.stat().st_mtime)
