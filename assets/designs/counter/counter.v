@@ -10,7 +10,7 @@ module counter (
     output reg  [7:0] q,
     output wire       wrap      // q is about to wrap in the current direction
 );
-    assign wrap = en & (up ? (q == 8'hff) : (q == 8'h00));
+    assign wrap = en & (q == {8{up}});     // all ones counting up, all zeros counting down
 
     always @(posedge clk) begin
         if (rst)
