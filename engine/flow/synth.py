@@ -22,6 +22,7 @@ ABC_SCRIPTS = {
     "area": "-liberty {lib} -script +strash;dch,-f;map,-a;topo;stime,-p",
 }
 
+LATCH_MAP = Path(__file__).resolve().parent / "techmap" / "latch_map.v"
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a single Verilog file larger than this is refused with a message
 
 
@@ -44,6 +45,8 @@ def synth_script(files: list[str], top: str, lib: str, *, flatten: bool, abc: st
 tee -q -o modules.txt ls
 hierarchy -check {top_arg}
 synth {"-flatten" if flatten else ""} {f"-top {top}" if top else ""}
+tee -q -o loops.txt check
+techmap -map {LATCH_MAP}
 dfflibmap -liberty {lib}
 opt -purge
 abc {abc_args}
@@ -57,23 +60,28 @@ write_json netlist.json
 """
 
 
-_ERROR_RE = re.compile(r"^ERROR:\s*(.*)$", re.M)
+_ERROR_RE = re.compile(r"^(?:(\S+?:\d+):\s*)?ERROR:\s*(.*)$", re.M)
 _WARN_RE = re.compile(r"^Warning:\s*(.*)$", re.M)
 
 
-def yosys_error(log_text: str, step_dir: Path, top: str) -> str:
-    """Turn Yosys' log into a message a person can act on."""
+def yosys_error(log_text: str, step_dir: Path, top: str) -> tuple[str, str]:
+    """Turn Yosys' log into (message, hint) a person can act on: Yosys' own file, line and words."""
     m = _ERROR_RE.search(log_text)
     if not m:
         tail = "\n".join(log_text.strip().splitlines()[-5:])
-        return f"Yosys failed:\n{tail}"
-    err = m.group(1).strip()
-    if "not found" in err and "Module" in err or "No such module" in err:
+        return f"Yosys failed:\n{tail}", "read the Yosys log"
+    where, err = m.group(1), m.group(2).strip()
+    if ("Module" in err and "not found" in err) or "No such module" in err:
         mods = _modules_found(step_dir)
-        return f"top module '{top}' not found; the design defines: {', '.join(mods) or 'no modules'}"
-    if "Found logic loop" in log_text or "combinational loop" in err.lower():
-        return f"combinational loop: {err}"
-    return f"Yosys: {err}"
+        return (f"top module '{top}' not found; the design defines: {', '.join(mods) or 'no modules'}",
+                "choose the top module from the list")
+    if "logic loop" in err.lower() or "combinational loop" in err.lower():
+        return f"combinational loop: {err}", "break the loop with a register"
+    if where:
+        src = Path(where.rsplit(":", 1)[0]).name
+        return f"Verilog error in {src} line {where.rsplit(':', 1)[1]}: {err}", \
+            "fix the Verilog at the line Yosys names, then run again"
+    return f"Yosys: {err}", "read the Yosys log"
 
 
 def _modules_found(step_dir: Path) -> list[str]:
@@ -87,13 +95,23 @@ def _modules_found(step_dir: Path) -> list[str]:
 
 
 def _loops(check_text: str) -> list[str]:
-    return [ln.strip() for ln in check_text.splitlines() if "logic loop" in ln.lower()]
+    """Wires of each logic loop Yosys' check found: ['w1 -> w2', ...]."""
+    loops, current = [], None
+    for line in check_text.splitlines():
+        if "found logic loop" in line:
+            current = []
+            loops.append(current)
+        elif current is not None and line.strip().startswith("wire "):
+            current.append(line.strip()[5:].lstrip("\\"))
+        elif current is not None and not line.startswith("    "):
+            current = None
+    return [" -> ".join(w) or "(unnamed wires)" for w in loops]
 
 
 class SynthStep(Step):
     id = "synth"
     uses = ("design_files", "top", "synth", "tech_dir", "clock_ns")
-    version = 1
+    version = 2
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
@@ -121,15 +139,15 @@ class SynthStep(Step):
                         timeout=cfg.synth.timeout_s, ok_codes=(0, 1))
         log_text = (ctx.step_dir / "yosys.log").read_text(errors="replace") if (ctx.step_dir / "yosys.log").exists() \
             else proc.stdout
+        loops_txt = ctx.step_dir / "loops.txt"
+        loops = _loops(loops_txt.read_text()) if loops_txt.exists() else []
+        if loops:
+            raise ctx.fail("combinational loop in the design through wires " + "; ".join(loops[:3]),
+                           hint="break the loop with a register, or fix the assignment that feeds back",
+                           log_path=ctx.step_dir / "loops.txt")
         if proc.returncode != 0:
-            check = (ctx.step_dir / "check.txt").read_text() if (ctx.step_dir / "check.txt").exists() else ""
-            loops = _loops(check)
-            if loops:
-                raise ctx.fail("combinational loop in the design: " + "; ".join(loops[:3]),
-                               hint="break the loop with a register, or fix the assignment that feeds back",
-                               log_path=ctx.step_dir / "yosys.log")
-            raise ctx.fail(yosys_error(log_text, ctx.step_dir, cfg.top), log_path=ctx.step_dir / "yosys.log",
-                           hint="fix the Verilog at the line Yosys names, then run again")
+            message, hint = yosys_error(log_text, ctx.step_dir, cfg.top)
+            raise ctx.fail(message, log_path=ctx.step_dir / "yosys.log", hint=hint)
         ctx.progress(0.8, "reading the mapped netlist")
         data = load_yosys_json(ctx.step_dir / "netlist.json")
         top, module = top_module(data, cfg.top or None)
