@@ -135,7 +135,7 @@ def _clean(text: str) -> list[str]:
     return out
 
 
-def testbench_top(tb_path: str | Path, design_modules: Sequence[str] = ()) -> str:
+def tb_top_module(tb_path: str | Path, design_modules: Sequence[str] = ()) -> str:
     """The testbench's root module: a module in the file that no other module in it instantiates."""
     text = _COMMENT_RE.sub("", Path(tb_path).read_text(errors="replace"))
     names = _MODULE_RE.findall(text)
@@ -215,7 +215,7 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
             result.message = f"{p} not found"
             return result
     t0 = time.monotonic()
-    tb_top = testbench_top(tb, [top] if top else [])
+    tb_top = tb_top_module(tb, [top] if top else [])
     timescale = out / "cda_timescale.v"
     timescale.write_text("`timescale 1ns/1ps\n")
     argv = ["iverilog", f"-g{cfg.language}", "-T", "typ", "-s", tb_top]
@@ -293,7 +293,7 @@ def verify_design(files: Sequence[str | Path], tb: str | Path | None, top: str, 
         report = VerifyReport(status="no testbench", rtl=None, gate=None, comparison=None)
         _write_json(out / "verify.json", _report_dict(report))
         return report
-    tb_top = testbench_top(tb, [top] if top else [])
+    tb_top = tb_top_module(tb, [top] if top else [])
     report = VerifyReport(status="", rtl=None, gate=None, comparison=None, tb_top=tb_top,
                           dut_instance=dut_instance(tb, top))
     if progress:

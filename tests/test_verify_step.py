@@ -1,0 +1,173 @@
+"""The verify step with real Icarus and Yosys: a sabotaged netlist is caught, a missing testbench is a skip,
+a flop without reset shows up as x, and bad testbenches give clear messages instead of hangs."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.config import FlowConfig
+from engine.designs import resolve
+from engine.flow.flow import run_flow
+from engine.flow.verify import (SimulationError, VerifyConfig, compare_outputs, dut_instance, simulate,
+                                tb_top_module, verify_design)
+from engine.pdk import load_pdk
+from engine.runs import RunStore
+
+CELLS = load_pdk().verilog_models_path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return RunStore(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def counter_run(store):
+    spec = resolve("counter")
+    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port="clk", testbench=spec.testbench)
+    run = run_flow(cfg, store, steps=["synth", "verify"])
+    assert run.status == "done", run.info().get("error")
+    return run
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    p = folder / name
+    p.write_text(text)
+    return p
+
+
+def test_sabotaged_netlist_gives_mismatches(counter_run, tmp_path):
+    spec = resolve("counter")
+    netlist = (counter_run.step_dir("synth") / "netlist.v").read_text()
+    # Turn every XOR into an XNOR: the count sequence goes wrong but everything still compiles.
+    wrong, n = re.subn(r"\bXOR2X1\b", "XNOR2X1", netlist)
+    if n == 0:
+        wrong, n = re.subn(r"\bNAND2X1\b", "NOR2X1", netlist)
+    assert n > 0
+    bad = _write(tmp_path, "netlist.v", wrong)
+    report = verify_design(spec.files, spec.testbench, "counter", bad, CELLS, tmp_path / "out")
+    assert report.status == "mismatch"
+    c = report.comparison
+    assert c.mismatches > 0 and c.tests == 298
+    saved = json.loads((tmp_path / "out" / "mismatches.json").read_text())
+    assert saved["mismatches"] == c.mismatches and saved["first"]
+    first = saved["first"][0]
+    assert first["rtl"] != first["gate"] and first["rtl"].startswith("OUT ")
+    # The testbench's own check fails too on the sabotaged gates.
+    assert report.gate.errors and not report.rtl.errors
+    m = report.metrics()
+    assert m["verify__mismatch__count"] == c.mismatches and m["verify__status"] == "mismatch"
+
+
+def test_step_keeps_logs_vcd_and_reports(counter_run):
+    d = counter_run.step_dir("verify")
+    for name in ("rtl.log", "gate.log", "rtl.compile.log", "gate.compile.log", "mismatches.json", "verify.json",
+                 "rtl.vcd"):
+        assert (d / name).is_file(), name
+    step = json.loads((d / "step.json").read_text())
+    assert step["status"] == "done" and step["artefacts"]["vcd"] == "rtl.vcd"
+    assert "agree on 298 output lines" in step["message"]
+    rep = json.loads((d / "verify.json").read_text())
+    assert rep["tb_top"] == "tb_counter" and rep["dut_instance"] == "dut" and rep["vcd_scope"] == "tb_counter.dut"
+    # the VCD has the counter's output bus
+    assert re.search(r"\$var \w+ 8 \S+ q \[7:0\] \$end", (d / "rtl.vcd").read_text()[:50_000])
+
+
+def test_no_testbench_is_a_clear_skip(store, tmp_path):
+    spec = resolve("counter")
+    cfg = FlowConfig(design_files=spec.files, top="counter", clock_port="clk", testbench=None)
+    run = run_flow(cfg, store, steps=["synth", "verify"])
+    assert run.status == "done"
+    m = run.step_metrics("verify")
+    assert m["verify__status"] == "no testbench" and m["verify__tests__count"] == 0
+    step = json.loads((run.step_dir("verify") / "step.json").read_text())
+    assert step["status"] == "skipped" and "no testbench" in step["message"]
+
+
+RESETLESS = """module toggler(input wire clk, output reg q = 1'b0);
+  always @(posedge clk) q <= ~q;
+endmodule
+"""
+RESETLESS_TB = """`timescale 1ns/1ps
+module tb_toggler;
+  reg clk = 0; wire q; integer i;
+  toggler dut (.clk(clk), .q(q));
+  always #5 clk = ~clk;
+  initial begin
+    for (i = 0; i < 6; i = i + 1) begin @(negedge clk); $display("OUT %0d %b", i, q); end
+    $finish;
+  end
+endmodule
+"""
+
+
+def test_flop_without_reset_is_a_mismatch_with_an_x_hint(store, tmp_path):
+    # RTL starts from the declared value; the library's flip-flops have no reset and start as x.
+    cfg = FlowConfig(design_files=[str(_write(tmp_path, "toggler.v", RESETLESS))], top="toggler",
+                     clock_port="clk", testbench=str(_write(tmp_path, "tb_toggler.v", RESETLESS_TB)))
+    run = run_flow(cfg, store, steps=["synth", "verify"])
+    assert run.status == "done", run.info().get("error")
+    m = run.step_metrics("verify")
+    assert m["verify__status"] == "mismatch" and m["verify__mismatch__count"] == 6
+    step = json.loads((run.step_dir("verify") / "step.json").read_text())
+    assert "x" in step["message"] and "reset" in step["message"]
+    # no OUT/PASS conventions needed beyond OUT lines; the gate run printed x
+    gate = (run.step_dir("verify") / "gate.log").read_text()
+    assert "OUT 0 x" in gate
+
+
+def test_hierarchical_reference_fails_the_step_with_a_message(store, tmp_path):
+    tb = RESETLESS_TB.replace('$display("OUT %0d %b", i, q);', '$display("OUT %0d %b %b", i, q, dut.q);')
+    design = RESETLESS.replace("output reg q = 1'b0", "input wire rst, output reg q").replace(
+        "q <= ~q;", "q <= rst ? 1'b0 : ~q;")
+    tb = tb.replace("toggler dut (.clk(clk), .q(q));", "reg rst = 1; toggler dut (.clk(clk), .rst(rst), .q(q));")
+    tb = tb.replace("integer i;", "integer i; wire probe = dut.never_there;")
+    cfg = FlowConfig(design_files=[str(_write(tmp_path, "toggler.v", design))], top="toggler",
+                     clock_port="clk", testbench=str(_write(tmp_path, "tb_toggler.v", tb)))
+    run = run_flow(cfg, store, steps=["synth", "verify"])
+    info = run.info()
+    assert run.status == "failed" and info.get("failed_step") == "verify"
+    assert "iverilog could not compile the rtl simulation" in info["error"]
+    assert "tb_toggler.v" in info["error"]
+    assert (run.step_dir("synth") / "netlist.v").exists()  # earlier artefacts kept
+
+
+def test_testbench_without_finish_is_stopped(tmp_path):
+    design = _write(tmp_path, "toggler.v", RESETLESS)
+    tb = _write(tmp_path, "tb_toggler.v", RESETLESS_TB.replace("$finish;", "").replace(
+        "for (i = 0; i < 6; i = i + 1)", "forever"))
+    res = simulate([design], tb, "toggler", tmp_path / "out", config=VerifyConfig(timeout_s=1.5, max_log_mb=0.5))
+    assert not res.ok and res.returncode == -9
+    assert "$finish" in res.message or "runaway" in res.message
+    with pytest.raises(SimulationError):
+        verify_design([design], tb, "toggler", design, CELLS, tmp_path / "out2",
+                      config=VerifyConfig(timeout_s=1.5, max_log_mb=0.5))
+
+
+def test_testbench_without_dumpfile_still_gets_a_vcd_and_all_lines_compared(tmp_path):
+    design = _write(tmp_path, "toggler.v", RESETLESS)
+    tb = _write(tmp_path, "tb_plain.v", RESETLESS_TB.replace("OUT ", "t=").replace("tb_toggler", "tb_plain"))
+    res = simulate([design], tb, "toggler", tmp_path / "out", vcd=tmp_path / "out" / "w.vcd")
+    assert res.ok and res.vcd and Path(res.vcd).stat().st_size > 0
+    assert res.compared == ["t=0 1", "t=1 0", "t=2 1", "t=3 0", "t=4 1", "t=5 0"]
+
+
+def test_compare_and_parsing_helpers(tmp_path):
+    c = compare_outputs(["OUT 1 a", "OUT 2 b", "OUT 3 c"], ["OUT 1 a", "OUT 2 B"])
+    assert (c.tests, c.mismatches, c.gate_lines) == (3, 2, 2)
+    assert c.first == [{"index": 1, "rtl": "OUT 2 b", "gate": "OUT 2 B"}, {"index": 2, "rtl": "OUT 3 c", "gate": None}]
+    tb = _write(tmp_path, "tb.v", "// module fake;\nmodule helper(input a); endmodule\n"
+                                  "module tb_top;\n  helper h (.a(1'b0));\n  my_design #(.W(4)) u_dut (.x(1'b0));\n"
+                                  "endmodule\n")
+    assert tb_top_module(tb) == "tb_top"
+    assert dut_instance(tb, "my_design") == "u_dut" and dut_instance(tb, "other") == ""
+
+
+def test_missing_iverilog_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    spec = resolve("counter")
+    with pytest.raises(Exception) as exc:
+        simulate(spec.files, spec.testbench, "counter", tmp_path / "out")
+    assert "iverilog" in str(exc.value) and "not installed" in str(exc.value)
