@@ -1,0 +1,161 @@
+"""Plotly figures of a layout: cells, heat maps, convergence curves, the worst timing path.
+
+All coordinates are microns. Cells are drawn as filled rectangles in one WebGL trace (one polygon per cell,
+separated by None) up to `max_rects`, and as WebGL points beyond that, so a 5,000+ cell design stays smooth.
+Nothing here reads files: cockpit.data does, these functions only draw arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+CELL_COLOR = "rgba(11, 92, 173, 0.55)"
+CELL_LINE = "rgba(11, 92, 173, 0.9)"
+IO_COLOR = "#d9480f"
+FIXED_COLOR = "rgba(90, 90, 90, 0.6)"
+DIE_COLOR = "#1b2330"
+PATH_COLOR = "#e8590c"
+HEAT_SCALE = "Inferno"
+FONT = dict(size=15)
+
+
+def _base_layout(fig: go.Figure, die, title: str | None = None, height: int = 560) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, x=0.01, font=dict(size=18)) if title else None,
+        height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), font=FONT,
+        plot_bgcolor="#fafbfc", paper_bgcolor="white", showlegend=False, uirevision="layout",
+    )
+    fig.update_xaxes(showgrid=False, zeroline=False, title_text="x (µm)")
+    fig.update_yaxes(showgrid=False, zeroline=False, title_text="y (µm)", scaleanchor="x", scaleratio=1)
+    if die is not None:
+        x0, y0, x1, y1 = die
+        pad = 0.02 * max(x1 - x0, y1 - y0)
+        fig.update_xaxes(range=[x0 - pad, x1 + pad])
+        fig.update_yaxes(range=[y0 - pad, y1 + pad])
+        fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color=DIE_COLOR, width=2))
+    return fig
+
+
+def _rect_polys(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Polygon coordinates of n rectangles for one trace: 5 corners + a None gap each, (6n,)."""
+    n = len(x)
+    px = np.empty((n, 6))
+    py = np.empty((n, 6))
+    px[:, 0] = px[:, 3] = px[:, 4] = x
+    px[:, 1] = px[:, 2] = x + w
+    py[:, 0] = py[:, 1] = py[:, 4] = y
+    py[:, 2] = py[:, 3] = y + h
+    px[:, 5] = np.nan
+    py[:, 5] = np.nan
+    return px.ravel(), py.ravel()
+
+
+def subsample(n: int, limit: int, seed: int = 0) -> np.ndarray:
+    """Indices of at most `limit` of n items, the same ones on every call (frames replay without flicker)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=None, title: str | None = None,
+                  max_rects: int = 6000, max_points: int = 30000, height: int = 560) -> go.Figure:
+    """Cells of a placement: rectangles (or points when there are many), IO pins, rows, the die outline."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    n = len(x)
+    w = np.full(n, 1.0) if w is None else np.asarray(w, float)
+    h = np.full(n, 1.0) if h is None else np.asarray(h, float)
+    io = np.zeros(n, bool) if is_io is None else np.asarray(is_io, bool)
+    fixed = np.zeros(n, bool) if is_fixed is None else np.asarray(is_fixed, bool)
+    fig = go.Figure()
+    if rows:
+        for r in rows[:: max(1, len(rows) // 60)]:
+            fig.add_shape(type="line", x0=r[0], x1=r[1], y0=r[2], y1=r[2], line=dict(color="#dde3ea", width=1),
+                          layer="below")
+    movable = np.flatnonzero(~io)
+    if len(movable) <= max_rects:
+        px, py = _rect_polys(x[movable], y[movable], w[movable], h[movable])
+        fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor=CELL_COLOR,
+                                   line=dict(color=CELL_LINE, width=0.5), hoverinfo="skip", name="cells"))
+    else:
+        pick = movable[subsample(len(movable), max_points)]
+        fig.add_trace(go.Scattergl(x=x[pick] + w[pick] / 2, y=y[pick] + h[pick] / 2, mode="markers",
+                                   marker=dict(size=3, color=CELL_LINE), hoverinfo="skip", name="cells"))
+    if fixed[~io].any():
+        f = np.flatnonzero(fixed & ~io)
+        px, py = _rect_polys(x[f], y[f], w[f], h[f])
+        fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor=FIXED_COLOR,
+                                   line=dict(width=0.5, color="#555"), hoverinfo="skip", name="fixed"))
+    if io.any():
+        fig.add_trace(go.Scattergl(x=x[io] + w[io] / 2, y=y[io] + h[io] / 2, mode="markers",
+                                   marker=dict(size=7, symbol="diamond", color=IO_COLOR), name="I/O pins",
+                                   hoverinfo="skip"))
+    return _base_layout(fig, die, title, height)
+
+
+def heatmap_figure(grid, die, *, title: str, colorbar: str = "", zmax: float | None = None,
+                   colorscale: str = HEAT_SCALE, height: int = 420) -> go.Figure:
+    """A bin map (rows = y bins from the bottom, cols = x bins) stretched over the die."""
+    z = np.asarray(grid, float)
+    if z.ndim != 2:
+        raise ValueError("heat map needs a 2-D grid")
+    ny, nx = z.shape
+    x0, y0, x1, y1 = die if die is not None else (0, 0, nx, ny)
+    dx, dy = (x1 - x0) / nx, (y1 - y0) / ny
+    fig = go.Figure(go.Heatmap(z=z, x0=x0 + dx / 2, dx=dx, y0=y0 + dy / 2, dy=dy, colorscale=colorscale,
+                               zmin=0, zmax=zmax, colorbar=dict(title=colorbar, thickness=14),
+                               hovertemplate="x %{x:.0f} µm, y %{y:.0f} µm: %{z:.2f}<extra></extra>"))
+    return _base_layout(fig, die, title, height)
+
+
+def curves_figure(iterations, hpwl, overflow, *, current: int | None = None, height: int = 320) -> go.Figure:
+    """HPWL (left axis) and overflow (right axis) against the placer iteration."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=iterations, y=hpwl, name="HPWL (µm)", mode="lines", line=dict(color="#0b5cad", width=3)))
+    fig.add_trace(go.Scatter(x=iterations, y=overflow, name="overflow", mode="lines", yaxis="y2",
+                             line=dict(color="#d9480f", width=3, dash="dot")))
+    if current is not None:
+        fig.add_vline(x=current, line=dict(color="#888", width=1, dash="dash"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), font=FONT, uirevision="curves",
+                      legend=dict(orientation="h", y=1.12, x=0), plot_bgcolor="#fafbfc",
+                      xaxis=dict(title="iteration"), yaxis=dict(title="HPWL (µm)", rangemode="tozero"),
+                      yaxis2=dict(title="overflow", overlaying="y", side="right", range=[0, 1.05]))
+    return fig
+
+
+def add_path(fig: go.Figure, xs, ys, labels=None, *, name: str = "worst path") -> go.Figure:
+    """Draw a timing path (pin positions in order) over a layout figure."""
+    fig.add_trace(go.Scatter(x=list(xs), y=list(ys), mode="lines+markers", name=name,
+                             line=dict(color=PATH_COLOR, width=4), marker=dict(size=9, color=PATH_COLOR),
+                             text=labels, hovertemplate="%{text}<extra></extra>" if labels else None))
+    if len(xs):
+        fig.add_trace(go.Scatter(x=[xs[0], xs[-1]], y=[ys[0], ys[-1]], mode="markers+text",
+                                 text=["start", "end"], textposition="top center",
+                                 marker=dict(size=14, color=["#2b8a3e", "#c92a2a"], symbol="circle"),
+                                 textfont=dict(size=15, color="#1b2330"), hoverinfo="skip"))
+    return fig
+
+
+def image_figure(png_path, die=None, *, height: int = 700) -> go.Figure:
+    """A rendered layout image that zooms and pans (plotly image trace), scaled to microns when die is given."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(png_path).convert("RGB"))
+    h, w = img.shape[:2]
+    if die is not None:
+        x0, y0, x1, y1 = die
+        fig = go.Figure(go.Image(z=img[::-1], x0=x0, dx=(x1 - x0) / w, y0=y0, dy=(y1 - y0) / h, hoverinfo="skip"))
+        fig.update_yaxes(autorange=True)
+    else:
+        fig = go.Figure(go.Image(z=img, hoverinfo="skip"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, dragmode="zoom")
+    fig.update_xaxes(showgrid=False, title_text="x (µm)" if die else None)
+    fig.update_yaxes(showgrid=False, title_text="y (µm)" if die else None, scaleanchor="x")
+    return fig
+
+
+def bar_figure(labels, values, *, title: str, xlabel: str = "", height: int = 340) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(values), y=list(labels), orientation="h", marker_color="#0b5cad"))
+    fig.update_layout(title=dict(text=title, x=0.01), height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT,
+                      yaxis=dict(autorange="reversed"), xaxis=dict(title=xlabel), plot_bgcolor="#fafbfc")
+    return fig

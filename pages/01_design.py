@@ -1,0 +1,128 @@
+"""Chapter 1 · Design: pick an example or upload Verilog, choose top, clock and utilisation, start the flow."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from cockpit import runpicker, story
+from cockpit.jobs_panel import is_active, job_panel, start_flow
+from cockpit.widgets import problem_boxes
+from engine.config import FlowConfig, FloorplanConfig
+from engine.flow.registry import STEP_IDS, STEP_TITLES
+from engine.uploads import UploadError, check_includes, guess_clock, guess_top, save_files
+
+DESIGNS = Path(__file__).resolve().parent.parent / "assets" / "designs"
+
+
+def examples() -> dict[str, dict]:
+    out = {}
+    for meta in sorted(DESIGNS.glob("*/design.json")):
+        try:
+            info = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            continue
+        folder = meta.parent
+        sources = sorted(p for p in folder.glob("*.v") if not p.name.startswith("tb_"))
+        tbs = sorted(folder.glob("tb_*.v"))
+        if sources:
+            out[folder.name] = {**info, "sources": sources, "testbench": tbs[0] if tbs else None}
+    return out
+
+
+def upload_dir(files) -> Path:
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(f.getvalue())
+    return runpicker.store().root / "uploads" / digest.hexdigest()[:16]
+
+
+run = runpicker.current_run()
+m = run.metrics().get("synth", {}) if run else {}
+happened = None
+if run is not None:
+    info = run.info()
+    happened = (f"run **{info['design']}** is **{info['status']}**"
+                + (f"; synthesis found {m.get('design__instance__count', 0):,} cells" if m else "") + ".")
+story.opener(
+    "1 · Design",
+    "you choose the circuit: Verilog source code (RTL) that describes registers and the logic between them. "
+    "The flow will turn it into a chip layout with real open tools.",
+    happened,
+    "pick an example on the left (or upload your own), then press **Run the flow** and watch each step's bar fill.",
+)
+
+left, right = st.columns([5, 6], gap="large")
+with left:
+    st.subheader("Choose a design")
+    source = st.radio("Source", ["Example design", "Upload Verilog"], horizontal=True, label_visibility="collapsed")
+    files: list[Path] = []
+    testbench = None
+    top, clock, clock_ns, modules, design_name = "", None, 10.0, [], ""
+    if source == "Example design":
+        ex = examples()
+        if not ex:
+            st.warning("No example designs were found under assets/designs/.")
+        else:
+            order = sorted(ex, key=lambda k: (k != "counter", ex[k].get("size") != "small", k))  # smallest first
+            name = st.selectbox("Example", order, format_func=lambda k: f"{k} — {ex[k].get('description', '')}")
+            chosen = ex[name]
+            files, testbench = chosen["sources"], chosen["testbench"]
+            top, clock, clock_ns = chosen.get("top", ""), chosen.get("clock_port"), float(chosen.get("clock_ns", 10))
+            modules = [top] if top else []
+            design_name = name
+    else:
+        uploads = st.file_uploader("Verilog files or one .zip", type=["v", "sv", "vh", "svh", "zip"],
+                                   accept_multiple_files=True,
+                                   help="Up to 4 MB per file and 32 MB per design; a zip is checked member by member.")
+        if uploads:
+            dest = upload_dir(uploads)
+            try:
+                if not dest.exists():
+                    save_files([(u.name, u.getvalue()) for u in uploads], dest)
+                files = sorted(p for p in dest.rglob("*") if p.suffix in (".v", ".sv") and not p.name.startswith("tb_"))
+                check_includes(dest)
+                top, modules = guess_top(files)
+                clock = guess_clock(files, top) if top else None
+                design_name = top or files[0].stem
+            except UploadError as exc:
+                import shutil
+
+                shutil.rmtree(dest, ignore_errors=True)
+                st.error(f"Upload refused: {exc}")
+                files = []
+    if files:
+        st.caption("Sources: " + ", ".join(f"`{p.name}`" for p in files))
+        options = modules or [top]
+        top = st.selectbox("Top module", options, index=options.index(top) if top in options else 0,
+                           help="The module that is the chip; the others are its parts.")
+        c1, c2 = st.columns(2)
+        clock = c1.text_input("Clock port", value=clock or "", help="Input that clocks the flip-flops; empty for "
+                              "purely combinational logic.").strip() or None
+        clock_ns = c2.number_input("Clock period (ns)", min_value=0.5, max_value=1000.0, value=float(clock_ns),
+                                   step=0.5, help=f"Target frequency {1000 / clock_ns:.0f} MHz at {clock_ns} ns.")
+        util = st.slider("Utilisation (cell area / core area)", 0.2, 0.9, 0.6, 0.05,
+                         help="Lower leaves more room between cells for wires (easier routing, bigger chip).")
+        until = st.select_slider("Run up to", options=list(STEP_IDS[:-1]) + [STEP_IDS[-1]], value=STEP_IDS[-1],
+                                 format_func=lambda s: STEP_TITLES[s])
+        busy = [j for j in runpicker.queue().jobs()]
+        if busy:
+            st.caption(f"{len(busy)} job(s) queued or running on this machine; a new run waits for a free core.")
+        if st.button("Run the flow", type="primary", icon=":material/play_arrow:", width="stretch"):
+            config = FlowConfig(design_files=[str(p) for p in files], top=top, clock_port=clock, clock_ns=clock_ns,
+                                testbench=str(testbench) if testbench else None,
+                                floorplan=FloorplanConfig(utilization=util))
+            start_flow(config.to_dict(), design_name, until=None if until == STEP_IDS[-1] else until)
+            st.rerun()
+
+with right:
+    st.subheader("This run")
+    if run is None:
+        st.info("No run yet. Choose a design and press **Run the flow**.")
+    else:
+        job_panel(run, key="design-job")
+        if not is_active(run):
+            problem_boxes(run)

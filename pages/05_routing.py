@@ -1,0 +1,75 @@
+"""Chapter 5 · Routing & congestion: where the wires want to go (RUDY), what qrouter made of it."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from cockpit import data, figures, runpicker, story
+from cockpit.jobs_panel import live
+from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
+
+MAP_TITLES = {"rudy": "RUDY wire demand (estimate before routing)", "congestion": "Routing congestion",
+              "usage": "Track usage", "overflow": "Track overflow", "h": "Horizontal demand / supply",
+              "v": "Vertical demand / supply"}
+
+run = runpicker.current_run()
+m = run.metrics().get("route", {}) if run else {}
+happened = None
+if m:
+    bits = []
+    if "route__wirelength" in m:
+        bits.append(f"qrouter laid **{m['route__wirelength']:,.0f} µm** of wire")
+    if "route__via__count" in m:
+        bits.append(f"with **{m['route__via__count']:,} vias**")
+    if "route__net__unrouted" in m:
+        n = int(m["route__net__unrouted"])
+        bits.append("and **every net is connected**" if n == 0 else f"but **{n} nets stayed open**")
+    happened = " ".join(bits) + "." if bits else "routing finished."
+story.opener(
+    "5 · Routing & congestion",
+    "the router draws real metal wires on the layers above the cells for every net, avoiding shorts. Before it, "
+    "RUDY estimates how many wires each region will need compared to the tracks it has.",
+    happened,
+    "bright regions of the map are where demand is highest; open nets, if any, usually sit there. Compare routed "
+    "wirelength with the placement's HPWL: routes are longer because they bend around each other.",
+)
+if not needs_run(run):
+    def body(r):
+        mm = r.metrics().get("route", {})
+        cong = data.congestion(r)
+        if not mm and cong is None:
+            step_not_reached(r, "route", "routing")
+            return
+        ctx = {**run_context(r), **r.metrics().get("place", {})}
+        metric_cards(mm, ["route__wirelength", "route__via__count", "route__net__unrouted", "route__congestion__max"],
+                     ctx)
+        hp = r.metrics().get("place", {}).get("placement__hpwl")
+        if hp and mm.get("route__wirelength"):
+            st.caption(f"Routed wire is {mm['route__wirelength'] / hp:.2f}× the placement's HPWL estimate "
+                       "(1.1–1.5× is typical; much more means detours around congestion).")
+        problem_boxes(r, "route")
+        lay = data.layout(r, "place", "def", "placed.def")
+        die = lay.die if lay else None
+        maps = {k: v for k, v in (cong or {}).items() if isinstance(v, np.ndarray) and v.ndim == 2}
+        if maps:
+            cols = st.columns(min(2, len(maps)))
+            for i, (k, grid) in enumerate(maps.items()):
+                with cols[i % len(cols)]:
+                    st.plotly_chart(figures.heatmap_figure(grid, die, title=MAP_TITLES.get(k, k.replace("_", " ")),
+                                                           colorbar="demand/supply" if "rudy" not in k else "demand"),
+                                    width="stretch", key=f"map-{k}")
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            if lay is not None:
+                st.plotly_chart(figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io,
+                                                      rows=lay.rows, title="Cells under the routes", height=480),
+                                width="stretch")
+        with right:
+            st.markdown("**All routing numbers**")
+            metric_table(mm, ctx)
+            log = data.artefact(r, "route", "log", "qrouter.log")
+            if log:
+                with st.expander("qrouter log (last lines)"):
+                    st.code(data.text_tail(log, 40), language=None)
+
+    live(run, body, key="route")

@@ -1,0 +1,82 @@
+"""Compare two runs side by side: every metric with which run is better, and their layouts."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from cockpit import data, explain, figures, runpicker
+from cockpit.runpicker import run_label
+from engine.errors import EngineError
+
+st.title("Compare runs")
+st.caption("Two runs side by side: the same metrics, which one is better on each, and their layouts.")
+
+rows = runpicker.store().list(limit=100, kind="flow")
+if len(rows) < 2:
+    st.info("Comparing needs at least two runs. Start another on the Design page (for example with a different "
+            "utilisation), then come back.")
+    st.stop()
+ids = [r["id"] for r in rows]
+labels = {r["id"]: run_label(r) for r in rows}
+qa, qb = st.query_params.get("a"), st.query_params.get("b")
+sel = runpicker.selected_run_id()
+default_a = qa if qa in ids else sel if sel in ids else ids[0]
+default_b = qb if qb in ids else next(i for i in ids if i != default_a)
+c1, c2 = st.columns(2)
+a = c1.selectbox("Run A", ids, index=ids.index(default_a), format_func=labels.get)
+b = c2.selectbox("Run B", ids, index=ids.index(default_b), format_func=labels.get)
+st.query_params["a"], st.query_params["b"] = a, b
+try:
+    ra, rb = runpicker.store().get(a), runpicker.store().get(b)
+except EngineError as exc:
+    st.error(str(exc))
+    st.stop()
+
+
+def _higher_is_better(name: str) -> bool | None:
+    try:
+        from engine.metrics import METRICS as ENGINE_METRICS
+    except Exception:  # noqa: BLE001
+        ENGINE_METRICS = {}
+    em = ENGINE_METRICS.get(name)
+    if em is not None and getattr(em, "higher_is_better", None) is not None:
+        return bool(em.higher_is_better)
+    if name in ("timing__setup__ws", "timing__setup__tns", "timing__fmax_mhz", "timing__hold__ws"):
+        return True
+    if name.startswith(("placement__", "route__", "power__")) or name.endswith("runtime_s"):
+        return False
+    return None
+
+
+ma, mb = ra.flat_metrics(), rb.flat_metrics()
+table = []
+for name in list(dict.fromkeys(list(ma) + list(mb))):
+    va, vb = ma.get(name), mb.get(name)
+    if isinstance(va, (dict, list)) or isinstance(vb, (dict, list)):
+        continue
+    better = ""
+    hib = _higher_is_better(name)
+    if hib is not None and isinstance(va, (int, float)) and isinstance(vb, (int, float)) and va != vb:
+        better = "A" if (va > vb) == hib else "B"
+    table.append({"metric": explain.describe(name).label, "A": explain.value_text(name, va) if va is not None else "—",
+                  "B": explain.value_text(name, vb) if vb is not None else "—", "better": better})
+cfg_a, cfg_b = ra.config, rb.config
+diffs = [f"`{k}`: {cfg_a.get(k)} → {cfg_b.get(k)}" for k in sorted(set(cfg_a) | set(cfg_b))
+         if cfg_a.get(k) != cfg_b.get(k) and k != "design_files"]
+if diffs:
+    st.markdown("**Configuration differences:** " + " · ".join(diffs))
+st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", height=min(600, 36 * len(table) + 40))
+
+cols = st.columns(2)
+for col, r, tag in ((cols[0], ra, "A"), (cols[1], rb, "B")):
+    with col:
+        st.markdown(f"**{tag}: {run_label(r.info())}**")
+        png = data.artefact(r, "gds", "png", "layout.png")
+        lay = data.layout(r, "place", "def", "placed.def")
+        if png is not None:
+            st.plotly_chart(figures.image_figure(png, height=480), width="stretch", key=f"img-{tag}")
+        elif lay is not None:
+            st.plotly_chart(figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, rows=lay.rows,
+                                                  height=480), width="stretch", key=f"lay-{tag}")
+        else:
+            st.info("No layout yet for this run.")
