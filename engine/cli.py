@@ -14,6 +14,7 @@ from engine.errors import EngineError
 # Modules that add sub-commands. The flow's (flow, runs) comes first: it is the spine of the tool.
 COMMAND_MODULES = (
     "engine.flow.cli",
+    "engine.jobs",
     "engine.place.cli",
     "engine.rl.cli",
     "engine.specialists.cli",

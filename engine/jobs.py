@@ -382,6 +382,69 @@ def worker_main(run_id: str, root: Path, config: JobsConfig) -> int:
     return 0
 
 
+# ---- `cda jobs ...` (the CLI layer of this module: the only place it writes to the terminal) ------------
+def register(subparsers) -> None:
+    """Add `cda jobs list|submit|cancel|wait`."""
+    p = subparsers.add_parser("jobs", help="queued and running jobs: list, submit, cancel, wait")
+    sub = p.add_subparsers(dest="jobs_command", required=True)
+    sub.add_parser("list", help="jobs waiting or running, with their place in the queue").set_defaults(func=_cli_list)
+    s = sub.add_parser("submit", help="queue an existing run (one the cockpit or RunStore.create made) in a worker")
+    s.add_argument("run_id")
+    s.add_argument("--kind", default="flow", help=f"job kind ({', '.join(sorted(TARGETS))}) or module:function")
+    s.add_argument("--wait", action="store_true", help="block until the job ends")
+    s.set_defaults(func=_cli_submit)
+    c = sub.add_parser("cancel", help="ask a run's job to stop")
+    c.add_argument("run_id")
+    c.set_defaults(func=_cli_cancel)
+    w = sub.add_parser("wait", help="block until a run's job ends; exit 0 if it is done")
+    w.add_argument("run_id")
+    w.add_argument("--timeout-s", type=float, default=3600.0)
+    w.set_defaults(func=_cli_wait)
+
+
+def _cli_queue(args) -> JobQueue:
+    return JobQueue(_store(getattr(args, "runs_dir", None)))
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _cli_list(args) -> int:
+    jobs = _cli_queue(args).jobs()
+    if not jobs:
+        _out("no jobs queued or running")
+    for j in jobs:
+        where = f"queue place {j.position}" if j.state == "queued" else f"pid {j.pid}"
+        _out(f"{j.run_id}  {j.kind:8s} {j.state:9s} {where}")
+    return 0
+
+
+def _cli_submit(args) -> int:
+    q = _cli_queue(args)
+    try:
+        st = q.submit(args.run_id, args.kind)
+    except ValueError as exc:
+        from engine.errors import EngineError
+
+        raise EngineError(str(exc)) from None
+    _out(f"{st.run_id}: {st.state}" + (f" (queue place {st.position})" if st.position else ""))
+    return _cli_wait(args) if args.wait else 0
+
+
+def _cli_cancel(args) -> int:
+    _cli_queue(args).cancel(args.run_id)
+    _out(f"{args.run_id}: cancel requested")
+    return 0
+
+
+def _cli_wait(args) -> int:
+    state = _cli_queue(args).wait(args.run_id, timeout_s=getattr(args, "timeout_s", 3600.0))
+    info = _store(getattr(args, "runs_dir", None)).get(args.run_id).info()
+    _out(f"{args.run_id}: {state}" + (f": {info['error']}" if info.get("error") else ""))
+    return 0 if state == "done" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.jobs")
     sub = parser.add_subparsers(dest="cmd", required=True)

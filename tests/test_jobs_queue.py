@@ -121,3 +121,16 @@ def test_errors_become_messages(queue):
     assert "ZeroDivisionError" in r2.info()["error"]
     assert "Traceback" in (r2.dir / "worker.log").read_text()
     assert "Traceback" not in r2.info()["error"]
+
+
+def test_cli_submit_wait_list_cancel(queue, capsys):
+    from engine.cli import main
+
+    run = queue.store.create({}, "cli")
+    root = str(queue.store.root)
+    assert main(["--runs-dir", root, "jobs", "submit", run.id, "--kind", "jobtargets:quick", "--wait"]) == 0
+    assert f"{run.id}: done" in capsys.readouterr().out
+    assert main(["--runs-dir", root, "jobs", "list"]) == 0
+    assert "no jobs" in capsys.readouterr().out
+    assert main(["--runs-dir", root, "jobs", "cancel", "no-such-run"]) == 1
+    assert "no run 'no-such-run'" in capsys.readouterr().err
