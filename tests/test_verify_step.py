@@ -11,7 +11,7 @@ from engine.config import FlowConfig
 from engine.designs import resolve
 from engine.flow.flow import run_flow
 from engine.flow.verify import (SimulationError, VerifyConfig, compare_outputs, dut_instance, simulate,
-                                tb_top_module, verify_design)
+                                tb_top_module, vcd_activity, verify_design)
 from engine.pdk import load_pdk
 from engine.runs import RunStore
 
@@ -73,6 +73,68 @@ def test_step_keeps_logs_vcd_and_reports(counter_run):
     assert rep["tb_top"] == "tb_counter" and rep["dut_instance"] == "dut" and rep["vcd_scope"] == "tb_counter.dut"
     # the VCD has the counter's output bus
     assert re.search(r"\$var \w+ 8 \S+ q \[7:0\] \$end", (d / "rtl.vcd").read_text()[:50_000])
+
+
+def test_gate_level_activity_covers_the_netlist_nets(counter_run):
+    d = counter_run.step_dir("verify")
+    step = json.loads((d / "step.json").read_text())
+    assert step["artefacts"]["gate_vcd"] == "gate.vcd" and step["artefacts"]["activity"] == "activity.json"
+    act = json.loads((d / "activity.json").read_text())
+    assert act["scope"] == "tb_counter.dut"
+    nets = act["nets"]
+    # only the design's own nets (depth 1), not the cells' insides
+    assert not any("." in n for n in nets)
+    # the clock toggles twice per 10 ns cycle with a 50 % duty; q[0] toggles about once per counted cycle
+    assert nets["clk"]["duty"] == pytest.approx(0.5, abs=0.01)
+    assert nets["clk"]["toggles_per_ns"] == pytest.approx(0.2, rel=0.01)
+    assert 150 < nets["q[0]"]["toggles"] < 300
+    assert nets["q[7]"]["toggles"] < nets["q[0]"]["toggles"]
+    # every net of the mapped netlist that Yosys named in the JSON is there
+    netlist = json.loads((counter_run.step_dir("synth") / "netlist.json").read_text())
+    ports = netlist["modules"]["counter"]["ports"]
+    for port, info in ports.items():
+        width = len(info["bits"])
+        names = [port] if width == 1 else [f"{port}[{i}]" for i in range(width)]
+        assert all(n in nets for n in names), port
+
+
+def test_vcd_activity_on_a_known_waveform(tmp_path):
+    vcd = _write(tmp_path, "w.vcd", """$timescale 1ps $end
+$scope module tb $end
+$var reg 1 ! clk $end
+$scope module dut $end
+$var wire 2 " bus [1:0] $end
+$var wire 1 # \\esc.name $end
+$upscope $end
+$upscope $end
+$enddefinitions $end
+#0
+$dumpvars
+0!
+bx0 "
+x#
+$end
+#1000
+1!
+b11 "
+0#
+#2000
+0!
+b01 "
+#3000
+1!
+1#
+#4000
+0!
+""")
+    acts = vcd_activity(vcd, "tb.dut")
+    assert set(acts) == {"bus[1]", "bus[0]", "esc.name"}
+    assert acts["bus[1]"].toggles == 1 and acts["bus[1]"].duty == pytest.approx(0.25)
+    assert acts["bus[0]"].toggles == 1 and acts["bus[0]"].duty == pytest.approx(0.75)  # 0 until 1 ns, then 1
+    assert acts["esc.name"].toggles == 1 and acts["esc.name"].duty == pytest.approx(0.25)
+    assert acts["bus[0]"].toggles_per_ns == pytest.approx(0.25)
+    full = vcd_activity(vcd)
+    assert full["tb.clk"].toggles == 4 and full["tb.clk"].duty == pytest.approx(0.5)
 
 
 def test_no_testbench_is_a_clear_skip(store, tmp_path):

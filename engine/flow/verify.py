@@ -53,7 +53,9 @@ class VerifyConfig:
     gate_delays: bool = False  # honour the cell models' specify delays (-gspecify); off = zero-delay functional
     max_log_mb: float = 200.0  # a simulation printing more than this is stopped (a runaway $display loop)
     mismatches_kept: int = 50  # how many differing lines mismatches.json lists
-    dump_vcd: bool = True  # save the RTL run's VCD (power analysis reads its switching activity)
+    dump_vcd: bool = True  # save the RTL run's VCD (ports and RTL signals under tb.dut)
+    gate_vcd: bool = True  # save the gate-level run's VCD too: every net of the netlist, for power activity
+    activity_json: bool = True  # summarise the gate-level VCD as toggles and duty per net (activity.json)
 
 
 @dataclass
@@ -194,13 +196,15 @@ def _compile_error(log_text: str) -> str:
 
 # --------------------------------------------------------------------------------------------- simulate
 def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str | Path, *, name: str = "rtl",
-             cell_models: str | Path | None = None, vcd: str | Path | None = None,
+             cell_models: str | Path | None = None, vcd: str | Path | None = None, vcd_scope: str | None = None,
              config: VerifyConfig | None = None, cancel: CancelFn | None = None) -> SimResult:
     """Compile ``tb`` with ``files`` (and the cell library, for a netlist) in Icarus and run it.
 
     ``top`` is the design's top module (used to find the testbench's root). Logs go to
     ``out_dir/<name>.compile.log`` and ``out_dir/<name>.log``. ``vcd`` asks for a waveform: passed to the
     testbench as ``+vcd=<path>`` when it calls $dumpfile itself, otherwise dumped by a small added module.
+    ``vcd_scope`` (dotted, e.g. ``tb_counter.dut``) dumps only the nets of that one scope, not the cells'
+    insides, with the added module: what a gate-level run needs for per-net activity.
     Never raises for a failing simulation (``ok`` is False with ``message``); raises ToolMissing and Cancelled.
     """
     cfg = config or VerifyConfig()
@@ -225,12 +229,13 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
     plusargs: list[str] = []
     if vcd is not None:
         vcd = Path(vcd).resolve()
-        if "$dumpfile" in tb.read_text(errors="replace"):
+        if vcd_scope is None and "$dumpfile" in tb.read_text(errors="replace"):
             plusargs.append(f"+vcd={vcd}")
         else:
+            what = f"1, {vcd_scope}" if vcd_scope else f"0, {tb_top}"
             dump = out / f"{name}_cda_dump.v"
             dump.write_text(f"module cda_dump;\n  initial begin\n    $dumpfile(\"{vcd}\");\n"
-                            f"    $dumpvars(0, {tb_top});\n  end\nendmodule\n")
+                            f"    $dumpvars({what});\n  end\nendmodule\n")
             extra.append(dump)
             argv += ["-s", "cda_dump"]
     vvp = out / f"{name}.vvp"
@@ -307,7 +312,11 @@ def verify_design(files: Sequence[str | Path], tb: str | Path | None, top: str, 
                                    "with $finish")
     if progress:
         progress(0.5, "Icarus: gate-level simulation of the synthesized netlist")
-    gate = simulate([netlist_v], tb, top, out, name="gate", cell_models=cell_models, config=cfg, cancel=cancel)
+    # The gate-level VCD holds the netlist's nets only (depth 1 under the design's instance).
+    gate_vcd = cfg.gate_vcd and bool(report.dut_instance)
+    gate = simulate([netlist_v], tb, top, out, name="gate", cell_models=cell_models,
+                    vcd=(out / "gate.vcd") if gate_vcd else None, vcd_scope=report.vcd_scope(),
+                    config=cfg, cancel=cancel)
     report.gate = gate
     if not gate.ok and not gate.lines:
         raise SimulationError(gate.message, log_path=gate.compile_log,
@@ -323,6 +332,11 @@ def verify_design(files: Sequence[str | Path], tb: str | Path | None, top: str, 
         report.status = "pass"
     _write_json(out / "mismatches.json", {"tests": comparison.tests, "mismatches": comparison.mismatches,
                                           "gate_lines": comparison.gate_lines, "first": comparison.first})
+    if gate.vcd and cfg.activity_json:
+        scope = f"{tb_top}.{report.dut_instance}" if report.dut_instance else tb_top
+        acts = vcd_activity(gate.vcd, scope)
+        _write_json(out / "activity.json", {"vcd": Path(gate.vcd).name, "scope": scope,
+                                            "nets": {k: asdict(v) for k, v in sorted(acts.items())}})
     _write_json(out / "verify.json", _report_dict(report))
     if progress:
         progress(1.0, f"{comparison.tests} output lines compared, {comparison.mismatches} mismatches")
@@ -346,6 +360,119 @@ def _report_dict(report: VerifyReport) -> dict:
 
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------- VCD
+@dataclass
+class SignalActivity:
+    """Switching of one bit over a simulation (OpenSTA's set_power_activity wants activity and duty)."""
+
+    toggles: int  # 0->1 and 1->0 transitions (x/z excursions are not counted)
+    duty: float  # fraction of the simulated time the bit was 1
+    toggles_per_ns: float  # toggles / simulated time; times the clock period gives activity per cycle
+
+
+def vcd_activity(vcd_path: str | Path, scope: str = "") -> dict[str, SignalActivity]:
+    """Toggle counts and duty cycles per bit of every signal under ``scope`` (dotted, e.g. ``tb_counter.dut``).
+
+    Names are relative to the scope (``q[3]``, ``u_tx.bitn[0]``; a scalar is its bare name); an empty scope
+    keeps full dotted names. A VCD written by Icarus, streaming: large files are read line by line.
+    """
+    codes: dict[str, list[str]] = {}  # VCD id code -> bit names (MSB first for vectors)
+    stack: list[str] = []
+    unit_ns = 1.0
+    prefix = scope.split(".") if scope else []
+    state: dict[str, str] = {}  # bit name -> '0'/'1'/'x'
+    since: dict[str, int] = {}  # bit name -> time of the last change
+    toggles: dict[str, int] = {}
+    high: dict[str, int] = {}
+    now = 0
+    start: int | None = None
+
+    def set_bit(name: str, v: str) -> None:
+        old = state.get(name, "x")
+        if old == v:
+            return
+        if old == "1":
+            high[name] += now - since[name]
+        if old in "01" and v in "01":
+            toggles[name] += 1
+        state[name] = v
+        since[name] = now
+
+    with open(vcd_path, errors="replace") as fh:
+        in_header = True
+        pending_ts = False
+        for raw in fh:
+            line = raw.strip()
+            if not line:
+                continue
+            if in_header:
+                tok = line.split()
+                if pending_ts:
+                    unit_ns = _timescale_ns(line)
+                    pending_ts = False
+                if tok[0] == "$timescale":
+                    rest = line[len("$timescale"):].replace("$end", "").strip()
+                    if rest:
+                        unit_ns = _timescale_ns(rest)
+                    else:
+                        pending_ts = True
+                elif tok[0] == "$scope" and len(tok) >= 3:
+                    stack.append(tok[2])
+                elif tok[0] == "$upscope":
+                    stack.pop()
+                elif tok[0] == "$var" and len(tok) >= 5:
+                    width, code, ref = int(tok[2]), tok[3], tok[4]
+                    if stack[:len(prefix)] != prefix:
+                        continue
+                    base = ".".join(stack[len(prefix):] + [ref.lstrip("\\")])  # Yosys' escaped names
+                    rng = tok[5] if len(tok) > 5 and tok[5].startswith("[") else ""
+                    if width == 1:
+                        bits = [base + rng] if rng and ":" not in rng else [base]
+                    else:
+                        hi, lo = (int(x) for x in rng.strip("[]").split(":")) if ":" in rng else (width - 1, 0)
+                        step = -1 if hi >= lo else 1
+                        bits = [f"{base}[{i}]" for i in range(hi, lo + step, step)]
+                    codes.setdefault(code, []).extend(bits)
+                    for b in bits:
+                        toggles.setdefault(b, 0)
+                        high.setdefault(b, 0)
+                        since.setdefault(b, 0)
+                elif tok[0] == "$enddefinitions":
+                    in_header = False
+                continue
+            c = line[0]
+            if c == "#":
+                now = int(line[1:])
+                if start is None:
+                    start = now
+            elif c in "01xzXZ":
+                for name in codes.get(line[1:], ()):
+                    set_bit(name, c.lower() if c in "xzXZ" else c)
+            elif c in "bB":
+                value, _, code = line[1:].partition(" ")
+                names = codes.get(code.strip())
+                if names:
+                    value = value.lower().rjust(len(names), value[0] if value[0] in "xz" else "0")
+                    for name, v in zip(names, value[-len(names):]):
+                        set_bit(name, v)
+            # real values ('r...') and $dumpvars/$end markers need nothing
+    end = now
+    span = max(end - (start or 0), 1)
+    out = {}
+    for name in toggles:
+        h = high[name] + (end - since[name] if state.get(name) == "1" else 0)
+        out[name] = SignalActivity(toggles=toggles[name], duty=round(h / span, 6),
+                                   toggles_per_ns=round(toggles[name] / (span * unit_ns), 9))
+    return out
+
+
+def _timescale_ns(text: str) -> float:
+    m = re.match(r"\s*(\d+)\s*(s|ms|us|ns|ps|fs)", text)
+    if not m:
+        return 1.0
+    return int(m.group(1)) * {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0, "ps": 1e-3, "fs": 1e-6}[m.group(2)]
 
 
 # --------------------------------------------------------------------------------------------- the step
@@ -380,6 +507,10 @@ class VerifyStep(Step):
                      "gate_log": "gate.log"}
         if report.rtl and report.rtl.vcd:
             artefacts["vcd"] = Path(report.rtl.vcd).name
+        if report.gate and report.gate.vcd:
+            artefacts["gate_vcd"] = Path(report.gate.vcd).name
+        if (ctx.step_dir / "activity.json").is_file():
+            artefacts["activity"] = "activity.json"
         c = report.comparison
         assert c is not None
         if report.status == "mismatch":
