@@ -233,3 +233,25 @@ def test_missing_iverilog_is_named(tmp_path, monkeypatch):
     with pytest.raises(Exception) as exc:
         simulate(spec.files, spec.testbench, "counter", tmp_path / "out")
     assert "iverilog" in str(exc.value) and "not installed" in str(exc.value)
+
+
+def test_memory_images_and_includes_next_to_the_testbench(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    design = _write(src, "adder.v", "`include \"widths.vh\"\nmodule adder(input [`W-1:0] a, b, "
+                                    "output [`W-1:0] y);\n  assign y = a + b;\nendmodule\n")
+    _write(src, "widths.vh", "`define W 8\n")
+    _write(src, "vectors.hex", "01\n7f\nff\n")
+    tb = _write(src, "tb_adder.v", """module tb_adder;
+  reg [7:0] mem [0:2]; reg [7:0] a, b; wire [7:0] y; integer i;
+  adder dut (.a(a), .b(b), .y(y));
+  initial begin
+    $readmemh("vectors.hex", mem);
+    for (i = 0; i < 3; i = i + 1) begin a = mem[i]; b = 8'd1; #1 $display("OUT %0d %h", i, y); end
+    $finish;
+  end
+endmodule
+""")
+    res = simulate([design], tb, "adder", tmp_path / "out")
+    assert res.ok, res.message
+    assert res.compared == ["OUT 0 02", "OUT 1 80", "OUT 2 00"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CancelFn = Callable[[], bool]
 
+DATA_SUFFIXES = (".hex", ".mem", ".dat", ".txt", ".bin", ".vh", ".svh")
 COMPARE_PREFIX = "OUT "
 ERROR_PREFIXES = ("ERROR", "FAIL")
 # Icarus' own notices, never part of a design's output.
@@ -239,6 +241,9 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
             extra.append(dump)
             argv += ["-s", "cda_dump"]
     vvp = out / f"{name}.vvp"
+    for folder in dict.fromkeys([tb.parent, *(p.parent for p in srcs)]):
+        argv += ["-I", str(folder)]  # `include files next to the testbench or the design
+    _copy_data_files(tb.parent, out)
     argv += ["-o", str(vvp), str(timescale), str(tb), *map(str, srcs), *map(str, extra)]
     if cell_models:
         argv += ["-l", str(Path(cell_models).resolve())]
@@ -267,6 +272,16 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
         result.ok = True
     vvp.unlink(missing_ok=True)
     return result
+
+
+def _copy_data_files(src: Path, dst: Path) -> None:
+    """Memory images next to the testbench ($readmemh("prog.hex")) are read relative to the run folder."""
+    if src.resolve() == dst.resolve():
+        return
+    for p in src.iterdir():
+        if p.suffix.lower() in DATA_SUFFIXES and p.is_file() and p.stat().st_size < 16e6 \
+                and not (dst / p.name).exists():
+            shutil.copyfile(p, dst / p.name)
 
 
 def compare_outputs(rtl_lines: Sequence[str], gate_lines: Sequence[str], keep: int = 50) -> Comparison:
@@ -479,7 +494,7 @@ def _timescale_ns(text: str) -> float:
 class VerifyStep(Step):
     id = "verify"
     requires = ("synth",)
-    uses = ("design_files", "testbench", "top", "tech_dir")
+    uses = ("design_files", "testbench", "top", "tech_dir", "verify")
     version = 1
 
     def run(self, ctx: StepContext) -> StepResult:
