@@ -1,0 +1,83 @@
+"""Training work as jobs: each is a run in the run store (kind ``train-<what>``) whose folder is the output folder,
+started in a worker process by ``engine.jobs.JobQueue`` so the Training page never trains in its own process.
+
+The page (or anyone) calls ``submit_train_job("lora", config)``; the worker calls the matching ``*_target``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.train.config import (DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig,
+                                 TrainError)
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+CONFIGS = {"tiny": TinyModelConfig, "data": DatagenConfig, "lora": LoraTrainConfig, "search": SearchConfig,
+           "export": ExportConfig}
+
+
+def _with_out_dir(what: str, run) -> Any:
+    cfg = CONFIGS[what].from_dict(run.config)
+    cfg.out_dir = str(run.dir)
+    return cfg
+
+
+def tiny_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
+    from engine.train.tinymodel import build_tiny_model
+
+    build_tiny_model(_with_out_dir("tiny", run), progress, cancelled)
+
+
+def data_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
+    from engine.train.datagen import generate_dataset
+
+    generate_dataset(_with_out_dir("data", run), progress, cancelled)
+
+
+def lora_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
+    from engine.train.lora import train_lora
+
+    res = train_lora(_with_out_dir("lora", run), progress, cancelled)
+    run.update_info(result={k: v for k, v in res.__dict__.items() if k != "model"})
+
+
+def search_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
+    from engine.train.search import run_search
+
+    summary = run_search(_with_out_dir("search", run), progress, cancelled)
+    run.update_info(result={"best": summary["best"], "n_trials": summary["n_trials"]})
+
+
+def export_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
+    from engine.train.export import export_model
+
+    progress(0.1, "merging the adapter")
+    res = export_model(_with_out_dir("export", run))
+    run.update_info(result={"gguf_path": res.gguf_path, "ok": res.verify["ok"]})
+
+
+TARGETS = {what: f"engine.train.jobs:{what}_target" for what in CONFIGS}
+
+
+def submit_train_job(what: str, config: Any, store=None, label: str = "") -> str:
+    """Create a ``train-<what>`` run with this config and queue its worker; returns the run id."""
+    from engine.jobs import JobQueue, register_target
+    from engine.runs import RunStore
+
+    if what not in CONFIGS:
+        raise TrainError(f"unknown training job {what!r}", hint=f"one of: {', '.join(CONFIGS)}")
+    if not isinstance(config, CONFIGS[what]):
+        raise TrainError(f"a {what} job needs a {CONFIGS[what].__name__}")
+    store = store or RunStore()
+    kind = f"train-{what}"
+    register_target(kind, TARGETS[what])
+    design = Path(getattr(config, "base_model", "") or getattr(config, "adapter_dir", "") or what).name
+    run = store.create(config.to_dict(), design=design, kind=kind, label=label)
+    JobQueue(store).submit(run.id, kind)
+    log.info("submitted %s as run %s", kind, run.id)
+    return run.id
