@@ -26,6 +26,7 @@ def test_the_example_set_covers_the_kinds_the_flow_needs():
         assert name in DESIGNS
     assert any(META[n]["clock_port"] is None for n in DESIGNS), "a combinational design with no clock"
     assert any(META[n]["size"] == "large" for n in DESIGNS), "a design over 5,000 cells"
+    assert any(len(resolve(n).files) > 1 for n in DESIGNS), "a design in several files"
 
 
 @pytest.mark.parametrize("name", DESIGNS)

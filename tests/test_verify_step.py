@@ -61,6 +61,15 @@ def test_sabotaged_netlist_gives_mismatches(counter_run, tmp_path):
     assert m["verify__mismatch__count"] == c.mismatches and m["verify__status"] == "mismatch"
 
 
+def test_gate_level_with_the_cells_specify_delays_still_matches(counter_run, tmp_path):
+    spec = resolve("counter")
+    netlist = counter_run.step_dir("synth") / "netlist.v"
+    report = verify_design(spec.files, spec.testbench, "counter", netlist, CELLS, tmp_path,
+                           config=VerifyConfig(gate_delays=True, gate_vcd=False))
+    assert report.status == "pass" and report.comparison.tests == 298
+    assert not (tmp_path / "gate.vcd").exists() and not (tmp_path / "activity.json").exists()
+
+
 def test_step_keeps_logs_vcd_and_reports(counter_run):
     d = counter_run.step_dir("verify")
     for name in ("rtl.log", "gate.log", "rtl.compile.log", "gate.compile.log", "mismatches.json", "verify.json",

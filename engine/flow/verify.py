@@ -54,6 +54,7 @@ class VerifyConfig:
     language: str = "2005"  # iverilog -g generation: "2005", "2001" or "2012" (SystemVerilog subset)
     gate_delays: bool = False  # honour the cell models' specify delays (-gspecify); off = zero-delay functional
     max_log_mb: float = 200.0  # a simulation printing more than this is stopped (a runaway $display loop)
+    max_vcd_mb: float = 1000.0  # a simulation whose VCD grows past this is stopped (disk space)
     mismatches_kept: int = 50  # how many differing lines mismatches.json lists
     dump_vcd: bool = True  # save the RTL run's VCD (ports and RTL signals under tb.dut)
     gate_vcd: bool = True  # save the gate-level run's VCD too: every net of the netlist, for power activity
@@ -160,7 +161,7 @@ def dut_instance(tb_path: str | Path, top: str) -> str:
 
 
 def _run(argv: list[str], log_path: Path, cwd: Path, timeout_s: float, max_bytes: int,
-         cancel: CancelFn | None) -> tuple[int, str]:
+         cancel: CancelFn | None, vcd: Path | None = None, max_vcd_bytes: int = 0) -> tuple[int, str]:
     """Run a tool with its output in ``log_path``; returns (exit code, reason it was stopped or '')."""
     with open(log_path, "w") as logf:
         try:
@@ -180,6 +181,9 @@ def _run(argv: list[str], log_path: Path, cwd: Path, timeout_s: float, max_bytes
                     stop = f"did not finish within {timeout_s:.0f} s (does the testbench call $finish?)"
                 elif log_path.stat().st_size > max_bytes:
                     stop = f"printed more than {max_bytes / 1e6:.0f} MB (a runaway $display loop?)"
+                elif vcd is not None and vcd.is_file() and vcd.stat().st_size > max_vcd_bytes:
+                    stop = (f"wrote a VCD over {max_vcd_bytes / 1e6:.0f} MB; shorten the testbench or raise "
+                            "verify.max_vcd_mb")
                 if stop:
                     proc.kill()
                     proc.wait()
@@ -248,6 +252,7 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
     if cell_models:
         argv += ["-l", str(Path(cell_models).resolve())]
     max_bytes = int(cfg.max_log_mb * 1e6)
+    (out / f"{name}.cmd").write_text(" ".join(argv) + "\n" + " ".join(["vvp", "-n", str(vvp), *plusargs]) + "\n")
     code, stop = _run(argv, compile_log, out, cfg.timeout_s, max_bytes, cancel)
     if code != 0:
         result.returncode = code
@@ -256,7 +261,8 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
         result.seconds = time.monotonic() - t0
         return result
     remaining = max(cfg.timeout_s - (time.monotonic() - t0), 1.0)
-    code, stop = _run(["vvp", "-n", str(vvp), *plusargs], sim_log, out, remaining, max_bytes, cancel)
+    code, stop = _run(["vvp", "-n", str(vvp), *plusargs], sim_log, out, remaining, max_bytes, cancel,
+                      vcd=Path(vcd) if vcd is not None else None, max_vcd_bytes=int(cfg.max_vcd_mb * 1e6))
     result.seconds = time.monotonic() - t0
     result.returncode = code
     result.lines = _clean(sim_log.read_text(errors="replace"))

@@ -6,51 +6,8 @@
 // A third register-file read port (dbg_sel/dbg_data) lets a testbench read the
 // registers of the gate-level netlist, which has no hierarchy to peek into.
 // The 15x32-bit register file in flip-flops (three read ports) and the 32-bit
-// datapath make this the large example design (about 6,500 cells on osu018).
-module rv32e_alu (
-    input  wire [31:0] a,
-    input  wire [31:0] b,
-    input  wire [2:0]  funct3,
-    input  wire        alt,        // SUB / SRA
-    output reg  [31:0] y
-);
-    wire [4:0] sh = b[4:0];
-    always @(*) begin
-        case (funct3)
-            3'b000: y = alt ? a - b : a + b;
-            3'b001: y = a << sh;
-            3'b010: y = {31'd0, $signed(a) < $signed(b)};
-            3'b011: y = {31'd0, a < b};
-            3'b100: y = a ^ b;
-            // (not a ?: here: its unsigned arm would make >>> a logical shift)
-            3'b101: if (alt) y = $signed(a) >>> sh; else y = a >> sh;
-            3'b110: y = a | b;
-            default: y = a & b;
-        endcase
-    end
-endmodule
-
-module rv32e_regfile (
-    input  wire        clk,
-    input  wire        we,
-    input  wire [4:0]  waddr,
-    input  wire [31:0] wdata,
-    input  wire [4:0]  raddr1,
-    input  wire [4:0]  raddr2,
-    input  wire [4:0]  raddr3,
-    output wire [31:0] rdata1,
-    output wire [31:0] rdata2,
-    output wire [31:0] rdata3
-);
-    reg [31:0] regs [1:15];    // x0 is hard-wired to zero
-    assign rdata1 = (raddr1[3:0] == 4'd0) ? 32'd0 : regs[raddr1[3:0]];
-    assign rdata2 = (raddr2[3:0] == 4'd0) ? 32'd0 : regs[raddr2[3:0]];
-    assign rdata3 = (raddr3[3:0] == 4'd0) ? 32'd0 : regs[raddr3[3:0]];
-    always @(posedge clk)
-        if (we && waddr[3:0] != 4'd0)
-            regs[waddr[3:0]] <= wdata;
-endmodule
-
+// datapath make this the large example design (about 6,700 cells on osu018).
+// The ALU and the register file are in rv32e_alu.v and rv32e_regfile.v (a multi-file example).
 module rv32e (
     input  wire        clk,
     input  wire        rst,          // synchronous, active high: pc <= 0
