@@ -1,0 +1,89 @@
+"""Shared fixtures."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- the cockpit app served on a free local port (browser tests) -------------------------------------------
+@dataclass
+class CockpitApp:
+    url: str
+    runs_dir: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cockpit_app(tmp_path_factory):
+    """`streamlit run cockpit/app.py` on a free port with its own run store; stopped (with its jobs) at the end."""
+    runs = tmp_path_factory.mktemp("app-runs")
+    log = runs.parent / "streamlit.log"
+    port = _free_port()
+    env = {**os.environ, "CDA_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1"}
+    streamlit = Path(sys.executable).with_name("streamlit")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(streamlit), "run", "cockpit/app.py", "--server.headless", "true",
+                                 "--server.port", str(port), "--server.address", "127.0.0.1",
+                                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield CockpitApp(url=url, runs_dir=runs, log=log)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    # Jobs outlive the app by design; the test's own must not outlive the test session.
+    from engine.jobs import JobQueue
+    from engine.runs import RunStore
+
+    queue = JobQueue(RunStore(runs))
+    for job in queue.jobs():
+        queue.cancel(job.run_id)
+        if job.pid:
+            try:
+                os.killpg(job.pid, 9)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                    "--disable-component-update", "--disable-sync", "--no-first-run",
+                                    "--disable-quic"])
+        yield b
+        b.close()

