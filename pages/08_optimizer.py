@@ -1,7 +1,205 @@
-"""Optimizer (RL): placeholder until its issue lands. It says what the page will show and never fakes data."""
+"""Chapter 8 · Optimizer (RL): agents turning the flow's knobs, their reward curves side by side, the best point.
+
+The page reads optimisation runs (kind "optimize") from the run store and starts new ones as jobs
+(engine.jobs, target engine.rl.optimize:optimize_target); it polls the run folders while any is active.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Optimizer (RL)")
-st.info("This chapter is being built. Nothing on this page is made up: it will fill in with real results once "
-        "its engine component lands.", icon=":material/construction:")
-st.markdown("""An agent that turns the flow's knobs (utilisation, placer density, clock) to improve a reward built from wirelength, timing and routability. This page will show its episodes as they run, the reward curve, and the best configuration found, with a button to run the flow with it.""")
+from cockpit import data, figures, runpicker, story
+from engine.designs import list_examples
+from engine.errors import EngineError
+from engine.jobs import register_target
+from engine.rl.knobs import KNOB_BY_NAME, KNOBS
+from engine.rl.optimize import AGENTS, OptimizeConfig, optimize_run_config, read_optimize_run
+from engine.runs import Run
+
+register_target("optimize", "engine.rl.optimize:optimize_target")
+ACTIVE = ("queued", "running")
+AGENT_COLOR = {"ppo": "#0b5cad", "random": "#868e96", "tpe": "#d9480f"}
+POLL_S = 2.0
+
+
+def run_title(info: dict) -> str:
+    opt = (info.get("config") or {}).get("optimize") or {}
+    agent = opt.get("agent", "?") + (" (from policy)" if opt.get("policy") else "")
+    return f"{agent} · {info.get('design', '')} · {opt.get('budget', '?')} evals · {info.get('status')} · {info['id'][-4:]}"
+
+
+def optimize_runs(store) -> list[Run]:
+    return [Run(store, r["id"]) for r in store.list(limit=60, kind="optimize")]
+
+
+store = runpicker.store()
+runs = optimize_runs(store)
+designs = sorted({r.design for r in runs})
+chosen_design = st.session_state.get("opt_design") if st.session_state.get("opt_design") in designs else (
+    runs[0].design if runs else None)
+shown = [r for r in runs if r.design == chosen_design]
+latest: dict[str, Run] = {}
+for r in shown:  # newest first: keep the latest run per agent for the side-by-side view
+    latest.setdefault(r.config.get("optimize", {}).get("agent", "?"), r)
+
+happened = None
+if latest:
+    parts = []
+    for agent, r in latest.items():
+        d = read_optimize_run(r)
+        best = d["best"].get("reward")
+        parts.append(f"**{agent}** {len(d['curve'])} evaluations, best reward "
+                     f"**{story.fmt(best) if best is not None else '—'}**")
+    happened = f"on **{chosen_design}**: " + "; ".join(parts) + " (0 = the design's default knobs)."
+story.opener(
+    "8 · Optimizer (RL)",
+    "an agent turns the flow's knobs (utilisation, aspect ratio, placer density and smoothing, synthesis script, "
+    "clock target); every evaluation is a real flow run, scored against the design's own defaults. PPO learns a "
+    "policy; random search and TPE (Bayesian) are the honest baselines at the same number of runs.",
+    happened,
+    "the best-so-far lines: the agent whose line climbs fastest finds good settings in fewer flow runs. Below, "
+    "the knobs of the best point and its layout.",
+)
+
+# ------------------------------------------------------------------ start
+with st.expander("Start an optimisation", expanded=not runs):
+    examples = [e.name for e in list_examples()]
+    with st.form("opt-start"):
+        c1, c2, c3 = st.columns(3)
+        design = c1.selectbox("Design", examples, index=examples.index("counter") if "counter" in examples else 0)
+        agents = c2.multiselect("Agents (one job each)", list(AGENTS), default=["ppo", "random", "tpe"])
+        budget = c3.number_input("Budget (flow runs per agent)", 1, 500, 16)
+        c4, c5, c6 = st.columns(3)
+        until = c4.selectbox("Each evaluation runs until", ["floorplan", "place", "route", "timing"], index=1)
+        parallel = c5.number_input("Parallel evaluations (Ray)", 1, 64, 1)
+        max_iter = c6.number_input("Placer iteration cap (0 = knob's own)", 0, 5000, 300)
+        reward_kind = st.radio("Reward", ["qor", "ecp"], horizontal=True,
+                               help="qor: weighted HPWL / wirelength / timing / area vs the defaults; ecp: "
+                                    "AutoTuner's effective clock period (needs timing)")
+        knob_names = st.multiselect("Knobs", [k.name for k in KNOBS], default=[k.name for k in KNOBS],
+                                    help="\n".join(f"- {k.name}: {k.doc}" for k in KNOBS))
+        policies = [r for r in runs if (r.dir / "policy.pt").exists()]
+        policy = st.selectbox("Start PPO from a saved policy (transfer)", [None] + policies,
+                              format_func=lambda r: "— none (learn from scratch)" if r is None else run_title(r.info()))
+        go_btn = st.form_submit_button("Start", type="primary", icon=":material/play_arrow:")
+    if go_btn:
+        try:
+            from engine.rl.env import EnvConfig
+            from engine.rl.evaluate import EvalConfig
+            from engine.rl.reward import RewardConfig
+
+            if not agents or not knob_names:
+                raise EngineError("choose at least one agent and one knob")
+            for agent in agents:
+                ev = EvalConfig(until=until, parallel=int(parallel))
+                if max_iter and "place.max_iterations" not in knob_names:
+                    ev.place_overrides["max_iterations"] = int(max_iter)
+                cfg = OptimizeConfig(agent=agent, budget=int(budget), env=EnvConfig(
+                    knobs=knob_names, eval=ev, reward=RewardConfig(kind=reward_kind)),
+                    policy=str(policy.dir / "policy.pt") if (policy and agent == "ppo") else None)
+                run = store.create(optimize_run_config([design], cfg), design=design, kind="optimize", label=agent)
+                runpicker.queue().submit(run.id, "optimize")
+            st.session_state["opt_design"] = design
+            st.toast(f"Started {len(agents)} optimisation job(s) on {design}.")
+            st.rerun()
+        except EngineError as exc:
+            st.error(exc.message)
+
+if not runs:
+    st.info("No optimisation yet. Start one above, or from a terminal: `cda optimize counter --agent ppo "
+            "--budget 16 --until place`.")
+    st.stop()
+
+if len(designs) > 1:
+    pick = st.selectbox("Design", designs, index=designs.index(chosen_design))
+    if pick != chosen_design:
+        st.session_state["opt_design"] = pick
+        st.rerun()
+
+
+# ------------------------------------------------------------------ live view
+def curves_figure(items: list[tuple[str, dict]]) -> go.Figure:
+    fig = go.Figure()
+    for title, d in items:
+        pts = d["curve"]
+        if not pts:
+            continue
+        color = AGENT_COLOR.get(d.get("agent") or "", "#2b8a3e")
+        xs = [p["evaluation"] for p in pts]
+        fig.add_trace(go.Scatter(x=xs, y=[p["reward"] for p in pts], mode="markers", name=f"{title} · reward",
+                                 marker=dict(color=color, size=8, opacity=0.45,
+                                             symbol=["x" if p["status"] != "done" else "circle" for p in pts])))
+        fig.add_trace(go.Scatter(x=xs, y=[p["best"] for p in pts], mode="lines", name=f"{title} · best so far",
+                                 line=dict(color=color, width=3, shape="hv")))
+    fig.add_hline(y=0, line=dict(color="#495057", dash="dot"), annotation_text="default knobs")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), font=figures.FONT, uirevision="opt",
+                      xaxis_title="evaluation (flow runs)", yaxis_title="reward (vs defaults)",
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+any_active = any(r.status in ACTIVE for r in latest.values())
+
+
+@st.fragment(run_every=POLL_S if any_active else None)
+def live_view() -> None:
+    items = []
+    for agent, r in latest.items():
+        info = r.info()
+        items.append((agent + (" (policy)" if info["config"]["optimize"].get("policy") else ""),
+                      {**read_optimize_run(r), "run": r, "info": info}))
+    st.plotly_chart(curves_figure([(t, d) for t, d in items]), width="stretch", key="opt-curves")
+    cols = st.columns(max(1, len(items)))
+    for col, (title, d) in zip(cols, items):
+        info, r = d["info"], d["run"]
+        with col.container(border=True):
+            st.markdown(f"**{title}** · {info['status']}")
+            st.caption(f"{len(d['curve'])}/{info['config']['optimize']['budget']} evaluations · run {r.id}")
+            if info["status"] in ACTIVE and st.button("Cancel", key=f"cancel-{r.id}", icon=":material/stop_circle:",
+                                                      help="stops after the evaluations in flight; keeps what "
+                                                           "was learned (best point, policy)"):
+                runpicker.queue().cancel(r.id)
+                st.toast("Cancel requested.")
+            if info["status"] == "failed":
+                st.error(info.get("error", "failed"))
+    done = [(t, d) for t, d in items if d["best"].get("run_id")]
+    if not done:
+        st.info("Waiting for the first evaluations…")
+    else:
+        title, best = max(done, key=lambda td: td[1]["best"].get("reward", float("-inf")))
+        show_best(title, best["best"])
+    if any_active and not any(d["info"]["status"] in ACTIVE for _, d in items):
+        st.rerun()
+
+
+def show_best(title: str, best: dict) -> None:
+    st.subheader(f"Best point · {title} · reward {best['reward']:+.3f}")
+    left, right = st.columns([2, 3], gap="medium")
+    base = (best.get("baselines") or {}).get(best.get("design"), {}).get("knobs", {})
+    rows = [{"knob": k, "best": str(v), "default": str(base.get(k, "")),
+             "what it does": KNOB_BY_NAME[k].doc if k in KNOB_BY_NAME else ""} for k, v in best["knobs"].items()]
+    left.dataframe(rows, hide_index=True, width="stretch")
+    keys = ("placement__hpwl", "placement__overflow", "route__wirelength", "timing__ecp_ns", "timing__setup__ws",
+            "floorplan__die__area_um2", "design__instance__area")
+    base_m = (best.get("baselines") or {}).get(best.get("design"), {}).get("metrics", {})
+    left.dataframe([{"metric": k, "best": story.fmt(best["metrics"].get(k)), "default": story.fmt(base_m.get(k))}
+                    for k in keys if k in best["metrics"]], hide_index=True, width="stretch")
+    try:
+        flow_run = store.get(best["run_id"])
+    except EngineError:
+        right.info("The best run's folder is gone.")
+        return
+    lay = data.layout(flow_run, "place", "def", "placed.def") or data.layout(flow_run, "floorplan", "def",
+                                                                            "floorplan.def")
+    if lay is None:
+        right.info("The best run has no layout to show.")
+        return
+    fig = figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, rows=lay.rows,
+                                title=f"Best layout · run {flow_run.id}", height=460)
+    right.plotly_chart(fig, width="stretch", key="opt-best-layout")
+    if right.button("Open this run in the other chapters", key="opt-open-best"):
+        runpicker.select(flow_run.id)
+        st.toast("Selected: the other chapters now show the best run.")
+
+
+live_view()
