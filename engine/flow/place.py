@@ -1,0 +1,77 @@
+"""The flow's place step: floorplan.def -> the analytical placer -> placed.def, frames/ and history.json.
+
+Frames (what the cockpit replays live) are `frames/frame_<iteration>.npz`, one per `place.frame_every`
+iterations: cells (indices into the netlist), x, y (lower-left, float32, subsampled), density and rudy maps
+(indexed [ix, iy]), core, iteration, hpwl, overflow. `history.json` holds every iteration's numbers.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from engine.errors import Cancelled, EngineError
+from engine.flow.base import Step, StepContext, StepResult
+from engine.io.def_io import read_def, write_def
+from engine.runs import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+class PlaceStep(Step):
+    id = "place"
+    requires = ("floorplan",)
+    uses = ("place", "tech_dir")
+    version = 1
+
+    def run(self, ctx: StepContext) -> StepResult:
+        from engine.place.api import place
+        from engine.place.config import PlaceConfig
+
+        overrides = dict(ctx.config.place or {})
+        known = set(PlaceConfig.__dataclass_fields__)
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ctx.fail(f"unknown placer setting(s): {', '.join(unknown)}",
+                           hint=f"place settings are: {', '.join(sorted(known))}")
+        try:
+            cfg = PlaceConfig(**overrides)
+        except TypeError as exc:
+            raise ctx.fail(f"bad placer settings: {exc}") from None
+        netlist = read_def(ctx.artefact("floorplan", "def"), ctx.pdk)
+        pin_layers = read_json(ctx.run.step_dir("floorplan", create=False) / "pins.json", None)
+        frames_dir = ctx.step_dir / "frames"
+        frames_dir.mkdir(exist_ok=True)
+        write_s = [0.0]
+
+        def on_frame(frame: dict) -> None:
+            t0 = time.perf_counter()
+            np.savez(frames_dir / f"frame_{frame['iteration']:05d}.npz",
+                     **{k: np.asarray(v) for k, v in frame.items()})
+            write_s[0] += time.perf_counter() - t0
+
+        def progress(fraction: float, message: str) -> None:
+            ctx.progress(fraction, message)
+
+        try:
+            result = place(netlist, cfg, progress=progress, cancel=ctx.cancelled, on_frame=on_frame)
+        except Cancelled:
+            raise
+        except EngineError as exc:
+            raise ctx.fail(exc.message, hint=exc.hint or "see the place.* settings") from None
+        placed = result.netlist
+        kw = {"pin_layers": pin_layers} if isinstance(pin_layers, dict) else {}
+        write_def(placed, ctx.step_dir / "placed.def", ctx.pdk, **kw)
+        hist = result.history
+        write_json(ctx.step_dir / "history.json", {k: [h[k] for h in hist] for k in
+                                                   ("iteration", "hpwl", "overflow", "density_weight", "gamma")}
+                   if hist else {})
+        metrics = dict(result.metrics)
+        metrics["placement__frames__count"] = int(result.frames)
+        metrics["placement__frames__seconds"] = round(metrics.get("placement__frames__seconds", 0.0) + write_s[0], 3)
+        return StepResult(metrics=metrics,
+                          artefacts={"def": "placed.def", "placed_def": "placed.def", "frames": "frames",
+                                     "history": "history.json"},
+                          message=f"HPWL {metrics['placement__hpwl']:,.0f} um after {metrics['placement__iterations']} "
+                                  f"iterations (overflow {metrics['placement__overflow']:.3f}), legal")

@@ -1,0 +1,81 @@
+"""PlaceConfig: every knob of the analytical placer, with defaults that work."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class PlaceConfig:
+    """Configuration of `engine.place.place` (global, legal and detailed placement)."""
+
+    # --- global placement -------------------------------------------------------------
+    target_density: float = 0.9
+    """Bin density the spreading aims at; fillers fill the core up to it (1.0 = pack tight)."""
+    target_overflow: float = 0.10
+    """Global placement stops once the density overflow drops below this (ePlace/DREAMPlace use 0.07-0.10)."""
+    max_iterations: int = 1000
+    """Cap on Nesterov iterations; reaching it is logged, not an error."""
+    min_iterations: int = 20
+    """Never stop before this many iterations (the first ones have meaningless overflow)."""
+    num_bins: int = 0
+    """Bins per side of the density grid (power of two); 0 picks one from the cell count."""
+    gamma_base: float = 4.0
+    """WA smoothing in bin widths at overflow 0.1 is gamma_base/10; annealed with overflow as in DREAMPlace."""
+    density_weight_init: float = 8e-4
+    """Initial density weight as a fraction of |grad WL|_1 / |grad D|_1 (DREAMPlace uses 8e-5)."""
+    density_weight_growth: float = 1.05
+    """Upper bound of the per-iteration growth of the density weight (~1.05x, lower when HPWL jumps)."""
+    density_weight_ref_delta: float = 0.01
+    """HPWL rise per iteration (fraction of HPWL) at which the density weight stops growing."""
+    max_net_degree: int = 1000
+    """Nets with more pins than this are ignored by the smooth wirelength (clock-like nets); HPWL counts them."""
+    init_noise: float = 0.001
+    """Initial placement: all movable cells at the core centre plus this much noise (fraction of core size)."""
+    stretch_cells: bool = True
+    """Stretch cells smaller than a bin to sqrt(2) bins (charge kept) so the density is smooth."""
+    use_fillers: bool = True
+    """Add filler cells (density only) so that the whitespace spreads evenly at the target density."""
+    precondition: bool = True
+    """Divide gradients by (pin count + density weight x charge), the ePlace preconditioner."""
+    max_backtracks: int = 10
+    """Maximum step-size backtracks per Nesterov iteration."""
+    seed: int = 1
+    """Random seed (initial noise, fillers)."""
+
+    # --- numerics ---------------------------------------------------------------------
+    device: str = "cpu"
+    """torch device: 'cpu', 'cuda', 'cuda:1', ... (the same code path runs on all)."""
+    dtype: str = "float32"
+    """Floating point type of the placer tensors: 'float32' (default, fast) or 'float64'."""
+    num_threads: int = 0
+    """torch.set_num_threads for the run; 0 = automatic (1 thread under 5k movable cells, else torch's setting)."""
+
+    # --- frames -----------------------------------------------------------------------
+    frame_every: int = 10
+    """Emit a frame every k global-placement iterations (0 = no frames)."""
+    frame_max_cells: int = 20000
+    """Frames carry at most this many cell positions (a fixed random subsample above it)."""
+    frame_map_bins: int = 64
+    """Side of the density and RUDY maps stored in frames (downsampled from the placer grid)."""
+
+    # --- legalization and detailed placement ------------------------------------------
+    legalize: bool = True
+    """Run Tetris + Abacus legalization onto the rows and sites."""
+    detailed: bool = True
+    """Run detailed placement (global swap + local reorder) after legalization."""
+    detailed_passes: int = 2
+    """Passes of global swap + local reorder."""
+    detailed_time_limit_s: float = 60.0
+    """Detailed placement stops after this many seconds (it keeps what it improved)."""
+    row_search: int = 6
+    """Legalization looks this many rows above and below a cell's row first (then widens)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "PlaceConfig":
+        """Build from a dict, ignoring unknown keys (old run.json files keep loading)."""
+        data = data or {}
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
