@@ -130,6 +130,22 @@ METRICS: dict[str, MetricText] = {
     "route__wirelength": MetricText("Routed wirelength", "µm", "total length of metal wires after routing."),
     "route__via__count": MetricText("Vias", "", "connections between metal layers; each adds resistance."),
     "route__net__unrouted": MetricText("Unrouted nets", "", "nets the router could not complete.", _judge_unrouted),
+    "route__rudy__max": MetricText("Peak congestion", "", "highest wire demand / track capacity of any region, "
+                                   "estimated by RUDY from the placement (above 1 = more wires than tracks).",
+                                   _judge_congestion),
+    "route__rudy__mean": MetricText("Mean congestion", "", "average wire demand / track capacity over the core."),
+    "route__rudy__overflow": MetricText("Over-capacity area", "", "share of regions whose wire demand exceeds "
+                                        "their tracks.", percent=True),
+    "route__layers": MetricText("Metal layers", "", "routing layers the router may use."),
+    "route__net__count": MetricText("Nets routed", "", "nets the router was given."),
+    "timing__clock_period_ns": MetricText("Clock period", "ns", "the target time between two clock edges."),
+    "timing__path__count": MetricText("Paths reported", "", "worst paths kept in the report."),
+    "timing__wire__cap_pf": MetricText("Wire capacitance", "pF", "total capacitance of the wires (from the layout)."),
+    "timing__wire__length_um": MetricText("Wire length (timing)", "µm", "wire length used for the delay model."),
+    "power__internal__total": MetricText("Internal power", "mW", "power burnt inside cells when they switch.",
+                                         scale=1e3),
+    "power__switching__total": MetricText("Switching power", "mW", "power to charge wires and pins.", scale=1e3),
+    "power__leakage__total": MetricText("Leakage power", "mW", "power lost even when nothing switches.", scale=1e3),
     "route__congestion__max": MetricText("Peak congestion", "", "highest wire demand / track supply of any bin "
                                          "(RUDY estimate).", _judge_congestion),
     "timing__setup__ws": MetricText(
@@ -304,14 +320,15 @@ def problems(info: dict, metrics: dict[str, dict]) -> list[Problem]:
         out.append(_explain_error(info, config))
     place = metrics.get("place", {})
     ovf = place.get("placement__overflow")
-    if isinstance(ovf, (int, float)) and ovf > 0.25:
+    if isinstance(ovf, (int, float)) and ovf > 0.25 and info.get("failed_step") != "place":
         out.append(Problem("place", f"Placement stopped with overflow {fmt(ovf)}: cells still overlap.",
                            "The core is too full, or the placer ran out of iterations.",
                            "Lower the utilisation (or raise place.max_iterations).", _lower_util(config),
                            severity="warning"))
+    failed_step = info.get("failed_step") if info.get("status") == "failed" else None
     route = metrics.get("route", {})
     unrouted = route.get("route__net__unrouted")
-    if isinstance(unrouted, (int, float)) and unrouted > 0:
+    if isinstance(unrouted, (int, float)) and unrouted > 0 and failed_step != "route":
         layers = int(_get(config, "route.layers", 4) or 4)
         patch = _lower_util(config)
         if layers < 6:

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from cockpit import data, figures, runpicker, story
 from cockpit.jobs_panel import live
 from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
 
-MAP_TITLES = {"rudy": "RUDY wire demand (estimate before routing)", "congestion": "Routing congestion",
-              "usage": "Track usage", "overflow": "Track overflow", "h": "Horizontal demand / supply",
-              "v": "Vertical demand / supply"}
+MAP_TITLES = {"ratio": ("Congestion: wire demand ÷ track capacity", "demand/capacity"),
+              "demand": ("RUDY wire density (µm of wire per µm²)", "µm/µm²")}
 
 run = runpicker.current_run()
 m = run.metrics().get("route", {}) if run else {}
@@ -41,22 +41,23 @@ if not needs_run(run):
             step_not_reached(r, "route", "routing")
             return
         ctx = {**run_context(r), **r.metrics().get("place", {})}
-        metric_cards(mm, ["route__wirelength", "route__via__count", "route__net__unrouted", "route__congestion__max"],
-                     ctx)
+        metric_cards(mm, ["route__wirelength", "route__via__count", "route__net__unrouted", "route__rudy__max",
+                          "route__rudy__overflow"], ctx)
         hp = r.metrics().get("place", {}).get("placement__hpwl")
         if hp and mm.get("route__wirelength"):
             st.caption(f"Routed wire is {mm['route__wirelength'] / hp:.2f}× the placement's HPWL estimate "
                        "(1.1–1.5× is typical; much more means detours around congestion).")
         problem_boxes(r, "route")
-        lay = data.layout(r, "place", "def", "placed.def")
-        die = lay.die if lay else None
+        lay = data.layout(r, "route", "def", "routed.def") or data.layout(r, "place", "def", "placed.def")
+        region = tuple(np.asarray(cong["region"]).tolist()) if cong and "region" in cong else (lay.die if lay else None)
         maps = {k: v for k, v in (cong or {}).items() if isinstance(v, np.ndarray) and v.ndim == 2}
         if maps:
-            cols = st.columns(min(2, len(maps)))
-            for i, (k, grid) in enumerate(maps.items()):
-                with cols[i % len(cols)]:
-                    st.plotly_chart(figures.heatmap_figure(grid, die, title=MAP_TITLES.get(k, k.replace("_", " ")),
-                                                           colorbar="demand/supply" if "rudy" not in k else "demand"),
+            cols = st.columns(len(maps))
+            for col, (k, grid) in zip(cols, maps.items()):
+                title, unit = MAP_TITLES.get(k, (k.replace("_", " "), ""))
+                with col:
+                    st.plotly_chart(figures.heatmap_figure(grid, region, title=title, colorbar=unit,
+                                                           zmax=max(1.2, float(grid.max())) if k == "ratio" else None),
                                     width="stretch", key=f"map-{k}")
         left, right = st.columns([3, 2], gap="large")
         with left:
@@ -64,9 +65,18 @@ if not needs_run(run):
                 st.plotly_chart(figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io,
                                                       rows=lay.rows, title="Cells under the routes", height=480),
                                 width="stretch")
+            per_layer = mm.get("route__wirelength__per_layer") or {}
+            if per_layer:
+                st.plotly_chart(figures.bar_figure(list(per_layer), list(per_layer.values()),
+                                                   title="Wire per metal layer", xlabel="µm",
+                                                   height=60 * len(per_layer) + 100), width="stretch")
         with right:
+            failures = mm.get("route__failures") or []
+            if failures:
+                st.markdown(f"**Open nets ({len(failures)})**")
+                st.table(pd.DataFrame(failures).rename(columns={"net": "net", "reason": "why"}).head(20))
             st.markdown("**All routing numbers**")
-            metric_table(mm, ctx)
+            metric_table(mm, ctx, hide=("route__wirelength__per_layer", "route__failures"))
             log = data.artefact(r, "route", "log", "qrouter.log")
             if log:
                 with st.expander("qrouter log (last lines)"):

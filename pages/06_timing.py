@@ -30,8 +30,8 @@ story.opener(
 
 
 def _point_xy(p: dict, index: dict, lay) -> tuple[float, float] | None:
-    if "x" in p and "y" in p:
-        return float(p["x"]), float(p["y"])
+    if p.get("x_um") is not None and p.get("y_um") is not None:
+        return float(p["x_um"]), float(p["y_um"])
     inst = p.get("instance") or p.get("cell") or (p.get("pin", "").rsplit("/", 1)[0] if "/" in p.get("pin", "") else
                                                   p.get("pin"))
     i = index.get(inst)
@@ -63,23 +63,26 @@ if not needs_run(run):
                     xy = [(c, p) for c, p in xy if c is not None]
                     if xy:
                         figures.add_path(fig, [c[0] for c, _ in xy], [c[1] for c, _ in xy],
-                                         [f"{p.get('pin', p.get('instance', ''))} · arrival "
-                                          f"{fmt(p.get('arrival', p.get('time')))} ns" for _, p in xy])
+                                         [f"{p.get('pin', '')} ({p.get('cell', '')}) · arrival "
+                                          f"{fmt(p.get('arrival_ns'))} ns" for _, p in xy])
                 st.plotly_chart(fig, width="stretch")
         with right:
             if paths:
                 st.markdown("**Worst paths**")
-                rows = [{"from": p.get("startpoint", p.get("from", "")), "to": p.get("endpoint", p.get("to", "")),
-                         "slack (ns)": p.get("slack"), "arrival (ns)": p.get("arrival", p.get("data_arrival")),
-                         "cells": len(p.get("points") or p.get("pins") or [])} for p in paths]
+                rows = [{"from": p.get("startpoint", ""), "to": p.get("endpoint", ""),
+                         "slack (ns)": p.get("slack_ns"), "arrival (ns)": p.get("arrival_ns"),
+                         "stages": len(p.get("pins") or [])} for p in paths]
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-                pts = paths[0].get("points") or paths[0].get("pins") or []
+                pts = paths[0].get("pins") or []
                 if pts:
-                    with st.expander("The worst path, stage by stage"):
-                        st.dataframe(pd.DataFrame([{k: v for k, v in p.items() if not isinstance(v, (dict, list))}
-                                                   for p in pts]), hide_index=True, width="stretch")
+                    with st.expander("The worst path, stage by stage", expanded=True):
+                        st.dataframe(pd.DataFrame([{"pin": p.get("pin"), "cell": p.get("cell"),
+                                                    "edge": p.get("transition"), "delay (ns)": p.get("delay_ns"),
+                                                    "arrival (ns)": p.get("arrival_ns")} for p in pts]),
+                                     hide_index=True, width="stretch")
             st.markdown("**All timing numbers**")
-            metric_table(mm, run_context(r))
+            metric_table(mm, run_context(r), hide=("timing__clock__found_by", "power__activity_source",
+                                                   "timing__parasitics"))
             log = data.artefact(r, "timing", "log", "sta.log")
             if log:
                 with st.expander("OpenSTA report (last lines)"):
