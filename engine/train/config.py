@@ -208,11 +208,15 @@ class DatagenConfig(_Config):
     """Floorplan utilisation settings."""
     target_densities: tuple[float, ...] = (0.7, 0.85, 1.0)
     """Placer target density settings."""
-    gammas: tuple[float, ...] = (0.5, 1.0, 2.0)
+    gammas: tuple[float, ...] = (0.5, 1.0)
     """Placer wirelength-smoothing (gamma) settings; scaled by the placer's own base gamma where it has one."""
-    clock_ns: tuple[float, ...] = (5.0, 10.0)
-    """Clock periods for timing examples."""
-    max_runs: int = 300
+    clock_ns: tuple[float, ...] = (5.0, 10.0, 20.0)
+    """Clock periods for timing examples (besides the design's own)."""
+    groups: tuple[str, ...] = ("place", "clock", "synth", "floorplan", "full")
+    """Run groups to make: the placement grid, clock variants, ABC scripts, floorplan shapes, full flows."""
+    include_large: bool = False
+    """Run designs marked large in design.json (rv32e: minutes per placement)."""
+    max_runs: int = 400
     """Upper bound on engine runs (knob grid is sub-sampled per design to fit)."""
     place_iterations: int = 0
     """Override the placer's iteration limit (0 = its default); the tests use a small number."""
