@@ -277,6 +277,7 @@ class GlobalPlacer:
         frames, frame_s = 0, 0.0
         sub = self._frame_subsample()
         lo_f, hi_f = fraction_span
+        shown = 0.0
         it = 0
         log.info("global placement: %d movable cells, %d fillers, %d nets, %dx%d bins",
                  len(self.movable_idx), self.n_fill, self.nets.n_nets, self.grid.m, self.grid.n)
@@ -310,7 +311,8 @@ class GlobalPlacer:
                 span = math.log(first_overflow / cfg.target_overflow)
                 f = max(math.log(first_overflow / max(overflow, 1e-9)) / span if span > 0 else 1.0,
                         it / cfg.max_iterations)
-                progress(lo_f + (hi_f - lo_f) * min(1.0, max(0.0, f)),
+                shown = max(shown, min(1.0, max(0.0, f)))  # never goes backwards when overflow bumps up
+                progress(lo_f + (hi_f - lo_f) * shown,
                          f"global placement: iteration {it}, HPWL {hpwl:.4g} um, overflow {overflow:.3f}")
             if done:
                 break
