@@ -1,7 +1,266 @@
-"""Training: placeholder until its issue lands. It says what the page will show and never fakes data."""
+"""Training: the engine-grounded data set, LoRA fine-tuning with live loss curves, the search's trials, the export.
+
+The page reads result folders (training jobs are runs of kind ``train-*`` in the run store; the CLI writes to
+.cache/train/*) and starts or cancels jobs through engine.train.jobs; it trains nothing itself.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Training")
-st.info("This chapter is being built. Nothing on this page is made up: it will fill in with real results once "
-        "its engine component lands.", icon=":material/construction:")
-st.markdown("""Engine-grounded training data, LoRA fine-tuning of small models and hyper-parameter search. This page will show the data sets built from runs, the training curves and the exported models.""")
+from cockpit import figures, runpicker, story
+from engine.errors import EngineError
+from engine.train.config import (DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig,
+                                 field_docs)
+from engine.train.jobs import list_outputs, submit_train_job
+
+ACTIVE = ("queued", "running")
+POLL_S = 2.0
+
+
+def read(path: Path) -> dict | list | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def pick_output(what: str, title: str):
+    outs = list_outputs(what, runpicker.store())
+    if not outs:
+        return None
+    labels = [o.label for o in outs]
+    i = st.selectbox(title, range(len(outs)), format_func=lambda k: labels[k], key=f"train-pick-{what}")
+    return outs[i]
+
+
+def cancel_button(out, key: str) -> None:
+    if out.status not in ACTIVE:
+        return
+    if st.button("Cancel", key=key, icon=":material/stop_circle:",
+                 help="stops at the next step; the checkpoint so far is kept"):
+        if out.run_id:
+            runpicker.queue().cancel(out.run_id)
+        else:
+            (out.folder / "CANCEL").write_text("cancel")
+        st.toast("Cancel requested: the job stops at its next step and keeps its checkpoint.")
+
+
+def start(what: str, cfg) -> None:
+    try:
+        run_id = submit_train_job(what, cfg, runpicker.store())
+        st.toast(f"Started {what} job {run_id}.")
+        st.rerun()
+    except EngineError as exc:
+        st.error(str(exc))
+
+
+# ------------------------------------------------------------------------------------------ opener
+data_outs = list_outputs("data", runpicker.store())
+lora_outs = list_outputs("lora", runpicker.store())
+card = read(data_outs[0].folder / "card.json") if data_outs else None
+last_curves = read(lora_outs[0].folder / "curves.json") if lora_outs else None
+happened = None
+if card or last_curves:
+    parts = []
+    if card:
+        parts.append(f"the data set has **{card['total']:,}** examples from **{card['runs']['done']}** engine runs "
+                     f"({card['per_phase'].get('place', 0):,} about placement)")
+    if last_curves and last_curves.get("val"):
+        v = last_curves["val"]
+        parts.append(f"the latest LoRA run took validation loss from **{v[0]['loss']:.3f}** to **{v[-1]['loss']:.3f}** "
+                     f"({last_curves.get('state', '?')})")
+    happened = "; ".join(parts) + "."
+story.opener(
+    "Training",
+    "turns real engine runs into instruction/answer examples (every number comes from a run), fine-tunes a "
+    "language model on them with LoRA (answers only in the loss), searches learning rate, rank and alpha, and "
+    "exports a merged GGUF with an Ollama Modelfile.",
+    happened,
+    "the data card (what the model learns from), then the validation curve: it must fall and stay below where it "
+    "started; the export's check says the GGUF gives the same logits as the model it came from.",
+)
+
+tab_data, tab_lora, tab_search, tab_export = st.tabs(["Data", "Fine-tuning", "Search", "Export"])
+
+# ------------------------------------------------------------------------------------------ data
+with tab_data:
+    out = pick_output("data", "Data set")
+    if out is None:
+        st.info("No data set yet. Start one below, or from a terminal: `cda train data` (all example designs, "
+                "about 300 engine runs through Ray) or `cda train data --designs counter --groups place`.")
+    else:
+        card = read(out.folder / "card.json")
+        if card is None:
+            st.info(f"The job is {out.status}; its data card appears when the runs are done.")
+        else:
+            c1, c2, c3, c4 = st.columns(4)
+            c1.metric("Examples", f"{card['total']:,}")
+            c2.metric("Engine runs", f"{card['runs']['done']} done", f"{card['runs']['failed']} failed",
+                      delta_color="off")
+            c3.metric("Placement examples", f"{card['per_phase'].get('place', 0):,}")
+            c4.metric("Verifier mismatches", (card.get("verify") or {}).get("mismatches", "—"))
+            left, right = st.columns([3, 2])
+            left.plotly_chart(figures.bar_figure(list(card["per_phase"]), list(card["per_phase"].values()),
+                                                 title="Examples per phase", xlabel="examples"),
+                              width="stretch", key="train-card-phase")
+            right.dataframe([{"split": s, "examples": card["splits"].get(s, 0),
+                              "designs": ", ".join(card["designs_per_split"].get(s, []))}
+                             for s in ("train", "val", "test")], hide_index=True, width="stretch")
+            right.caption("Split by design: no design is in two splits, so validation measures generalisation "
+                          "to unseen designs.")
+            with st.expander("Examples per type"):
+                st.dataframe([{"phase/type": k, "examples": v} for k, v in card["per_type"].items()],
+                             hide_index=True, width="stretch")
+            with st.expander("Sample examples", expanded=True):
+                for phase, exs in card["samples"].items():
+                    for e in exs:
+                        st.markdown(f"**{phase} · {e['type']}** · {e['design']}")
+                        st.code(e["instruction"], language=None, wrap_lines=True)
+                        st.markdown(f"→ {e['answer']}")
+            st.caption(f"Folder: {out.folder}")
+    with st.expander("Generate a data set (job)"):
+        with st.form("train-data"):
+            designs = st.text_input("Designs (comma separated; empty = all examples)", "counter, gray_prio")
+            groups = st.multiselect("Run groups", ["place", "clock", "synth", "floorplan", "full"],
+                                    default=["place", "synth"], help=field_docs(DatagenConfig)["groups"])
+            until = st.selectbox("Run the flow until", ["floorplan", "place", "route", "timing", "verify"], index=3)
+            c1, c2 = st.columns(2)
+            iters = c1.number_input("Placer iteration cap (0 = placer's own)", 0, 5000, 0)
+            workers = c2.number_input("Parallel engine runs (Ray workers; 0 = in the job's process)", 0, 64, 2)
+            go_data = st.form_submit_button("Start", icon=":material/play_arrow:")
+        if go_data:
+            names = tuple(d.strip() for d in designs.split(",") if d.strip())
+            start("data", DatagenConfig(designs=names, groups=tuple(groups), until=until,
+                                        place_iterations=int(iters), ray_workers=int(workers)))
+
+# ------------------------------------------------------------------------------------------ LoRA
+def curves_figure(curves: dict) -> go.Figure:
+    fig = go.Figure()
+    if curves.get("train"):
+        fig.add_trace(go.Scatter(x=[p["step"] for p in curves["train"]], y=[p["loss"] for p in curves["train"]],
+                                 mode="lines", name="train", line=dict(color="#adb5bd", width=1)))
+    if curves.get("val"):
+        fig.add_trace(go.Scatter(x=[p["step"] for p in curves["val"]], y=[p["loss"] for p in curves["val"]],
+                                 mode="lines+markers", name="validation", line=dict(color="#0b5cad", width=3)))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), font=figures.FONT, uirevision="lora",
+                      xaxis_title="step", yaxis_title="loss per answer token (nats)",
+                      xaxis_range=[0, max(1, curves.get("total_steps", 1))], legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+with tab_lora:
+    out = pick_output("lora", "Fine-tuning run")
+    if out is None:
+        st.info("No fine-tuning yet. Start one below, or: `cda train tiny` (the project's own small Llama) then "
+                "`cda train lora`.")
+    else:
+        @st.fragment(run_every=POLL_S if out.status in ACTIVE else None)
+        def lora_view() -> None:
+            curves = read(out.folder / "curves.json") or {}
+            status = read(out.folder / "status.json") or {}
+            state = status.get("state", out.status)
+            cfg = read(out.folder / "config.json") or {}
+            st.markdown(f"**{state}** · step {status.get('step', 0)}/{status.get('total_steps', '?')} · "
+                        f"base `{cfg.get('base_model', '?')}` · r={cfg.get('r')} alpha={cfg.get('alpha')} "
+                        f"lr={cfg.get('lr')} · {curves.get('n_train', '?')} train / {curves.get('n_val', '?')} val "
+                        f"examples · device {curves.get('device', '?')}{' (bf16)' if curves.get('bf16') else ''}")
+            if curves:
+                st.plotly_chart(curves_figure(curves), width="stretch", key="train-lora-curves")
+            else:
+                st.info("Waiting for the first evaluation…")
+            if status.get("message"):
+                st.caption(status["message"])
+            cancel_button(out, "train-lora-cancel")
+        lora_view()
+    with st.expander("Fine-tune (job)"):
+        d = LoraTrainConfig()
+        docs = field_docs(LoraTrainConfig)
+        with st.form("train-lora"):
+            c1, c2 = st.columns(2)
+            base = c1.text_input("Base model folder", d.base_model, help=docs["base_model"])
+            data_dir = c2.text_input("Data set folder", d.data_dir, help=docs["data_dir"])
+            c3, c4, c5, c6 = st.columns(4)
+            r = c3.number_input("rank r", 1, 256, d.r, help=docs["r"])
+            alpha = c4.number_input("alpha", 1.0, 1024.0, d.alpha, help=docs["alpha"])
+            lr = c5.number_input("learning rate", 1e-6, 1.0, d.lr, format="%.5f", help=docs["lr"])
+            epochs = c6.number_input("epochs", 0.01, 100.0, d.epochs, help=docs["epochs"])
+            max_steps = st.number_input("Stop after steps (0 = full epochs)", 0, 1_000_000, 0, help=docs["max_steps"])
+            go_lora = st.form_submit_button("Start", icon=":material/play_arrow:")
+        if go_lora:
+            start("lora", LoraTrainConfig(base_model=base, data_dir=data_dir, r=int(r), alpha=float(alpha),
+                                          lr=float(lr), epochs=float(epochs), max_steps=int(max_steps)))
+        if st.button("Build the tiny base model (job)", help="tokenizer + small Llama pre-trained on the docs and "
+                                                              "the data set; a few minutes on CPU"):
+            start("tiny", TinyModelConfig())
+
+# ------------------------------------------------------------------------------------------ search
+with tab_search:
+    out = pick_output("search", "Search")
+    if out is None:
+        st.info("No search yet: `cda train search --n-trials 8` or start one below.")
+    else:
+        @st.fragment(run_every=POLL_S if out.status in ACTIVE else None)
+        def search_view() -> None:
+            trials = read(out.folder / "trials.json") or []
+            done = [t for t in trials if t.get("val_loss") is not None]
+            if done:
+                best = min(done, key=lambda t: t["val_loss"])
+                st.markdown(f"**{len(done)}/{len(trials)}** trials finished · best validation loss "
+                            f"**{best['val_loss']:.4f}** with lr {best['params']['lr']:.2e}, r {best['params']['r']}, "
+                            f"alpha {best['params']['alpha']:g}")
+                fig = go.Figure(go.Scatter(
+                    x=[t["params"]["lr"] for t in done], y=[t["val_loss"] for t in done], mode="markers+text",
+                    text=[f"r{t['params']['r']}/a{t['params']['alpha']:g}" for t in done], textposition="top center",
+                    marker=dict(size=12, color=[t["params"]["r"] for t in done], colorscale="Viridis",
+                                showscale=True, colorbar=dict(title="r"))))
+                fig.update_layout(height=340, xaxis_type="log", xaxis_title="learning rate",
+                                  yaxis_title="best validation loss", margin=dict(l=10, r=10, t=30, b=10),
+                                  font=figures.FONT)
+                st.plotly_chart(fig, width="stretch", key="train-search-fig")
+            st.dataframe([{"trial": t["number"], "state": t["state"], "lr": t["params"]["lr"], "r": t["params"]["r"],
+                           "alpha": t["params"]["alpha"], "val loss": t.get("val_loss"),
+                           "seconds": t.get("seconds")} for t in trials], hide_index=True, width="stretch")
+            cancel_button(out, "train-search-cancel")
+        search_view()
+    with st.expander("Search (job)"):
+        with st.form("train-search"):
+            n_trials = st.number_input("Trials", 1, 200, 4)
+            steps = st.number_input("Steps per trial", 1, 100_000, 60)
+            go_search = st.form_submit_button("Start", icon=":material/play_arrow:")
+        if go_search:
+            start("search", SearchConfig(n_trials=int(n_trials),
+                                         base=LoraTrainConfig(max_steps=int(steps), eval_every=max(1, int(steps) // 3))))
+
+# ------------------------------------------------------------------------------------------ export
+with tab_export:
+    out = pick_output("export", "Export")
+    if out is None:
+        st.info("No export yet: `cda train export` merges the latest adapter and writes the GGUF and Modelfile.")
+    else:
+        verify = read(out.folder / "verify.json")
+        if verify:
+            (st.success if verify.get("ok") else st.error)(
+                f"GGUF read back: {verify['n_tensors']} tensors, largest difference {verify['max_abs_diff']:.2g}; "
+                f"next-token logits differ by at most {verify['logits_max_abs_diff']:.2g} "
+                f"(same next token: {verify['next_token_hf'] == verify['next_token_gguf']}).")
+        files = sorted(p for p in out.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        st.dataframe([{"file": str(p.relative_to(out.folder)), "MB": round(p.stat().st_size / 1e6, 3)} for p in files],
+                     hide_index=True, width="stretch")
+        modelfile = out.folder / "Modelfile"
+        if modelfile.is_file():
+            st.code(modelfile.read_text(), language=None)
+            st.caption(f"Load it: `cd {out.folder} && ollama create {ExportConfig().model_name} -f Modelfile`")
+    with st.expander("Export (job)"):
+        lora_dirs = [o for o in list_outputs("lora", runpicker.store()) if (o.folder / "adapter").is_dir()]
+        if not lora_dirs:
+            st.caption("Fine-tune first: the export merges an adapter.")
+        else:
+            i = st.selectbox("Adapter", range(len(lora_dirs)), format_func=lambda k: lora_dirs[k].label,
+                             key="train-export-pick")
+            dtype = st.radio("GGUF weights", ["f32", "f16"], horizontal=True)
+            if st.button("Start export", icon=":material/play_arrow:"):
+                start("export", ExportConfig(adapter_dir=str(lora_dirs[i].folder / "adapter"), dtype=dtype))

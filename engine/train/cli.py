@@ -81,6 +81,9 @@ def _cmd_data(args) -> int:
 
     cfg = _build(DatagenConfig, args)
     card = generate_dataset(cfg, progress=_progress)
+    if card["total"] == 0:
+        print(f"data generation {card['state']} before any example was written")
+        return 3
     print(f"data set: {cfg.out_dir} ({card['total']} examples; per split {card['splits']}; "
           f"per phase {card['per_phase']})")
     if card.get("verify"):

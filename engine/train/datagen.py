@@ -786,7 +786,11 @@ def generate_dataset(cfg: DatagenConfig | None = None, progress: ProgressFn | No
     records = execute_runs(specs, cfg, progress, cancel)
     (out / "runs.json").write_text(json.dumps({"runs_dir": str(Path(cfg.runs_dir).resolve()), "runs": records},
                                               indent=None))
+    cancelled = cancel is not None and cancel()
     examples = deduplicate(derive_examples(records, cfg.seed))
+    if not examples and cancelled:
+        log.info("datagen cancelled after %d runs; no examples yet", len(records))
+        return {"state": "cancelled", "total": 0, "runs": {"total": len(records)}}
     if not examples:
         failed = [r for r in records if r["status"] == "failed"]
         hint = failed[0]["error"] if failed else "check the designs"
@@ -798,7 +802,8 @@ def generate_dataset(cfg: DatagenConfig | None = None, progress: ProgressFn | No
     for s in ("train", "val", "test"):
         _write_jsonl(out / f"{s}.jsonl", [e for e in examples if e["split"] == s])
     card = data_card(examples, records, split_of, cfg, time.time() - t0)
-    if cfg.verify_sample > 0 and not (cancel is not None and cancel()):
+    card["state"] = "cancelled" if cancelled else "done"
+    if cfg.verify_sample > 0 and not cancelled:
         if progress is not None:
             progress(0.92, f"verifier: re-running {cfg.verify_sample} runs")
         card["verify"] = {k: v for k, v in verify_dataset(out, sample=cfg.verify_sample, seed=cfg.seed).items()

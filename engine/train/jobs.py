@@ -6,6 +6,7 @@ The page (or anyone) calls ``submit_train_job("lora", config)``; the worker call
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,3 +82,36 @@ def submit_train_job(what: str, config: Any, store=None, label: str = "") -> str
     JobQueue(store).submit(run.id, kind)
     log.info("submitted %s as run %s", kind, run.id)
     return run.id
+
+
+DEFAULT_DIRS = {"data": DatagenConfig().out_dir, "lora": LoraTrainConfig().out_dir, "search": SearchConfig().out_dir,
+                "export": ExportConfig().out_dir, "tiny": TinyModelConfig().out_dir}
+# The file that shows a folder holds a result of this kind.
+MARKERS = {"data": "card.json", "lora": "curves.json", "search": "trials.json", "export": "verify.json",
+           "tiny": "pretrain.json"}
+
+
+@dataclass
+class TrainOutput:
+    """One result folder of a training job or of a CLI command, as the Training page lists them."""
+
+    label: str
+    folder: Path
+    run_id: str | None = None  # the job's run id; None for a CLI output folder
+    status: str = ""  # the job's status (queued/running/done/failed/cancelled); for CLI folders, status.json's
+
+
+def list_outputs(what: str, store=None, limit: int = 30) -> list[TrainOutput]:
+    """Job runs of kind ``train-<what>`` (newest first), then the CLI's default folder when it holds a result."""
+    from engine.runs import RunStore, read_json
+
+    store = store or RunStore()
+    out: list[TrainOutput] = []
+    for row in store.list(limit=limit, kind=f"train-{what}"):
+        out.append(TrainOutput(label=f"job {row['id']} · {row['status']}", folder=store.root / row["id"],
+                               run_id=row["id"], status=row["status"]))
+    default = Path(DEFAULT_DIRS[what])
+    if (default / MARKERS[what]).is_file():
+        state = (read_json(default / "status.json", {}) or {}).get("state", "done")
+        out.append(TrainOutput(label=f"{default} (from the CLI)", folder=default, status=state))
+    return out
