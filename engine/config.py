@@ -31,8 +31,9 @@ class FloorplanConfig:
 class RouteConfig:
     enabled: bool = True  # run qrouter (detailed routing); RUDY is always computed
     layers: int = 4  # metal layers qrouter may use (osu018 has 6)
-    timeout_s: float = 600.0  # qrouter is stopped past this and the step reports unrouted nets
+    timeout_s: float = 600.0  # qrouter is stopped past this and the step fails with a hint (utilisation, layers)
     rudy_bins: int = 64  # bins per side of the RUDY congestion map
+    via_stack: int = 2  # vias qrouter may stack on top of each other (1 = no stacking)
 
 
 @dataclass
@@ -41,6 +42,9 @@ class TimingConfig:
     default_output_delay_frac: float = 0.0  # output delay as a fraction of the clock period
     default_activity: float = 0.1  # toggle rate used for power when there is no VCD
     paths: int = 5  # worst paths reported in paths.json
+    timeout_s: float = 300.0  # OpenSTA is stopped past this
+    use_routed_parasitics: bool = True  # SPEF from routed wires when 04-route exists, else from placed HPWL
+    vcd_max_mb: float = 200.0  # a testbench VCD larger than this is not read for power (default activity instead)
 
 
 @dataclass

@@ -1,0 +1,388 @@
+"""Static timing and power with OpenSTA (Debian's ``sta``), run headless on a generated Tcl script.
+
+Inputs: the mapped netlist (01-synth/netlist.v), the Liberty, a clock from the config (or found: a port called
+clk/clock, or the port that drives the flip-flops' clock pins), and wire parasitics as SPEF estimated from the
+routed wires (04-route) or, before routing, from the placed pins (engine.flow.spef). A design without a clock is
+timed from inputs to outputs against a virtual clock of the same period, so a combinational block still gets a
+slack and an fmax. Power uses switching activity from the testbench's VCD when one exists, a default otherwise;
+``power__activity_source`` says which.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.flow.base import Step, StepContext, StepResult
+from engine.flow.spef import estimate, oriented_pin_positions, parasitics_summary, read_routed_wires, write_spef
+from engine.io.def_io import read_def
+from engine.io.yosys_json import bit_name, load_yosys_json, top_module
+from engine.netlist import Netlist
+from engine.runs import write_json
+
+log = logging.getLogger(__name__)
+
+CLOCK_NAMES = ("clk", "clock", "clk_i", "i_clk", "clock_i", "i_clock", "sys_clk", "clkin", "clk_in")
+
+
+# ------------------------------------------------------------------------------------------------------ clock
+@dataclass
+class Ports:
+    inputs: list[str]  # port names (whole ports, not bits)
+    outputs: list[str]
+    widths: dict[str, int]
+    clock_drivers: list[str]  # 1-bit input ports wired to a flip-flop clock pin
+    has_flops: bool
+
+
+def read_ports(netlist_json: Path, top: str | None) -> Ports:
+    data = load_yosys_json(netlist_json)
+    _, module = top_module(data, top)
+    inputs, outputs, widths = [], [], {}
+    bit_port: dict[int, str] = {}
+    for name, port in module.get("ports", {}).items():
+        widths[name] = len(port["bits"])
+        (inputs if port.get("direction") == "input" else outputs).append(name)
+        if port.get("direction") == "input" and len(port["bits"]) == 1 and isinstance(port["bits"][0], int):
+            bit_port[port["bits"][0]] = name
+    drivers: dict[str, int] = {}
+    has_flops = False
+    for cell in module.get("cells", {}).values():
+        conns = cell.get("connections", {})
+        if cell.get("type", "").startswith(("DFF", "LATCH")):
+            has_flops = True
+        for pin in ("CLK", "C", "CK", "G"):
+            for bit in conns.get(pin, []):
+                if bit in bit_port and cell.get("type", "").startswith(("DFF", "LATCH")):
+                    drivers[bit_port[bit]] = drivers.get(bit_port[bit], 0) + 1
+    return Ports(inputs, outputs, widths, sorted(drivers, key=lambda p: -drivers[p]), has_flops)
+
+
+def find_clock(ports: Ports, configured: str | None) -> tuple[str | None, str]:
+    """-> (clock port or None, how it was chosen). Raises ValueError for a configured port that does not exist."""
+    if configured:
+        if configured not in ports.inputs:
+            raise ValueError(configured)
+        return configured, "config"
+    lower = {p.lower(): p for p in ports.inputs if ports.widths.get(p) == 1}
+    for name in CLOCK_NAMES:
+        if name in lower:
+            return lower[name], "name"
+    if ports.clock_drivers:
+        return ports.clock_drivers[0], "drives the flip-flops' clock pins"
+    return None, "none"
+
+
+# ------------------------------------------------------------------------------------------------------ script
+def _tcl_list(names: list[str]) -> str:
+    return "{" + " ".join("{" + n + "}" for n in names) + "}"
+
+
+def sta_script(*, liberty: Path, netlist_v: Path, top: str, clock: str | None, period: float, in_delay: float,
+               out_delay: float, spef: Path | None, paths: int, activity: dict[str, tuple[float, float]] | None,
+               default_activity: float) -> str:
+    lines = [f"read_liberty {{{liberty}}}", f"read_verilog {{{netlist_v}}}", f"link_design {{{top}}}"]
+    if clock:
+        lines += [f"create_clock -name {{{clock}}} -period {period:.6g} [get_ports {{{clock}}}]",
+                  f"set cda_inputs [delete_from_list [all_inputs] [get_ports {{{clock}}}]]"]
+        clk = clock
+    else:
+        lines += [f"create_clock -name vclk -period {period:.6g}", "set cda_inputs [all_inputs]"]
+        clk = "vclk"
+    lines += [f"set_input_delay {in_delay:.6g} -clock {{{clk}}} $cda_inputs",
+              f"set_output_delay {out_delay:.6g} -clock {{{clk}}} [all_outputs]"]
+    if spef is not None:
+        lines.append(f"read_spef {{{spef}}}")
+    lines += [
+        'puts "CDA_BEGIN_PATHS"',
+        f"report_checks -path_delay max -format full_clock_expanded -fields {{input_pin slew cap}} -digits 4 "
+        f"-group_count {int(paths)} -endpoint_count 1",
+        'puts "CDA_END_PATHS"',
+        "report_worst_slack -digits 4",
+        "report_tns -digits 4",
+        "report_wns -digits 4",
+        'puts "CDA_BEGIN_UNCONSTRAINED"',
+        "report_checks -unconstrained -path_delay max -digits 4 -group_count 1",
+        'puts "CDA_END_UNCONSTRAINED"',
+    ]
+    if activity:
+        lines.append(f"set_power_activity -input -activity {default_activity:.6g}")
+        for port, (act, duty) in sorted(activity.items()):
+            lines.append(f"catch {{set_power_activity -input_ports [get_ports {{{port}}}] -activity {act:.6g} "
+                         f"-duty {duty:.4g}}}")
+    else:
+        lines.append(f"set_power_activity -global -activity {default_activity:.6g} -duty 0.5")
+    lines += ['puts "CDA_BEGIN_POWER"', "report_power -digits 6", 'puts "CDA_END_POWER"']
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------ parsing
+_PIN_LINE = re.compile(r"^\s*((?:-?\d+\.\d+\s+)*)([\^v])\s+(\S+)\s+\(([^)]+)\)\s*$")
+
+
+def _section(text: str, name: str) -> str:
+    m = re.search(rf"CDA_BEGIN_{name}\n(.*?)CDA_END_{name}", text, re.S)
+    return m.group(1) if m else ""
+
+
+def parse_paths(report: str) -> list[dict]:
+    """Paths of ``report_checks -format full_clock_expanded -fields {input_pin slew cap}``."""
+    out = []
+    for block in re.split(r"\n(?=Startpoint:)", report):
+        sm = re.search(r"Startpoint:\s*(\S+)\s*(.*)", block)
+        em = re.search(r"Endpoint:\s*(\S+)\s*(.*)", block)
+        if not sm or not em:
+            continue
+        slack_m = re.search(r"(-?\d+\.\d+)\s+slack \((MET|VIOLATED)\)", block)
+        arrival_m = re.search(r"(-?\d+\.\d+)\s+data arrival time", block)
+        required_m = re.search(r"(-?\d+\.\d+)\s+data required time", block)
+        group_m = re.search(r"Path Group:\s*(\S+)", block)
+        data_part = block.split("data arrival time")[0]
+        pins = []
+        for line in data_part.splitlines():
+            m = _PIN_LINE.match(line)
+            if not m:
+                continue
+            nums = [float(v) for v in m.group(1).split()]
+            if len(nums) < 2:
+                continue
+            pin = m.group(3)
+            kind = m.group(4)
+            inst, _, pin_name = pin.rpartition("/")
+            is_port = kind in ("in", "out", "inout")
+            pins.append({
+                "pin": pin,
+                "instance": None if is_port else inst,
+                "pin_name": pin if is_port else pin_name,
+                "cell": "port" if is_port else kind,
+                "direction": kind if is_port else None,
+                "transition": "rise" if m.group(2) == "^" else "fall",
+                "arrival_ns": nums[-1],
+                "delay_ns": nums[-2],
+                "slew_ns": nums[-3] if len(nums) >= 3 else None,
+                "cap_pf": nums[-4] if len(nums) >= 4 else None,
+            })
+        out.append({
+            "startpoint": sm.group(1), "startpoint_kind": sm.group(2).strip("() "),
+            "endpoint": em.group(1), "endpoint_kind": em.group(2).strip("() "),
+            "group": group_m.group(1) if group_m else None,
+            "slack_ns": float(slack_m.group(1)) if slack_m else None,
+            "met": (slack_m.group(2) == "MET") if slack_m else None,
+            "arrival_ns": float(arrival_m.group(1)) if arrival_m else None,
+            "required_ns": float(required_m.group(1)) if required_m else None,
+            "pins": pins,
+        })
+    return out
+
+
+def parse_power(text: str) -> dict[str, float] | None:
+    m = re.search(r"^Total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+    if not m:
+        return None
+    try:
+        internal, switching, leakage, total = (float(v) for v in m.groups())
+    except ValueError:
+        return None
+    return {"internal": internal, "switching": switching, "leakage": leakage, "total": total}
+
+
+def _num(pattern: str, text: str) -> float | None:
+    m = re.search(pattern, text, re.M)
+    if not m:
+        return None
+    try:
+        v = float(m.group(1))
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def add_positions(paths: list[dict], netlist: Netlist) -> None:
+    """Pin positions (um) from the placement, so the cockpit can draw each path on the layout."""
+    px, py = oriented_pin_positions(netlist)
+    index: dict[tuple[str, str], int] = {}
+    for p in range(netlist.n_pins):
+        c = netlist.pin_cell[p]
+        key = (netlist.cell_names[c], "") if netlist.cell_is_io[c] else (netlist.cell_names[c], netlist.pin_names[p])
+        index.setdefault(key, p)
+    for path in paths:
+        for pin in path["pins"]:
+            key = (pin["pin"], "") if pin["instance"] is None else (pin["instance"], pin["pin_name"])
+            p = index.get(key)
+            if p is None and pin["instance"] is not None:
+                p = index.get((pin["instance"].replace("\\", ""), pin["pin_name"]))
+            if p is not None:
+                pin["x_um"], pin["y_um"] = round(float(px[p]), 3), round(float(py[p]), 3)
+
+
+# ------------------------------------------------------------------------------------------------------ step
+class TimingStep(Step):
+    id = "timing"
+    requires = ("synth", "place", "route")
+    uses = ("timing", "clock_ns", "clock_port", "tech_dir", "testbench")
+    version = 1
+
+    def run(self, ctx: StepContext) -> StepResult:
+        cfg = ctx.config
+        tcfg = cfg.timing
+        if not cfg.clock_ns or cfg.clock_ns <= 0:
+            raise ctx.fail(f"clock period {cfg.clock_ns} ns is not positive", hint="give a period like --clock 10ns")
+        if ctx.pdk.liberty_path is None:
+            raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}: OpenSTA needs one")
+        netlist_v = ctx.artefact("synth", "netlist_v")
+        netlist_json = ctx.artefact("synth", "netlist_json")
+        top = ctx.metrics("synth").get("design__top") or cfg.top
+        ports = read_ports(netlist_json, top)
+        try:
+            clock, clock_how = find_clock(ports, cfg.clock_port)
+        except ValueError:
+            raise ctx.fail(f"clock port '{cfg.clock_port}' is not an input of '{top}'; its inputs are: "
+                           f"{', '.join(ports.inputs) or 'none'}",
+                           hint="set clock_port to one of the inputs (or leave it empty to detect clk/clock)") \
+                from None
+        period = float(cfg.clock_ns)
+
+        # Parasitics: routed wires when routing ran, else the placed pins' half-perimeter.
+        ctx.progress(0.05, "estimating wire parasitics")
+        netlist, source = self._layout(ctx)
+        spef_path = None
+        par: dict[str, float] = {}
+        if netlist is not None:
+            wires = None
+            if source == "routed":
+                layers = {layer.name for layer in ctx.pdk.routing_layers()}
+                wires, _ = read_routed_wires(ctx.artefact("route", "def"), layers)
+            nets = estimate(netlist, ctx.pdk, wires=wires, layers=cfg.route.layers)
+            spef_path = write_spef(ctx.step_dir / "design.spef", top, nets, netlist)
+            par = parasitics_summary(nets)
+        ctx.check_cancel()
+
+        activity, activity_source = self._activity(ctx, ports, clock, period)
+        script = sta_script(liberty=ctx.pdk.liberty_path, netlist_v=netlist_v, top=top, clock=clock, period=period,
+                            in_delay=tcfg.default_input_delay_frac * period,
+                            out_delay=tcfg.default_output_delay_frac * period, spef=spef_path,
+                            paths=max(1, tcfg.paths), activity=activity, default_activity=tcfg.default_activity)
+        (ctx.step_dir / "sta.tcl").write_text(script)
+        ctx.progress(0.2, f"OpenSTA: {'clock ' + clock if clock else 'virtual clock'} at {period:g} ns")
+        proc = ctx.tool(["sta", "-no_init", "-exit", "sta.tcl"], "sta.log", timeout=tcfg.timeout_s)
+        text = proc.stdout
+        errors = [ln for ln in text.splitlines() if ln.startswith("Error")]
+        log_path = ctx.step_dir / "sta.log"
+        if errors:
+            raise ctx.fail(f"OpenSTA: {errors[0]}", log_path=log_path)
+        ctx.progress(0.85, "reading the timing report")
+        paths = parse_paths(_section(text, "PATHS"))
+        if netlist is not None:
+            add_positions(paths, netlist)
+        (ctx.step_dir / "paths.rpt").write_text(_section(text, "PATHS"))
+        write_json(ctx.step_dir / "paths.json", {"clock": clock or "vclk", "clock_port": clock,
+                                                  "period_ns": period, "parasitics": source, "paths": paths})
+        ws = _num(r"^worst slack\s+(\S+)", text)
+        tns = _num(r"^tns\s+(\S+)", text)
+        loops = _num(r"There (?:are|is) (\d+) combinational loops?", text)
+        constrained = ws is not None and bool(paths)
+        fmax = None
+        if constrained and period - ws > 0:
+            fmax = 1000.0 / (period - ws)
+        spef_warnings = len(re.findall(r"^Warning: .*spef", text, re.M | re.I))
+        metrics: dict = {
+            "timing__clock_period_ns": period,
+            "timing__clock__port": clock,
+            "timing__clock__found_by": clock_how if clock else "no clock port: virtual clock on IO paths",
+            "timing__setup__ws": round(ws, 4) if constrained else None,
+            "timing__setup__tns": round(tns, 4) if constrained and tns is not None else None,
+            "timing__fmax_mhz": round(fmax, 2) if fmax else None,
+            "timing__path__count": len(paths),
+            "timing__constrained": constrained,
+            "timing__parasitics": source,
+            "timing__spef__warning_count": spef_warnings,
+            "timing__loop__count": int(loops) if loops else 0,
+        }
+        if par:
+            metrics["timing__wire__cap_pf"] = round(par["total_c_pf"], 4)
+            metrics["timing__wire__length_um"] = round(par["total_length_um"], 2)
+        power = parse_power(_section(text, "POWER"))
+        metrics["power__activity_source"] = activity_source
+        if power:
+            metrics.update({"power__internal__total": power["internal"], "power__switching__total": power["switching"],
+                            "power__leakage__total": power["leakage"], "power__total": power["total"]})
+        artefacts = {"log": "sta.log", "paths": "paths.json", "report": "paths.rpt", "script": "sta.tcl"}
+        if spef_path is not None:
+            artefacts["spef"] = "design.spef"
+        if not constrained:
+            message = "no constrained paths: the design has no timed path from a clock or input to a register or output"
+        else:
+            verdict = "met" if ws >= 0 else "VIOLATED"
+            message = (f"WNS {ws:+.3f} ns at {period:g} ns ({verdict}), fmax {fmax:.0f} MHz"
+                       if fmax else f"WNS {ws:+.3f} ns at {period:g} ns ({verdict})")
+        if power:
+            message += f", power {power['total'] * 1e3:.3g} mW"
+        if loops:
+            message += f"; {int(loops)} combinational loop(s) broken for timing"
+        return StepResult(metrics=metrics, artefacts=artefacts, message=message)
+
+    @staticmethod
+    def _layout(ctx: StepContext) -> tuple[Netlist | None, str]:
+        """The placed netlist (positions) and where wire lengths come from: 'routed', 'placed' or 'none'."""
+        from engine.flow.route import placed_def_path
+
+        try:
+            placed = placed_def_path(ctx)
+        except Exception:  # noqa: BLE001 - no placement: time the netlist without wires
+            return None, "none"
+        netlist = read_def(placed, ctx.pdk)
+        if ctx.config.timing.use_routed_parasitics and ctx.has_artefact("route", "def"):
+            return netlist, "routed"
+        return netlist, "placed"
+
+    @staticmethod
+    def _activity(ctx: StepContext, ports: Ports, clock: str | None, period: float):
+        """Input-port activities (per clock period, duty) from the testbench VCD, else None (default activity).
+
+        The VCD is the verify step's when it ran before in this run folder; otherwise a short RTL simulation of
+        the testbench is run here (verify comes after timing in the flow)."""
+        from engine.flow.verify import SimulationError, dut_instance, simulate, tb_top_module, vcd_activity
+
+        cfg = ctx.config
+        default = f"default: {cfg.timing.default_activity:g} toggles per clock period on every net"
+        vcd, scope = _verify_vcd(ctx)
+        if vcd is None and cfg.testbench and Path(cfg.testbench).is_file():
+            top = ctx.metrics("synth").get("design__top") or cfg.top
+            try:
+                tb_top = tb_top_module(cfg.testbench, [top])
+                dut = dut_instance(cfg.testbench, top)
+                scope = f"{tb_top}.{dut}" if dut else tb_top
+                ctx.progress(0.1, "simulating the testbench for switching activity")
+                sim = simulate(cfg.design_files, cfg.testbench, top, ctx.step_dir / "sim", name="rtl",
+                               vcd=ctx.step_dir / "sim" / "rtl.vcd", vcd_scope=scope, cancel=ctx.cancelled)
+            except SimulationError as exc:
+                return None, default + f" (the testbench did not simulate: {exc.message})"
+            if not sim.ok or not sim.vcd or not Path(sim.vcd).is_file():
+                return None, default + f" (the testbench simulation failed: {sim.message or 'no VCD'})"
+            vcd = Path(sim.vcd)
+        if vcd is None:
+            return None, default
+        if vcd.stat().st_size > cfg.timing.vcd_max_mb * 1e6:
+            return None, default + f" ({vcd.name} is larger than timing.vcd_max_mb)"
+        act = vcd_activity(vcd, scope or "")
+        out = {}
+        for port in ports.inputs:
+            if port == clock:
+                continue
+            for i in range(ports.widths[port]):
+                bit = bit_name(port, ports.widths[port], i)
+                a = act.get(bit)
+                if a is not None:
+                    out[bit] = (a.toggles_per_ns * period, a.duty)
+        if not out:
+            return None, default + f" ({vcd.name} holds none of the design's inputs under '{scope}')"
+        return out, f"vcd: {vcd.parent.name}/{vcd.name} ({len(out)} input bits; internal nets propagated by OpenSTA)"
+
+
+def _verify_vcd(ctx: StepContext) -> tuple[Path | None, str]:
+    """The RTL VCD the verify step left in this run folder, with the design's scope in it."""
+    if ctx.has_artefact("verify", "vcd"):
+        return ctx.artefact("verify", "vcd"), str(ctx.metrics("verify").get("verify__vcd_scope") or "")
+    return None, ""
