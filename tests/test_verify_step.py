@@ -264,3 +264,21 @@ endmodule
     res = simulate([design], tb, "adder", tmp_path / "out")
     assert res.ok, res.message
     assert res.compared == ["OUT 0 02", "OUT 1 80", "OUT 2 00"]
+
+
+def test_testbench_failures_on_matching_runs_are_reported(store, tmp_path):
+    design = RESETLESS.replace("output reg q = 1'b0", "input wire rst, output reg q").replace(
+        "q <= ~q;", "q <= rst ? 1'b0 : ~q;")
+    tb = RESETLESS_TB.replace("toggler dut (.clk(clk), .q(q));",
+                              "reg rst = 1; toggler dut (.clk(clk), .rst(rst), .q(q));")
+    tb = tb.replace("$finish;", "$display(\"ERROR expected q to stay high\"); $display(\"FAIL toggler\"); $finish;")
+    tb = tb.replace("begin @(negedge clk);", "begin @(negedge clk); rst = 0;")
+    cfg = FlowConfig(design_files=[str(_write(tmp_path, "toggler.v", design))], top="toggler", clock_port="clk",
+                     testbench=str(_write(tmp_path, "tb_toggler.v", tb)))
+    run = run_flow(cfg, store, steps=["synth", "verify"])
+    assert run.status == "done"
+    m = run.step_metrics("verify")
+    assert m["verify__status"] == "rtl fails its testbench" and m["verify__mismatch__count"] == 0
+    assert m["verify__rtl__errors"] == 2 and m["verify__gate__errors"] == 2
+    step = json.loads((run.step_dir("verify") / "step.json").read_text())
+    assert "testbench reports 2 failures" in step["message"]
