@@ -18,7 +18,7 @@ from engine.rl.env import EnvConfig, FlowEnv
 from engine.rl.evaluate import EvalConfig
 from engine.rl.knobs import KNOB_BY_NAME, KnobSpace, clip_knobs, get_knobs
 from engine.rl.optimize import OptimizeConfig, optimize, read_optimize_run
-from engine.rl.reward import RewardConfig, compute_reward, derived_metrics
+from engine.rl.reward import RewardConfig, compute_reward, derived_metrics, reward_terms
 from engine.runs import RunStore
 
 CHEAP = EvalConfig(until="floorplan")
@@ -169,3 +169,33 @@ def test_cli_optimize_and_bad_input(store, capsys):
     assert main(["--runs-dir", str(store.root), "optimize", "counter", "--policy", "/nonexistent.pt",
                  "--until", "floorplan", "--budget", "1"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cancel_keeps_what_was_learned(store):
+    run = store.create({"designs": ["counter"]}, design="counter", kind="optimize")
+
+    def progress(fraction: float, message: str) -> None:
+        if message.startswith("evaluation 4/"):
+            run.request_cancel()  # as the page's Cancel button does, mid-search
+
+    cfg = OptimizeConfig(agent="ppo", budget=40, seed=1, env=EnvConfig(knobs=FP_KNOBS, eval=CHEAP))
+    optimize(["counter"], cfg, store, run=run, progress=progress)
+    assert run.status == "cancelled"
+    data = read_optimize_run(run)
+    assert 4 <= len(data["curve"]) < 40
+    assert data["has_policy"] and data["best"]["run_id"]
+
+
+def test_evaluation_until_place_scores_wirelength(store):
+    ev = EvalConfig(until="place", place_overrides={"max_iterations": 120, "frame_every": 0})
+    env = FlowEnv(["counter"], EnvConfig(knobs=["place.target_density"], eval=ev), store)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step({"continuous": np.array([-1.0], dtype=np.float32), "discrete": np.array([0])})
+    rec = env.last_record
+    assert info["status"] == "done" and info["knobs"]["place.target_density"] == pytest.approx(0.6)
+    assert rec["metrics"]["placement__hpwl"] > 0
+    # The placer's wirelength and overflow now drive the reward, next to the floorplan's area.
+    terms = reward_terms(rec["metrics"], env.ctx.baseline, env.cfg.reward)
+    assert {"placement__hpwl", "placement__overflow", "floorplan__die__area_um2"} <= set(terms)
+    assert reward == pytest.approx(compute_reward(rec["metrics"], env.ctx.baseline, env.cfg.reward))
+    assert (store.root / rec["run_id"] / "03-place" / "placed.def").exists()

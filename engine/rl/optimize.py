@@ -86,7 +86,7 @@ class Recorder:
                 self.baselines[rec["design"]] = row
                 self.best_by_design.setdefault(rec["design"], row)
             else:
-                if rec["status"] != "done":
+                if rec["status"] == "failed":
                     self.failures += 1
                 prev = self.best_by_design.get(rec["design"])
                 if rec["status"] == "done" and (prev is None or rec["reward"] > prev["reward"]):
@@ -156,6 +156,9 @@ def optimize(designs: list[str], cfg: OptimizeConfig, store: RunStore | None = N
 
             tpe_search(vec, cfg.budget, cfg.seed, cancelled)
     except EngineError as err:
+        if cancelled():  # a baseline interrupted by the cancel: not a failure
+            run.set_status("cancelled")
+            return run
         run.event("error", message=err.message, hint=err.hint)
         run.set_status("failed", error=err.message, hint=err.hint)
         return run
