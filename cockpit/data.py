@@ -163,3 +163,47 @@ def json_file(path: Path | None):
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+# ------------------------------------------------------------------------------------------------ routed wires
+_POINT = __import__("re").compile(r"\(\s*([-\d*]+)\s+([-\d*]+)(?:\s+[-\d]+)?\s*\)")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _read_wires(path: str, mtime: float) -> dict[str, np.ndarray]:
+    """{layer: (n, 4) segments x0, y0, x1, y1 in microns} from a routed DEF's NETS section."""
+    import re
+
+    text = Path(path).read_text(errors="replace")
+    m = re.search(r"UNITS\s+DISTANCE\s+MICRONS\s+(\d+)", text)
+    units = float(m.group(1)) if m else 1000.0
+    sec = re.search(r"^NETS\s+\d+\s*;(.*?)^END\s+NETS", text, re.S | re.M)
+    out: dict[str, list] = {}
+    if not sec:
+        return {}
+    for stmt in sec.group(1).split(";"):
+        parts = re.split(r"\+\s*ROUTED\b|\bNEW\b", stmt)
+        for seg in parts[1:]:
+            toks = seg.split()
+            if not toks:
+                continue
+            layer = toks[0]
+            px = py = None
+            for xs, ys in _POINT.findall(seg):
+                x = px if xs == "*" else float(xs) / units
+                y = py if ys == "*" else float(ys) / units
+                if px is not None and (x != px or y != py):
+                    out.setdefault(layer, []).append((px, py, x, y))
+                px, py = x, y
+    return {k: np.asarray(v, float) for k, v in out.items()}
+
+
+def routed_wires(run: Run) -> dict[str, np.ndarray]:
+    path = artefact(run, "route", "def", "routed.def")
+    if path is None:
+        return {}
+    try:
+        return _read_wires(str(path), _mtime(path))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not read wires from %s: %s", path, exc)
+        return {}

@@ -124,6 +124,15 @@ METRICS: dict[str, MetricText] = {
     "placement__overflow": MetricText(
         "Overflow", "", "share of cell area sitting in bins that are fuller than allowed (0 = evenly spread, "
         "1 = everything on one spot). The placer stops near 0.1.", _judge_overflow),
+    "placement__hpwl__global": MetricText("HPWL (global)", "µm", "wirelength estimate after global placement, "
+                                          "before cells are snapped to rows."),
+    "placement__hpwl__legal": MetricText("HPWL (legal)", "µm", "wirelength estimate after legalisation."),
+    "placement__cells__movable": MetricText("Movable cells", "", "cells the placer moves (pins are fixed)."),
+    "placement__bins": MetricText("Density bins", "", "bins per side of the density grid."),
+    "placement__displacement__max": MetricText("Largest move", "µm", "farthest a cell moved during legalisation."),
+    "placement__detailed__moves": MetricText("Detailed moves", "", "swaps and shifts that shortened wires after "
+                                             "legalisation."),
+    "placement__frames__count": MetricText("Frames", "", "snapshots saved for the replay."),
     "placement__iterations": MetricText("Iterations", "", "Nesterov steps of global placement."),
     "placement__displacement__mean": MetricText("Legalisation move", "µm",
                                                 "average distance a cell moved to snap onto a row site."),
@@ -158,8 +167,17 @@ METRICS: dict[str, MetricText] = {
     "timing__hold__ws": MetricText("Hold slack", "ns", "margin against signals arriving too early after a clock "
                                    "edge; negative means a hold violation."),
     "power__total": MetricText("Power", "mW", "estimated total power (switching + internal + leakage).", scale=1e3),
-    "gds__layers": MetricText("GDS layers", "", "layers written into the GDSII file."),
-    "gds__file__bytes": MetricText("GDS size", "kB", "size of the GDSII file.", scale=1e-3),
+    "gds__layer__count": MetricText("GDS layers", "", "layers written into the GDSII file (metals, vias, "
+                                    "cell outlines, pins)."),
+    "gds__file_bytes": MetricText("GDS size", "kB", "size of the GDSII file.", scale=1e-3),
+    "gds__instance__count": MetricText("Cells in GDS", "", "cell instances placed in the GDSII top cell."),
+    "gds__top_cell": MetricText("Top cell", "", "name of the GDSII top cell."),
+    "verify__status": MetricText("Gate-level check", "", "the routed netlist simulated against the RTL with the "
+                                 "design's testbench: pass means they agree."),
+    "verify__tests__count": MetricText("Outputs compared", "", "output samples compared between RTL and gates."),
+    "verify__mismatch__count": MetricText("Mismatches", "", "samples where the gates disagree with the RTL.",
+                                          lambda v, c: ("good", "gates and RTL agree.") if v == 0 else
+                                          ("poor", "the netlist does not behave like the RTL.")),
 }
 
 VERDICT_WORD = {"good": "good", "fair": "fair", "poor": "poor", "info": ""}

@@ -15,7 +15,9 @@ IO_COLOR = "#d9480f"
 FIXED_COLOR = "rgba(90, 90, 90, 0.6)"
 DIE_COLOR = "#1b2330"
 PATH_COLOR = "#e8590c"
-HEAT_SCALE = "Inferno"
+# White for empty through yellow and orange to dark red: readable on a projector, and "hot" means crowded.
+HEAT_SCALE = [[0.0, "#ffffff"], [0.15, "#fff3c4"], [0.4, "#fdb44b"], [0.65, "#e8590c"], [0.85, "#b3261e"],
+              [1.0, "#5c0a0a"]]
 FONT = dict(size=15)
 
 
@@ -94,7 +96,7 @@ def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=
 
 
 def heatmap_figure(grid, die, *, title: str, colorbar: str = "", zmax: float | None = None,
-                   colorscale: str = HEAT_SCALE, height: int = 420) -> go.Figure:
+                   colorscale=HEAT_SCALE, height: int = 420) -> go.Figure:
     """A bin map (rows = y bins from the bottom, cols = x bins) stretched over the die."""
     z = np.asarray(grid, float)
     if z.ndim != 2:
@@ -119,7 +121,26 @@ def curves_figure(iterations, hpwl, overflow, *, current: int | None = None, hei
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), font=FONT, uirevision="curves",
                       legend=dict(orientation="h", y=1.12, x=0), plot_bgcolor="#fafbfc",
                       xaxis=dict(title="iteration"), yaxis=dict(title="HPWL (µm)", rangemode="tozero"),
-                      yaxis2=dict(title="overflow", overlaying="y", side="right", range=[0, 1.05]))
+                      yaxis2=dict(title="overflow", overlaying="y", side="right", range=[0, 1.05], dtick=0.2,
+                                  tickformat=".1f", showgrid=False))
+    return fig
+
+
+LAYER_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
+
+
+def add_wires(fig: go.Figure, wires: dict, *, max_segments: int = 60000) -> go.Figure:
+    """Routed wire segments, one WebGL trace per metal layer (subsampled beyond max_segments in all)."""
+    total = sum(len(v) for v in wires.values()) or 1
+    for i, (layer, seg) in enumerate(sorted(wires.items())):
+        if len(seg) == 0:
+            continue
+        keep = seg[subsample(len(seg), max(1, int(max_segments * len(seg) / total)))]
+        xs = np.column_stack([keep[:, 0], keep[:, 2], np.full(len(keep), np.nan)]).ravel()
+        ys = np.column_stack([keep[:, 1], keep[:, 3], np.full(len(keep), np.nan)]).ravel()
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name=layer, hoverinfo="skip",
+                                   line=dict(color=LAYER_COLORS[i % len(LAYER_COLORS)], width=1.5), opacity=0.8))
+    fig.update_layout(showlegend=True, legend=dict(x=1.01, y=1, xanchor="left", yanchor="top"))
     return fig
 
 

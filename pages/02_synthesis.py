@@ -39,8 +39,6 @@ if not needs_run(run):
                                                    title="Cells by type", xlabel="instances",
                                                    height=max(300, 26 * len(items) + 80)), width="stretch")
         with right:
-            st.markdown("**All synthesis numbers**")
-            metric_table(mm, run_context(r), hide=("synth__cell_types",))
             netlist = data.artefact(r, "synth", "netlist_v", "netlist.v")
             if netlist:
                 st.download_button("Download the netlist (Verilog)", netlist.read_bytes(), file_name="netlist.v",
@@ -50,5 +48,7 @@ if not needs_run(run):
                 with st.expander("Yosys log (last lines)"):
                     st.code(data.text_tail(log, 40), language=None)
         problem_boxes(r, "synth")
+        with st.expander("All synthesis numbers, with what they mean"):
+            metric_table(mm, run_context(r), hide=("synth__cell_types",))
 
     live(run, body, key="synth")

@@ -46,8 +46,18 @@ if not needs_run(run):
                                   line=dict(color="#0b5cad", width=2, dash="dash"))
                 st.plotly_chart(fig, width="stretch")
         with right:
-            st.markdown("**All floorplan numbers**")
-            metric_table(mm, run_context(r))
+            st.markdown("**The die in numbers**")
+            st.markdown(
+                f"- Die: **{mm.get('floorplan__die__width_um', 0):.1f} × {mm.get('floorplan__die__height_um', 0):.1f} µm**\n"
+                f"- Core (dashed): **{mm.get('floorplan__core__width_um', 0):.1f} × "
+                f"{mm.get('floorplan__core__height_um', 0):.1f} µm**, leaving a margin for the pins\n"
+                f"- **{mm.get('floorplan__row__count', 0)} rows** of **{mm.get('floorplan__site__count', 0):,} sites** "
+                "(a site is the 0.8 µm slot a cell's width is counted in)\n"
+                f"- **{mm.get('floorplan__io__count', 0)} pins** on the edge, one per port bit")
+            if mm.get("floorplan__utilization", 0) > 0.8:
+                st.warning("Above 80 % utilisation the router often runs out of room; consider 0.6.")
         problem_boxes(r, "floorplan")
+        with st.expander("All floorplan numbers, with what they mean"):
+            metric_table(mm, run_context(r))
 
     live(run, body, key="floorplan")

@@ -59,11 +59,11 @@ def draw_frame(r, f: dict, key: str) -> None:
         st.plotly_chart(fig, width="stretch", key=f"{key}-cells")
     with right:
         if "density" in f:
-            st.plotly_chart(figures.heatmap_figure(np.asarray(f["density"]), core, title="Cell density (1 = full)",
+            st.plotly_chart(figures.heatmap_figure(np.asarray(f["density"]).T, core, title="Cell density (1 = full)",
                                                    colorbar="density", zmax=max(1.2, float(np.max(f["density"])))),
                             width="stretch", key=f"{key}-density")
         if "rudy" in f:
-            st.plotly_chart(figures.heatmap_figure(np.asarray(f["rudy"]), core, title="RUDY wire congestion",
+            st.plotly_chart(figures.heatmap_figure(np.asarray(f["rudy"]).T, core, title="RUDY wire congestion",
                                                    colorbar="demand"),
                             width="stretch", key=f"{key}-rudy")
 

@@ -62,24 +62,25 @@ if not needs_run(run):
         left, right = st.columns([3, 2], gap="large")
         with left:
             if lay is not None:
-                st.plotly_chart(figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io,
-                                                      rows=lay.rows, title="Cells under the routes", height=480),
-                                width="stretch")
+                fig = figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, rows=lay.rows,
+                                            title="The routed wires, coloured by metal layer", height=640)
+                figures.add_wires(fig, data.routed_wires(r))
+                st.plotly_chart(fig, width="stretch")
+        with right:
             per_layer = mm.get("route__wirelength__per_layer") or {}
             if per_layer:
                 st.plotly_chart(figures.bar_figure(list(per_layer), list(per_layer.values()),
                                                    title="Wire per metal layer", xlabel="µm",
                                                    height=60 * len(per_layer) + 100), width="stretch")
-        with right:
             failures = mm.get("route__failures") or []
             if failures:
                 st.markdown(f"**Open nets ({len(failures)})**")
                 st.table(pd.DataFrame(failures).rename(columns={"net": "net", "reason": "why"}).head(20))
-            st.markdown("**All routing numbers**")
-            metric_table(mm, ctx, hide=("route__wirelength__per_layer", "route__failures"))
             log = data.artefact(r, "route", "log", "qrouter.log")
             if log:
                 with st.expander("qrouter log (last lines)"):
                     st.code(data.text_tail(log, 40), language=None)
+        with st.expander("All routing numbers, with what they mean"):
+            metric_table(mm, ctx, hide=("route__wirelength__per_layer", "route__failures"))
 
     live(run, body, key="route")

@@ -80,12 +80,12 @@ if not needs_run(run):
                                                     "edge": p.get("transition"), "delay (ns)": p.get("delay_ns"),
                                                     "arrival (ns)": p.get("arrival_ns")} for p in pts]),
                                      hide_index=True, width="stretch")
-            st.markdown("**All timing numbers**")
-            metric_table(mm, run_context(r), hide=("timing__clock__found_by", "power__activity_source",
-                                                   "timing__parasitics"))
             log = data.artefact(r, "timing", "log", "sta.log")
             if log:
                 with st.expander("OpenSTA report (last lines)"):
                     st.code(data.text_tail(log, 60), language=None)
+        with st.expander("All timing numbers, with what they mean"):
+            metric_table(mm, run_context(r), hide=("timing__clock__found_by", "power__activity_source",
+                                                   "timing__parasitics"))
 
     live(run, body, key="timing")

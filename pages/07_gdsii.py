@@ -32,18 +32,23 @@ if not needs_run(run):
         if gds is None and png is None:
             step_not_reached(r, "gds", "GDSII layout")
             return
-        metric_cards(mm, list(mm)[:5], run_context(r))
+        ver = r.metrics().get("verify", {})
+        metric_cards({**mm, **ver}, ["gds__instance__count", "gds__layer__count", "gds__file_bytes", "verify__status",
+                                     "verify__mismatch__count"], run_context(r))
+        if ver.get("verify__status"):
+            st.caption(f"Verification: the routed netlist was simulated against the RTL with the design's testbench "
+                       f"({ver.get('verify__tests__count', 0):,} outputs compared, "
+                       f"{ver.get('verify__mismatch__count', 0)} mismatches).")
         if png is not None:
-            fp = r.metrics().get("floorplan", {})
-            die = ((0.0, 0.0, fp["floorplan__die__width_um"], fp["floorplan__die__height_um"])
-                   if "floorplan__die__width_um" in fp else None)
-            st.plotly_chart(figures.image_figure(png, die), width="stretch", key="gds-image")
+            bbox = mm.get("gds__bbox_um")
+            die = tuple(bbox) if isinstance(bbox, list) and len(bbox) == 4 else None
+            st.plotly_chart(figures.image_figure(png, die, height=820), width="stretch", key="gds-image")
         if gds is not None:
             st.download_button(f"Download {gds.name} ({gds.stat().st_size / 1e3:,.0f} kB)", gds.read_bytes(),
                                file_name=f"{r.design or 'design'}.gds", mime="application/octet-stream",
                                type="primary", icon="⬇️")
-        with st.expander("All GDSII numbers"):
-            metric_table(mm, run_context(r))
+        with st.expander("All GDSII and verification numbers, with what they mean"):
+            metric_table({**mm, **ver}, run_context(r), hide=("gds__bbox_um", "verify__vcd_scope"))
         problem_boxes(r, "gds")
 
     live(run, body, key="gds")
