@@ -5,6 +5,8 @@ The page reads optimisation runs (kind "optimize") from the run store and starts
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -14,7 +16,7 @@ from engine.errors import EngineError
 from engine.jobs import register_target
 from engine.rl.knobs import KNOB_BY_NAME, KNOBS
 from engine.rl.optimize import AGENTS, OptimizeConfig, optimize_run_config, read_optimize_run
-from engine.runs import Run
+from engine.runs import Run, read_json
 
 register_target("optimize", "engine.rl.optimize:optimize_target")
 ACTIVE = ("queued", "running")
@@ -203,3 +205,30 @@ def show_best(title: str, best: dict) -> None:
 
 
 live_view()
+
+# ------------------------------------------------------------------ transfer and the benchmark (from `make bench`)
+BENCH_JSON = Path(__file__).resolve().parent.parent / "bench" / "results" / "rl.json"
+bench = read_json(BENCH_JSON, {}) or {}
+if bench.get("transfer") or bench.get("agents"):
+    with st.expander("Benchmark: agents at equal budgets, and a trained policy on a new design", expanded=False):
+        t = bench.get("transfer")
+        if t:
+            st.markdown(f"A PPO policy trained on **{', '.join(t.get('train', []))}** applied to **{t['target']}** "
+                        f"for {t['budget']} flow runs, against searching from scratch with the same runs:")
+            fig = go.Figure()
+            for name, d in t["agents"].items():
+                fig.add_trace(go.Scatter(x=list(range(1, len(d["best_so_far"]) + 1)), y=d["best_so_far"],
+                                         mode="lines+markers", name=name, line=dict(shape="hv", width=3)))
+            fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), font=figures.FONT,
+                              xaxis_title="evaluations on the new design", yaxis_title="best reward so far")
+            st.plotly_chart(fig, width="stretch", key="opt-transfer")
+        rows = [{"design": design, "agent": a, "best reward (mean over seeds)": round(d["final_mean"], 4),
+                 "spread (std)": round(d["final_std"], 4)}
+                for design, per in (bench.get("agents") or {}).items() for a, d in per.items() if a != "winner"]
+        if rows:
+            st.dataframe(rows, hide_index=True, width="stretch")
+        if bench.get("speedup"):
+            s = bench["speedup"]
+            st.caption(f"Ray: {s['evaluations']} evaluations of {s['design']} took {s['serial']['seconds']} s "
+                       f"serially and {s['ray']['seconds']} s as {s['ray']['parallel']} parallel Ray tasks "
+                       f"(x{s['speedup']}).")

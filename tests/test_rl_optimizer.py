@@ -199,3 +199,18 @@ def test_evaluation_until_place_scores_wirelength(store):
     assert {"placement__hpwl", "placement__overflow", "floorplan__die__area_um2"} <= set(terms)
     assert reward == pytest.approx(compute_reward(rec["metrics"], env.ctx.baseline, env.cfg.reward))
     assert (store.root / rec["run_id"] / "03-place" / "placed.def").exists()
+
+
+def test_effective_clock_period_reward_through_timing(store):
+    ev = EvalConfig(until="timing", place_overrides={"max_iterations": 120, "frame_every": 0})
+    env = FlowEnv(["counter"], EnvConfig(knobs=["place.detailed"], eval=ev, reward=RewardConfig(kind="ecp")), store)
+    env.reset(seed=0)
+    base = env.ctx.baseline
+    assert base["timing__ecp_ns"] == pytest.approx(10.0 - base["timing__setup__ws"])
+    _, reward, _, _, info = env.step({"continuous": np.zeros(1, dtype=np.float32), "discrete": np.array([0])})
+    assert info["status"] == "done" and info["knobs"]["place.detailed"] is False
+    m = env.last_record["metrics"]
+    pen = 0.05 * base["timing__ecp_ns"]
+    expected = (base["timing__ecp_ns"] + pen * base["violations"] - m["timing__ecp_ns"] - pen * m["violations"]) \
+        / base["timing__ecp_ns"]
+    assert reward == pytest.approx(expected)
