@@ -1,0 +1,165 @@
+"""Bench: every example design from RTL to GDSII with the default settings, one fresh run each.
+
+Records what the README's flow table shows: cells, placed HPWL, worst slack and fmax, routed wirelength, vias,
+unrouted nets, power, and the time of every step. Writes bench/results/flow.json and flow.png and rewrites the
+table between the ``bench-flow`` markers in README.md.
+Run: `.venv/bin/python bench/bench_flow.py [design ...]` (or `make bench`). Exit code 1 when a design fails.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine.config import FlowConfig
+from engine.designs import list_examples
+from engine.flow.flow import run_flow
+from engine.flow.registry import STEP_IDS
+from engine.runs import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+MARK_START, MARK_END = "<!-- bench-flow:start -->", "<!-- bench-flow:end -->"
+LARGE_ROUTE_TIMEOUT_S = 3600.0  # the large design's qrouter run is long on two cores
+
+
+def _step_seconds(run) -> dict[str, float]:
+    out = {}
+    for step in STEP_IDS:
+        rec = run.step_dir(step, create=False) / "step.json"
+        if rec.is_file():
+            out[step] = round(float(json.loads(rec.read_text()).get("seconds", 0.0)), 2)
+    return out
+
+
+def bench_design(spec, store: RunStore) -> dict:
+    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
+                     testbench=spec.testbench)
+    if spec.size == "large":
+        cfg.route.timeout_s = LARGE_ROUTE_TIMEOUT_S
+    t0 = time.monotonic()
+    run = run_flow(cfg, store, reuse=False)
+    wall = time.monotonic() - t0
+    m = run.metrics()
+    syn, pl, rt, tm, gd = (m.get(s, {}) for s in ("synth", "place", "route", "timing", "gds"))
+    return {
+        "design": spec.name, "size": spec.size, "status": run.status, "failed_step": run.info().get("failed_step"),
+        "error": run.info().get("error"), "clock_ns": cfg.clock_ns,
+        "cells": syn.get("design__instance__count"), "hpwl_um": pl.get("placement__hpwl"),
+        "rudy_max": rt.get("route__rudy__max"), "routed_wl_um": rt.get("route__wirelength"),
+        "vias": rt.get("route__via__count"), "unrouted": rt.get("route__net__unrouted"),
+        "wns_ns": tm.get("timing__setup__ws"), "fmax_mhz": tm.get("timing__fmax_mhz"),
+        "power_mw": round(tm["power__total"] * 1e3, 4) if tm.get("power__total") is not None else None,
+        "activity": (tm.get("power__activity_source") or "").split(":")[0],
+        "gds_cells": gd.get("gds__instance__count"), "gds_bytes": gd.get("gds__file_bytes"),
+        "step_s": _step_seconds(run), "wall_s": round(wall, 1),
+    }
+
+
+def _fmt(v, spec: str = "") -> str:
+    if v is None:
+        return "-"
+    return format(v, spec) if spec else str(v)
+
+
+def readme_table(rows: list[dict]) -> str:
+    head = ("| design | cells | HPWL (um) | routed WL (um) | vias | unrouted | WNS (ns) @ clock | fmax (MHz) | "
+            "power (mW) | synth / place / route / timing / gds (s) | status |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        s = r["step_s"]
+        steps = " / ".join(_fmt(s.get(k), ".1f") for k in ("synth", "place", "route", "timing", "gds"))
+        status = r["status"] if r["status"] == "done" else f"{r['status']} at {r['failed_step']}"
+        lines.append(f"| {r['design']} | {_fmt(r['cells'])} | {_fmt(r['hpwl_um'], ',.0f')} | "
+                     f"{_fmt(r['routed_wl_um'], ',.0f')} | {_fmt(r['vias'])} | {_fmt(r['unrouted'])} | "
+                     f"{_fmt(r['wns_ns'], '+.2f')} @ {r['clock_ns']:g} | {_fmt(r['fmax_mhz'], '.0f')} | "
+                     f"{_fmt(r['power_mw'], '.3g')} | {steps} | {status} |")
+    lines.append("")
+    lines.append(f"Default settings (utilisation 0.6, 4 routing layers), osu018, {os.cpu_count()} cores; "
+                 "power with testbench activity. Produced by `make bench` (bench/bench_flow.py).")
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> bool:
+    if not README.is_file():
+        return False
+    text = README.read_text()
+    if MARK_START not in text or MARK_END not in text:
+        return False
+    new = re.sub(re.escape(MARK_START) + r".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{table}\n{MARK_END}",
+                 text, flags=re.S)
+    README.write_text(new)
+    return True
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["step_s"]]
+    if not rows:
+        return
+    names = [r["design"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    bottom = [0.0] * len(rows)
+    for step in ("synth", "floorplan", "place", "route", "timing", "gds", "verify"):
+        vals = [r["step_s"].get(step, 0.0) for r in rows]
+        ax1.bar(names, vals, bottom=bottom, label=step)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax1.set_ylabel("seconds per step")
+    ax1.set_yscale("symlog", linthresh=1.0)
+    ax1.legend(fontsize=8)
+    hp = [r["hpwl_um"] or 0 for r in rows]
+    wl = [r["routed_wl_um"] or 0 for r in rows]
+    x = range(len(rows))
+    ax2.bar([i - 0.2 for i in x], hp, width=0.4, label="placed HPWL")
+    ax2.bar([i + 0.2 for i in x], wl, width=0.4, label="routed wirelength")
+    ax2.set_xticks(list(x), names)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("um")
+    ax2.legend()
+    fig.suptitle("Example designs, RTL to GDSII")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    wanted = set(argv)
+    specs = [s for s in list_examples() if not wanted or s.name in wanted]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(Path(tmp) / "runs")
+        for spec in specs:
+            row = bench_design(spec, store)
+            rows.append(row)
+            print(f"{row['design']:10s} {row['status']:7s} cells {_fmt(row['cells']):>6s}  "
+                  f"WL {_fmt(row['routed_wl_um'], ',.0f'):>9s} um  unrouted {_fmt(row['unrouted'])}  "
+                  f"WNS {_fmt(row['wns_ns'], '+.2f')} ns  {row['wall_s']:.0f} s", flush=True)
+    out = {"bench": "flow", "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+           "rows": rows}
+    (RESULTS / "flow.json").write_text(json.dumps(out, indent=2) + "\n")
+    plot(rows, RESULTS / "flow.png")
+    if not wanted:
+        update_readme(readme_table(rows))
+    failed = [r for r in rows if r["status"] != "done"]
+    for r in failed:
+        print(f"FAIL {r['design']}: {r['failed_step']}: {r['error']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
