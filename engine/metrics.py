@@ -44,6 +44,15 @@ METRICS: dict[str, Metric] = {
     "timing__fmax_mhz": Metric("MHz", True, "highest clock frequency the design reaches"),
     "power__total": Metric("W", False, "total power (internal + switching + leakage)"),
     "gds__instance__count": Metric("cells", None, "cell instances read back from the GDSII"),
+    "route__rudy__mean": Metric("ratio", False, "average RUDY wire demand / capacity over the core"),
+    "route__net__count": Metric("nets", None, "nets qrouter read from the placed DEF"),
+    "timing__clock_period_ns": Metric("ns", None, "clock period the design is timed against"),
+    "timing__wire__cap_pf": Metric("pF", False, "total wire capacitance in the SPEF (estimated from wire lengths)"),
+    "power__internal__total": Metric("W", False, "power inside the cells while they switch (short-circuit and "
+                                                 "internal nodes)"),
+    "power__switching__total": Metric("W", False, "power charging the wires and input pins the cells drive"),
+    "power__leakage__total": Metric("W", False, "power the cells draw while idle"),
+    "gds__file_bytes": Metric("bytes", None, "size of the GDSII file"),
     "verify__mismatch__count": Metric("lines", False, "testbench outputs where gate-level and RTL differ: must be 0"),
 }
 
