@@ -176,7 +176,19 @@ def main() -> int:
     p.add_argument("--transfer-train", default="counter,gray_prio,uart")
     p.add_argument("--transfer-target", default="crc32")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: agents,transfer,speedup")
+    p.add_argument("--out", default=None, help="results JSON (default bench/results/rl.json)")
+    p.add_argument("--merge", default=None, help="only merge the parts found in this JSON into the results JSON "
+                                                 "and redraw the plots (parts run as separate processes)")
     args = p.parse_args()
+    if args.out:
+        _OUT_PATH = Path(args.out).resolve()
+    if args.merge:
+        out = json.loads(_OUT_PATH.read_text()) if _OUT_PATH.exists() else {}
+        extra = json.loads(Path(args.merge).read_text())
+        out.update({k: extra[k] for k in ("agents", "transfer", "speedup") if k in extra})
+        save(out)
+        plots(out)
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.quick:
