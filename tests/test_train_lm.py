@@ -25,6 +25,8 @@ from engine.train.search import run_search  # noqa: E402
 from engine.train.tinymodel import build_tiny_model, load_model_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# The models here are tiny: one thread avoids the cost of thread hand-offs (and of spinning on a busy machine).
+torch.set_num_threads(1)
 DOC = ("The analytical placer spreads standard cells with an electrostatic density penalty. The target density "
        "says how full each bin may get; a lower target spreads cells and raises HPWL, a higher one packs them. "
        "Gamma smooths the weighted-average wirelength. Overflow measures how much cell area sits above target.\n")
