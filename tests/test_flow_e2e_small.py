@@ -125,3 +125,13 @@ def test_floorplan_too_small_to_route_fails_at_route_keeping_earlier_steps(tmp_p
     m = json.loads((run.dir / "04-route" / "metrics.json").read_text())
     assert m["route__net__unrouted"] > 0
     assert {f["net"] for f in m["route__failures"]} and all(f["reason"] for f in m["route__failures"])
+
+
+def test_uart_reaches_gdsii_with_no_open_nets(tmp_path_factory):
+    run = run_flow(_config("uart"), _store(tmp_path_factory))
+    assert run.status == "done", run.info().get("error")
+    m = run.metrics()
+    assert m["route"]["route__net__unrouted"] == 0
+    assert m["gds"]["gds__instance__count"] == m["synth"]["design__instance__count"]
+    assert m["timing"]["timing__spef__warning_count"] == 0  # hierarchical names (u_rx.count[3]) match the SPEF
+    assert m["verify"]["verify__mismatch__count"] == 0
