@@ -209,57 +209,96 @@ def run_spec(spec: RunSpec, runs_dir: str, place_iterations: int = 0, reuse: boo
 
 def execute_runs(specs: list[RunSpec], cfg: DatagenConfig, progress: ProgressFn | None = None,
                  cancel: CancelFn | None = None) -> list[dict]:
-    """Run every spec; waves (one run per design first, then the rest) let later runs reuse the first's steps."""
-    first_per_design: dict[str, RunSpec] = {}
-    for s in specs:
-        first_per_design.setdefault(s.design, s)
-    wave0 = list(first_per_design.values())
-    rest = [s for s in specs if s not in wave0]
-    wave1 = [s for s in rest if s.group not in ("clock", "full")]
-    wave2 = [s for s in rest if s.group in ("clock", "full")]  # reuse the placements of wave 1
-    records: list[dict] = []
-    total = len(specs)
+    """Run every spec; waves (one run per design first, then the rest) let later runs reuse the first's steps.
+
+    Each record is appended to ``out_dir/records.jsonl`` as it arrives, so a crash or cancel loses nothing: the
+    next call skips specs already recorded. If Ray fails (its processes killed), the rest run in this process.
+    """
     Path(cfg.runs_dir).mkdir(parents=True, exist_ok=True)
     runs_dir = str(Path(cfg.runs_dir).resolve())
+    journal = Path(cfg.out_dir) / "records.jsonl"
+    records: list[dict] = []
+    if journal.is_file():
+        wanted = {s.key() for s in specs}
+        for line in journal.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if RunSpec(**{k: tuple(v) if k == "steps" else v for k, v in rec["spec"].items()}).key() in wanted \
+                    and rec.get("place_iterations", 0) == cfg.place_iterations:
+                records.append(rec)
+        if records:
+            log.info("resuming: %d of %d runs already recorded in %s", len(records), len(specs), journal)
+    done_keys = {RunSpec(**{k: tuple(v) if k == "steps" else v for k, v in r["spec"].items()}).key() for r in records}
+    todo = [s for s in specs if s.key() not in done_keys]
+    first_per_design: dict[str, RunSpec] = {}
+    for s in todo:
+        first_per_design.setdefault(s.design, s)
+    wave0 = list(first_per_design.values())
+    rest = [s for s in todo if s not in wave0]
+    wave1 = [s for s in rest if s.group not in ("clock", "full")]
+    wave2 = [s for s in rest if s.group in ("clock", "full")]  # reuse the placements of wave 1
+    total = len(specs)
 
     def report(rec: dict) -> None:
         records.append(rec)
+        with journal.open("a") as fh:
+            fh.write(json.dumps(rec) + "\n")
         if progress is not None:
             progress(0.9 * len(records) / total, f"run {len(records)}/{total}: {rec['design']} {rec['group']} "
                                                  f"{rec['status']}")
 
-    if cfg.ray_workers <= 0:
-        for wave in (wave0, wave1, wave2):
+    def in_process(waves) -> list[dict]:
+        for wave in waves:
             for s in wave:
+                if s.key() in {r["_key"] for r in records if "_key" in r}:
+                    continue
                 if cancel is not None and cancel():
                     return records
-                report(run_spec(s, runs_dir, cfg.place_iterations))
+                rec = run_spec(s, runs_dir, cfg.place_iterations)
+                rec["_key"] = s.key()
+                report(rec)
         return records
+
+    if cfg.ray_workers <= 0:
+        return in_process((wave0, wave1, wave2))
 
     import ray
 
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(num_cpus=cfg.ray_workers, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 configure_logging=False)
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_spec)
     try:
+        if started_here:
+            ray.init(num_cpus=cfg.ray_workers, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True, configure_logging=False)
+        remote = ray.remote(num_cpus=1, max_retries=1)(run_spec)
         for wave in (wave0, wave1, wave2):
-            pending = [remote.remote(s, runs_dir, cfg.place_iterations) for s in wave]
+            pending = {remote.remote(s, runs_dir, cfg.place_iterations): s for s in wave}
             while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for ref in done:
+                    spec = pending.pop(ref)
                     try:
-                        report(ray.get(ref))
-                    except Exception as exc:  # a crashed task: keep going, the card counts it
+                        rec = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # the engine raised: count it, keep going
                         log.warning("an engine run failed in its Ray task: %s", exc)
+                        continue
+                    rec["_key"] = spec.key()
+                    report(rec)
                 if cancel is not None and cancel():
                     for ref in pending:
                         ray.cancel(ref, force=True)
                     return records
+    except Exception as exc:  # Ray itself failed (processes killed, no memory): finish here, serially
+        log.warning("Ray failed (%s: %s); running the remaining runs in this process", type(exc).__name__,
+                    str(exc)[:200])
+        return in_process((wave0, wave1, wave2))
     finally:
         if started_here:
-            ray.shutdown()
+            try:
+                ray.shutdown()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
     return records
 
 
