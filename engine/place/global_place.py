@@ -271,7 +271,7 @@ class GlobalPlacer:
         self.wa.gamma = self.gamma_for(overflow)
         self.density_weight = self._initial_density_weight(pos)
         opt = NesterovOptimizer(pos, self.evaluate, self.project, max_backtracks=cfg.max_backtracks)
-        hpwl = float(self.hpwl_op(opt.v))
+        hpwl = float(self.wa.last_hpwl)
         first_overflow = max(overflow, cfg.target_overflow * 1.01)
         history: list[dict] = []
         frames, frame_s = 0, 0.0
@@ -287,7 +287,7 @@ class GlobalPlacer:
             opt.step()
             it += 1
             overflow = self.density.overflow(self.movable_area)
-            new_hpwl = float(self.hpwl_op(opt.v))
+            new_hpwl = float(self.wa.last_hpwl)   # HPWL of the kept nets at v, a by-product of the WA pass
             if not (math.isfinite(new_hpwl) and math.isfinite(float(opt.obj))):
                 raise PlaceError(f"global placement diverged at iteration {it} (objective is not finite)",
                                  hint="lower place.density_weight_init or use place.dtype=float64")
@@ -304,7 +304,7 @@ class GlobalPlacer:
             done = (overflow <= cfg.target_overflow and it >= cfg.min_iterations) or it >= cfg.max_iterations
             if on_frame is not None and cfg.frame_every > 0 and (it % cfg.frame_every == 0 or done):
                 t0 = time.perf_counter()
-                on_frame(self.frame(opt.v, it, hpwl, overflow, sub))
+                on_frame(self.frame(opt.v, it, float(self.hpwl_op(opt.v)), overflow, sub))
                 frame_s += time.perf_counter() - t0
                 frames += 1
             if progress is not None and (it % 10 == 0 or done):
@@ -322,6 +322,7 @@ class GlobalPlacer:
         v = opt.v.detach().to("cpu", torch.float64).numpy()
         x = np.asarray(self.netlist.x, dtype=np.float64).copy()
         y = np.asarray(self.netlist.y, dtype=np.float64).copy()
+        hpwl = float(self.hpwl_op(opt.v))        # exact, all nets
         x[self.movable_idx] = v[0, self.movable_idx]
         y[self.movable_idx] = v[1, self.movable_idx]
         return GlobalResult(x=x, y=y, iterations=it, hpwl=hpwl, overflow=overflow,

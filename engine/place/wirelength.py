@@ -53,40 +53,70 @@ class NetTensors:
         return pos[0, self.pin_cell] + self.pin_dx, pos[1, self.pin_cell] + self.pin_dy
 
 
+class _WAFunction(torch.autograd.Function):
+    """Value and analytic gradient of WA in one pass (x and y stacked), which is ~2x cheaper than autograd
+    through the scatter ops. d WA+/d x_k = e_k / S * (1 + (x_k - WA+) / gamma), WA- symmetric."""
+
+    @staticmethod
+    def forward(ctx, pos, op):
+        value, grad, hpwl = op.value_and_grad(pos.detach())
+        ctx.save_for_backward(grad)
+        op.last_hpwl = hpwl
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out, None
+
+
 class WAWirelength(nn.Module):
     """Weighted-average wirelength (Hsu et al.), differentiable; -> scalar sum over nets of weight * WA_x + WA_y.
 
     WA+ = sum x e^{x/g} / sum e^{x/g} approximates the max, WA- the min; the per-net max/min are subtracted
-    inside the exponentials for stability (the gradient does not depend on the shift, so they are detached).
+    inside the exponentials for stability (the value does not depend on the shift). After each forward,
+    `last_hpwl` holds the exact HPWL of the kept nets at the same positions (a by-product of the max/min).
     """
 
     def __init__(self, nets: NetTensors, gamma: float = 1.0):
         super().__init__()
         self.nets = nets
         self.gamma = float(gamma)
+        self.last_hpwl = None
+        n = nets.n_nets
+        self._idx2 = torch.cat([nets.pin_net, nets.pin_net + n]) if n else nets.pin_net  # (2P,) net id per axis
 
-    def _axis(self, p: torch.Tensor) -> torch.Tensor:
+    def value_and_grad(self, pos: torch.Tensor):
         nets = self.nets
-        idx = nets.pin_net
-        with torch.no_grad():
-            pmax = _segment_extreme(p, idx, nets.n_nets, "amax")
-            pmin = _segment_extreme(p, idx, nets.n_nets, "amin")
+        n = nets.n_nets
+        p = torch.stack(nets.pin_xy(pos))                                # (2, P)
+        flat = p.reshape(-1)                                             # (2P,)
+        idx = self._idx2
+        pmax = _segment_extreme(flat, idx, 2 * n, "amax")               # (2N,)
+        pmin = _segment_extreme(flat, idx, 2 * n, "amin")
         inv_g = 1.0 / self.gamma
-        e_pos = torch.exp((p - pmax[idx]) * inv_g)                       # (P,)
-        e_neg = torch.exp((pmin[idx] - p) * inv_g)                       # (P,)
-        zeros = torch.zeros(nets.n_nets, dtype=p.dtype, device=p.device)
-        s_pos = zeros.index_add(0, idx, e_pos)                           # (N,)
-        sx_pos = zeros.index_add(0, idx, p * e_pos)
+        e_pos = torch.exp((flat - pmax[idx]) * inv_g)                    # (2P,)
+        e_neg = torch.exp((pmin[idx] - flat) * inv_g)
+        zeros = torch.zeros(2 * n, dtype=p.dtype, device=p.device)
+        s_pos = zeros.index_add(0, idx, e_pos)                           # (2N,)
         s_neg = zeros.index_add(0, idx, e_neg)
-        sx_neg = zeros.index_add(0, idx, p * e_neg)
-        wa = sx_pos / s_pos - sx_neg / s_neg                             # (N,)
-        return (nets.net_weight * wa).sum()
+        wa_pos = zeros.index_add(0, idx, flat * e_pos) / s_pos
+        wa_neg = zeros.index_add(0, idx, flat * e_neg) / s_neg
+        w2 = torch.cat([nets.net_weight, nets.net_weight])              # (2N,)
+        value = (w2 * (wa_pos - wa_neg)).sum()
+        hpwl = (w2 * (pmax - pmin)).sum()
+        g_pin = w2[idx] * (e_pos / s_pos[idx] * (1.0 + (flat - wa_pos[idx]) * inv_g)
+                           - e_neg / s_neg[idx] * (1.0 - (flat - wa_neg[idx]) * inv_g))   # (2P,)
+        g_pin = g_pin.view(2, -1)
+        grad = torch.zeros_like(pos)
+        grad[0].index_add_(0, nets.pin_cell, g_pin[0])
+        grad[1].index_add_(0, nets.pin_cell, g_pin[1])
+        return value, grad, hpwl
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
         if self.nets.n_nets == 0:
             return pos.sum() * 0.0
-        px, py = self.nets.pin_xy(pos)
-        return self._axis(px) + self._axis(py)
+        return _WAFunction.apply(pos, self)
 
 
 class HPWL(nn.Module):
