@@ -188,3 +188,21 @@ Path Type: max
     inv = path["pins"][2]
     assert inv["instance"] == "_1_" and inv["cell"] == "INVX1" and inv["transition"] == "fall"
     assert inv["cap_pf"] == pytest.approx(0.02) and inv["delay_ns"] == pytest.approx(0.04)
+
+
+def test_flops_on_an_internal_clock_are_timed_without_a_crash(tmp_path_factory, tmp_path):
+    src = tmp_path / "gated.v"
+    src.write_text("module gated(input a, input b, input d, output reg q);\n  wire c = a & b;\n"
+                   "  always @(posedge c) q <= d;\nendmodule\n")
+    store = _store(tmp_path_factory)
+    # Timing straight after synthesis: no placement, so no wire parasitics either.
+    run = run_flow(FlowConfig(design_files=[str(src)], top="gated"), store, steps=["synth", "timing"])
+    assert run.status == "done", run.info().get("error")
+    m = run.metrics()["timing"]
+    # No clock port: the IO paths are timed against a virtual clock; the flip-flop launches unclocked.
+    assert m["timing__clock__port"] is None and "virtual clock" in m["timing__clock__found_by"]
+    assert m["timing__parasitics"] == "none"
+    assert m["power__total"] > 0
+    data = json.loads((run.dir / "05-timing" / "paths.json").read_text())
+    assert data["clock"] == "vclk"
+    assert data["paths"][0]["endpoint"] == "q"

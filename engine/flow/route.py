@@ -95,8 +95,6 @@ def parse_qrouter_log(text: str) -> QrouterReport:
                    text, re.S)
     if fm:
         failed = [ln.strip() for ln in fm.group(2).splitlines() if ln.strip()]
-    elif not finished:
-        failed = []
     reasons: dict[str, str] = {}
     no_taps = {net: node for node, net in _NO_TAPS.findall(text)}
     for net in failed:

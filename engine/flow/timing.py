@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import FlowError
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.spef import estimate, oriented_pin_positions, parasitics_summary, read_routed_wires, write_spef
 from engine.io.def_io import read_def
@@ -274,15 +275,20 @@ class TimingStep(Step):
             raise ctx.fail(f"OpenSTA: {errors[0]}", log_path=log_path)
         ctx.progress(0.85, "reading the timing report")
         paths = parse_paths(_section(text, "PATHS"))
+        constrained = bool(paths)
+        if not paths:
+            # Nothing is constrained (flip-flops on an internal clock, say): show the longest unconstrained path.
+            paths = parse_paths(_section(text, "UNCONSTRAINED"))
         if netlist is not None:
             add_positions(paths, netlist)
         (ctx.step_dir / "paths.rpt").write_text(_section(text, "PATHS"))
         write_json(ctx.step_dir / "paths.json", {"clock": clock or "vclk", "clock_port": clock,
-                                                  "period_ns": period, "parasitics": source, "paths": paths})
+                                                  "period_ns": period, "parasitics": source,
+                                                  "constrained": constrained, "paths": paths})
         ws = _num(r"^worst slack\s+(\S+)", text)
         tns = _num(r"^tns\s+(\S+)", text)
         loops = _num(r"There (?:are|is) (\d+) combinational loops?", text)
-        constrained = ws is not None and bool(paths)
+        constrained = constrained and ws is not None
         fmax = None
         if constrained and period - ws > 0:
             fmax = 1000.0 / (period - ws)
@@ -294,7 +300,7 @@ class TimingStep(Step):
             "timing__setup__ws": round(ws, 4) if constrained else None,
             "timing__setup__tns": round(tns, 4) if constrained and tns is not None else None,
             "timing__fmax_mhz": round(fmax, 2) if fmax else None,
-            "timing__path__count": len(paths),
+            "timing__path__count": len(paths) if constrained else 0,
             "timing__constrained": constrained,
             "timing__parasitics": source,
             "timing__spef__warning_count": spef_warnings,
@@ -330,7 +336,7 @@ class TimingStep(Step):
 
         try:
             placed = placed_def_path(ctx)
-        except Exception:  # noqa: BLE001 - no placement: time the netlist without wires
+        except FlowError:  # no placement (the place step skipped): time the netlist without wires
             return None, "none"
         netlist = read_def(placed, ctx.pdk)
         if ctx.config.timing.use_routed_parasitics and ctx.has_artefact("route", "def"):
