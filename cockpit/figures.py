@@ -6,6 +6,8 @@ Nothing here reads files: cockpit.data does, these functions only draw arrays.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -158,20 +160,27 @@ def add_path(fig: go.Figure, xs, ys, labels=None, *, name: str = "worst path") -
 
 
 def image_figure(png_path, die=None, *, height: int = 700) -> go.Figure:
-    """A rendered layout image that zooms and pans (plotly image trace), scaled to microns when die is given."""
+    """A rendered layout image that zooms and pans, placed on micron axes when `die` (x0, y0, x1, y1) is given.
+
+    The PNG goes to the browser as one compressed data URI (a layout image), not as a pixel array: a 1400 px
+    render would otherwise be millions of numbers in the figure's JSON.
+    """
+    import base64
+
     from PIL import Image
 
-    img = np.asarray(Image.open(png_path).convert("RGB"))
-    h, w = img.shape[:2]
-    if die is not None:
-        x0, y0, x1, y1 = die
-        fig = go.Figure(go.Image(z=img[::-1], x0=x0, dx=(x1 - x0) / w, y0=y0, dy=(y1 - y0) / h, hoverinfo="skip"))
-        fig.update_yaxes(autorange=True)
-    else:
-        fig = go.Figure(go.Image(z=img, hoverinfo="skip"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, dragmode="zoom")
-    fig.update_xaxes(showgrid=False, title_text="x (µm)" if die else None)
-    fig.update_yaxes(showgrid=False, title_text="y (µm)" if die else None, scaleanchor="x")
+    data = Path(png_path).read_bytes()
+    with Image.open(png_path) as im:
+        w, h = im.size
+    x0, y0, x1, y1 = die if die is not None else (0.0, 0.0, float(w), float(h))
+    fig = go.Figure(go.Scatter(x=[x0, x1], y=[y0, y1], mode="markers", marker=dict(opacity=0), hoverinfo="skip"))
+    fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(data).decode(), xref="x", yref="y",
+                         x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, dragmode="zoom",
+                      plot_bgcolor="white", showlegend=False)
+    unit = " (µm)" if die is not None else " (px)"
+    fig.update_xaxes(showgrid=False, zeroline=False, range=[x0, x1], title_text="x" + unit)
+    fig.update_yaxes(showgrid=False, zeroline=False, range=[y0, y1], title_text="y" + unit, scaleanchor="x")
     return fig
 
 
