@@ -44,6 +44,9 @@ class SpecialistConfig:
     """Passages retrieved and numbered [1]..[k] for each answer."""
     relevance_threshold: float = 0.30
     """Cosine similarity (MiniLM) the best passage must reach; below it the answer says it is not in the knowledge base."""
+    bm25_strong: float = 9.0
+    """A BM25 score this high (many rare query words in one passage) admits a passage down to 0.08 below the
+    cosine threshold: a precise technical question phrased unlike the docs is still answered."""
     bm25_threshold: float = 4.0
     """Best BM25 score needed when dense embeddings are not available (BM25-only mode)."""
     mmr_lambda: float = 0.75

@@ -119,6 +119,8 @@ class RouteDecision:
     """Words of the question that pushed towards the chosen specialist, with their weight."""
     forced: bool = False
     """True when the user picked the specialist by hand."""
+    note: str = ""
+    """Why the classifier's choice was overridden (an engine tool that belongs to one phase)."""
 
     @property
     def reason(self) -> str:
@@ -127,7 +129,8 @@ class RouteDecision:
         terms = ", ".join(f"'{t.replace('_', ' ')}' ({w:+.2f})" for t, w in self.top_terms[:4]) or "no strong terms"
         runner = sorted(self.scores.items(), key=lambda kv: -kv[1])
         second = next((f"{k} {v:.0%}" for k, v in runner if k != self.specialist), "")
-        return f"{self.specialist} at {self.confidence:.0%} (next: {second}); decided by {terms}"
+        text = f"{self.specialist} at {self.confidence:.0%} (next: {second}); decided by {terms}"
+        return f"{self.note}; classifier said {text}" if self.note else text
 
 
 class Router:

@@ -1,0 +1,366 @@
+"""Engine tools a specialist calls to answer from real runs, not from memory.
+
+- `run_metrics`: "what is the HPWL of my last run" -> the run store's metrics, quoted with the run id.
+- `what_if`: "what happens at target density 0.7" -> a new flow run of the last run's design with that knob,
+  started through the job system (the same queue as the cockpit), compared with the run it came from.
+- `timing_paths`: "why does this path fail timing" -> the worst path of 05-timing/paths.json, explained.
+
+`detect(question)` decides which tool (if any) a question asks for; `call(...)` runs it. Every result names
+the runs it read or created, so the page can link to them.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+RUN_ID = re.compile(r"\b\d{8}-\d{6}-[A-Za-z0-9_\-]+?-[0-9a-f]{4}\b")
+
+#: words of a question -> the metrics they ask about (first match wins per word group)
+METRIC_WORDS: list[tuple[str, tuple[str, ...]]] = [
+    (r"\bhpwl\b|half[- ]perimeter", ("placement__hpwl",)),
+    (r"routed wire|route[d]? length|\bwirelength\b|wire length", ("route__wirelength", "placement__hpwl")),
+    (r"\bwns\b|worst (negative )?slack|\bslack\b", ("timing__setup__ws",)),
+    (r"\btns\b|total negative slack", ("timing__setup__tns",)),
+    (r"\bfmax\b|max(imum)? freq|frequency", ("timing__fmax_mhz",)),
+    (r"\bpower\b", ("power__total", "power__switching__total", "power__internal__total", "power__leakage__total")),
+    (r"\bdie area\b|\bdie size\b", ("floorplan__die__area_um2",)),
+    (r"\barea\b", ("design__instance__area", "floorplan__die__area_um2")),
+    (r"cell count|how many cells|number of cells|\binstances?\b|\bcells\b", ("design__instance__count",)),
+    (r"overflow", ("placement__overflow",)),
+    (r"\bvias?\b", ("route__via__count",)),
+    (r"unrouted", ("route__net__unrouted",)),
+    (r"utili[sz]ation", ("floorplan__utilization",)),
+    (r"congestion|\brudy\b", ("route__rudy__max", "route__rudy__overflow")),
+]
+_RUN_REF = re.compile(r"\b(my|last|latest|current|this|previous|recent)\b[\w\s]{0,20}\b(run|design|placement|layout|"
+                      r"chip|flow|netlist|result)s?\b|\brun\s+\d{8}-", re.I)
+
+#: phrases naming a knob -> (dotted knob, low, high, type)
+KNOBS: list[tuple[str, str, float, float, type]] = [
+    (r"target[_ ]density|placement density|\bdensity\b", "place.target_density", 0.3, 1.0, float),
+    (r"utili[sz]ation", "floorplan.utilization", 0.1, 0.95, float),
+    (r"aspect[_ ]ratio", "floorplan.aspect_ratio", 0.25, 4.0, float),
+    (r"clock period|clock_ns|\bclock\b|\bperiod\b", "clock_ns", 0.5, 1000.0, float),
+    (r"gamma", "place.gamma_base", 0.1, 100.0, float),
+    (r"max(imum)?[_ ]iterations|iteration budget", "place.max_iterations", 20, 10000, int),
+    (r"routing layers|metal layers|\blayers\b", "route.layers", 2, 6, int),
+]
+_WHAT_IF = re.compile(r"what (happens|would happen|if)|what'?s the effect|\bwhat if\b|how would|try\b|\bset\b|"
+                      r"\bchange\b|\bif i (use|set|change|raise|lower)", re.I)
+_PATH_Q = re.compile(r"\bpaths?\b|critical|violat|fail(s|ing)? timing|timing fail|meet timing|negative slack", re.I)
+
+#: the metrics a what-if compares, in the order they are quoted
+COMPARE = ("floorplan__die__area_um2", "placement__hpwl", "placement__overflow", "route__rudy__max",
+           "route__wirelength", "route__via__count", "route__net__unrouted", "timing__setup__ws",
+           "timing__fmax_mhz", "power__total")
+
+
+@dataclass
+class ToolCall:
+    name: str  # "run_metrics", "what_if" or "timing_paths"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolResult:
+    name: str
+    ok: bool
+    text: str  # what the chat quotes: numbers with the run id
+    run_ids: list[str] = field(default_factory=list)  # runs read or created, linked by the page
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "text": self.text, "run_ids": self.run_ids, "data": self.data}
+
+
+def _metrics_asked(question: str) -> list[str]:
+    q = question.lower()
+    out: list[str] = []
+    for pattern, keys in METRIC_WORDS:
+        if re.search(pattern, q):
+            out.extend(k for k in keys if k not in out)
+            if pattern.startswith(r"\bdie area"):
+                break  # "die area" should not also ask for the cell area
+    return out
+
+
+def _knob_asked(question: str) -> tuple[str, float, float, float, type] | None:
+    q = question.lower()
+    for pattern, knob, low, high, typ in KNOBS:
+        m = re.search(pattern, q)
+        if not m:
+            continue
+        rest = q[m.end():]
+        num = re.search(r"(-?\d+(?:\.\d+)?)", rest) or re.search(r"(-?\d+(?:\.\d+)?)", q[: m.start()])
+        if num:
+            return knob, float(num.group(1)), low, high, typ
+    return None
+
+
+def detect(question: str) -> ToolCall | None:
+    """Which engine tool a question asks for, if any (rules, so the choice is predictable and testable)."""
+    found = RUN_ID.search(question)
+    run_id = found.group(0) if found else None
+    if _WHAT_IF.search(question):
+        knob = _knob_asked(question)
+        if knob:
+            return ToolCall("what_if", {"knob": knob[0], "value": knob[1], "run_id": run_id})
+    if _PATH_Q.search(question) and re.search(r"timing|slack|path|critical", question, re.I):
+        if _RUN_REF.search(question) or re.search(r"\bthis path|\bthe path|\bmy path|worst path|critical path",
+                                                   question, re.I):
+            return ToolCall("timing_paths", {"run_id": run_id})
+    metrics = _metrics_asked(question)
+    if metrics and (_RUN_REF.search(question) or run_id):
+        return ToolCall("run_metrics", {"metrics": metrics, "run_id": run_id})
+    return None
+
+
+_SCOPE_OWNER = {"placement": "placement", "route": "routing", "timing": "timing", "power": "power",
+                "design": "synthesis", "synth": "synthesis", "floorplan": "floorplan", "place": "placement",
+                "clock_ns": "timing", "verify": "verification", "gds": "verification"}
+
+
+def owner(call: ToolCall) -> str | None:
+    """The specialist a tool call belongs to (the phase of the metric or knob it is about)."""
+    if call.name == "timing_paths":
+        return "timing"
+    if call.name == "what_if":
+        return _SCOPE_OWNER.get(call.args["knob"].split(".")[0])
+    if call.name == "run_metrics" and call.args.get("metrics"):
+        return _SCOPE_OWNER.get(call.args["metrics"][0].split("__")[0])
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _store(runs_dir: str | None):
+    from engine.runs import RunStore
+
+    return RunStore(runs_dir)
+
+
+def _fmt(name: str, value: Any) -> str:
+    try:
+        from engine.metrics import METRICS
+    except ImportError:  # pragma: no cover - the registry is part of the engine
+        METRICS = {}
+    if value is None:
+        return "n/a"
+    unit = METRICS[name].unit if name in METRICS else ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        if name == "power__total" or name.startswith("power__"):
+            return f"{value * 1e3:.4g} mW" if abs(value) >= 1e-4 else f"{value * 1e6:.4g} uW"
+        text = f"{value:,.0f}" if isinstance(value, int) or abs(value) >= 1000 else f"{value:.4g}"
+        return f"{text} {unit}".strip() if unit not in ("fraction", "") else text
+    return str(value)
+
+
+def _label(name: str) -> str:
+    try:
+        from engine.metrics import METRICS
+        if name in METRICS:
+            return f"{name.split('__')[0]} {METRICS[name].description.split(':')[0].split('(')[0].strip()}"
+    except ImportError:  # pragma: no cover
+        pass
+    return name.replace("__", " ")
+
+
+def base_run(store, run_id: str | None, need: str | None = None):
+    """The run a question is about: the one named, else the newest flow run that has `need`'s metrics."""
+    if run_id:
+        return store.get(run_id)
+    for row in store.list(limit=50, kind="flow"):
+        run = store.get(row["id"])
+        if need is None or run.step_metrics(need):
+            return run
+    where = f" with a finished {need} step" if need else ""
+    raise EngineError(f"There is no flow run{where} in {store.root} yet.",
+                      hint="start one on the Design page or with `cda flow run counter`")
+
+
+# ------------------------------------------------------------------------------------------------ tools
+def run_metrics(metrics: list[str], run_id: str | None = None, runs_dir: str | None = None) -> ToolResult:
+    store = _store(runs_dir)
+    run = base_run(store, run_id)
+    flat = run.flat_metrics()
+    if not run_id:  # the newest run may still be early in the flow: take the newest that has the metric
+        for row in store.list(limit=50, kind="flow"):
+            cand = store.get(row["id"])
+            if any(m in cand.flat_metrics() for m in metrics):
+                run, flat = cand, cand.flat_metrics()
+                break
+    found = {m: flat[m] for m in metrics if m in flat}
+    info = run.info()
+    head = f"Run {run.id} (design {info.get('design', '?')}, status {info.get('status', '?')})"
+    if not found:
+        steps = ", ".join(run.metrics()) or "none"
+        return ToolResult("run_metrics", False, f"{head} has no {', '.join(metrics)} yet (finished steps: {steps}).",
+                          [run.id], {"metrics": {}})
+    lines = [f"- {_label(m)} (`{m}`): **{_fmt(m, v)}**" for m, v in found.items()]
+    return ToolResult("run_metrics", True, head + ":\n" + "\n".join(lines), [run.id], {"metrics": found})
+
+
+def _set_knob(config: dict, knob: str, value: Any) -> None:
+    if "." not in knob:
+        config[knob] = value
+        return
+    section, name = knob.split(".", 1)
+    sub = config.get(section)
+    if not isinstance(sub, dict):
+        sub = {}
+        config[section] = sub
+    sub[name] = value
+
+
+def _get_knob(config: dict, knob: str) -> Any:
+    if "." not in knob:
+        return config.get(knob)
+    section, name = knob.split(".", 1)
+    return (config.get(section) or {}).get(name)
+
+
+def _default_knob(knob: str) -> Any:
+    """The value a run gets when its config does not set the knob."""
+    try:
+        if knob.startswith("place."):
+            from engine.place.config import PlaceConfig
+
+            return getattr(PlaceConfig(), knob.split(".", 1)[1], None)
+        from engine.config import FlowConfig
+
+        obj: Any = FlowConfig()
+        for part in knob.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except (ImportError, AttributeError):
+        return None
+
+
+def what_if(knob: str, value: float, run_id: str | None = None, runs_dir: str | None = None, *,
+            until: str = "timing", timeout_s: float = 900.0,
+            progress: Callable[[str], None] | None = None) -> ToolResult:
+    """Run the base run's design again with one knob changed (as a job) and compare the numbers."""
+    spec = next((k for k in KNOBS if k[1] == knob), None)
+    if spec is None:
+        raise EngineError(f"'{knob}' is not a knob the specialists can change; known: "
+                          f"{', '.join(k[1] for k in KNOBS)}")
+    _, _, low, high, typ = spec
+    if not (low <= value <= high):
+        return ToolResult("what_if", False, f"{knob} = {value:g} is outside the range the flow accepts "
+                                            f"({low:g} to {high:g}); no run was started.", [], {})
+    value = typ(value)
+    from engine.jobs import JobQueue
+
+    store = _store(runs_dir)
+    base = base_run(store, run_id, need="place" if knob.startswith(("place", "floorplan")) else None)
+    info = base.info()
+    config = copy.deepcopy(info.get("config") or {})
+    old = _get_knob(config, knob)
+    if old is None:
+        old = _default_knob(knob)
+    _set_knob(config, knob, value)
+    label = f"what-if {knob}={value:g} from {base.id}"
+    run = store.create(config, design=info.get("design", "design"), label=label)
+    steps = info.get("steps") or []
+    flow_until = until if not steps or until in steps else steps[-1]
+    run.update_info(until=flow_until, what_if={"knob": knob, "value": value, "base_run": base.id})
+    queue = JobQueue(store)
+    queue.submit(run.id, "flow")
+    if progress:
+        progress(f"started run {run.id} ({knob} = {value:g}) through the job queue")
+    try:
+        state = queue.wait(run.id, timeout_s=timeout_s)
+    except TimeoutError:
+        return ToolResult("what_if", False, f"Run {run.id} ({knob} = {value:g}) is still running after "
+                                            f"{timeout_s:.0f} s; its numbers will be on its run page.",
+                          [run.id, base.id], {"base_run": base.id, "run": run.id})
+    if state != "done":
+        err = run.info().get("error") or state
+        return ToolResult("what_if", False, f"Run {run.id} ({knob} = {value:g}) ended {state}: {err}",
+                          [run.id, base.id], {"base_run": base.id, "run": run.id})
+    new_m, old_m = run.flat_metrics(), base.flat_metrics()
+    rows, table = [], {}
+    for m in COMPARE:
+        if m not in new_m:
+            continue
+        a, b = old_m.get(m), new_m[m]
+        table[m] = {"before": a, "after": b}
+        change = ""
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and a:
+            change = f" ({(b - a) / abs(a):+.1%})"
+        rows.append(f"- {_label(m)}: {_fmt(m, a)} -> **{_fmt(m, b)}**{change}")
+    text = (f"Ran the flow (to {flow_until}) on {info.get('design', '?')} with {knob} = {value:g} "
+            f"(was {old if old is not None else 'default'}): run **{run.id}**, compared with run {base.id}:\n"
+            + "\n".join(rows))
+    return ToolResult("what_if", True, text, [run.id, base.id],
+                      {"base_run": base.id, "run": run.id, "knob": knob, "value": value, "metrics": table})
+
+
+def timing_paths(run_id: str | None = None, runs_dir: str | None = None, top: int = 3) -> ToolResult:
+    """The worst path of a run's timing report, with the cells that take the most time on it."""
+    from engine.runs import read_json
+
+    store = _store(runs_dir)
+    run = base_run(store, run_id, need="timing")
+    report = read_json(run.step_dir("timing", create=False) / "paths.json", None)
+    if not report or not report.get("paths"):
+        return ToolResult("timing_paths", False, f"Run {run.id} has no timing paths (05-timing/paths.json "
+                                                 f"is missing or empty).", [run.id], {})
+    paths = [p for p in report["paths"] if p.get("slack_ns") is not None]
+    if not paths:
+        return ToolResult("timing_paths", False, f"Run {run.id}: the paths carry no slack "
+                                                 f"(the design may be unconstrained).", [run.id], {})
+    worst = min(paths, key=lambda p: p["slack_ns"])
+    period = report.get("period_ns")
+    cells = [p for p in worst.get("pins", []) if p.get("cell") not in (None, "port")]
+    slowest = sorted(cells, key=lambda p: -(p.get("delay_ns") or 0.0))[:top]
+    failing = sum(1 for p in paths if p["slack_ns"] < 0)
+    verdict = "fails" if worst["slack_ns"] < 0 else "meets"
+    lines = [
+        f"Run {run.id}: the worst path {verdict} timing with slack **{worst['slack_ns']:.3f} ns** "
+        f"at a {period:g} ns clock ({report.get('clock', '?')}); {failing} of the {len(paths)} reported paths fail.",
+        f"- from `{worst['startpoint']}` ({worst.get('startpoint_kind', '')}) to `{worst['endpoint']}` "
+        f"({worst.get('endpoint_kind', '')})",
+        f"- data arrives at {worst.get('arrival_ns', float('nan')):.3f} ns, required at "
+        f"{worst.get('required_ns', float('nan')):.3f} ns; {len(cells)} cell stages on the path",
+    ]
+    for p in slowest:
+        extra = f", load {p['cap_pf']:.4f} pF" if p.get("cap_pf") is not None else ""
+        extra += f", slew {p['slew_ns']:.3f} ns" if p.get("slew_ns") is not None else ""
+        lines.append(f"- slow stage: {p.get('cell')} `{p.get('instance')}` pin {p.get('pin_name')}: "
+                     f"{p.get('delay_ns', 0.0):.3f} ns{extra}")
+    if worst["slack_ns"] < 0:
+        lines.append(f"- the clock would need {period - worst['slack_ns']:.3f} ns "
+                     f"(fmax {1000.0 / (period - worst['slack_ns']):.1f} MHz) for this path to pass")
+    return ToolResult("timing_paths", True, "\n".join(lines), [run.id],
+                      {"worst": {k: worst.get(k) for k in ("startpoint", "endpoint", "slack_ns", "arrival_ns",
+                                                            "required_ns")},
+                       "slowest": slowest, "failing": failing, "period_ns": period})
+
+
+def call(tool: ToolCall, runs_dir: str | None = None, allow_runs: bool = True,
+         progress: Callable[[str], None] | None = None) -> ToolResult:
+    """Run a detected tool; user-level problems come back as a failed ToolResult with the message."""
+    try:
+        if tool.name == "run_metrics":
+            return run_metrics(tool.args["metrics"], tool.args.get("run_id"), runs_dir)
+        if tool.name == "timing_paths":
+            return timing_paths(tool.args.get("run_id"), runs_dir)
+        if tool.name == "what_if":
+            if not allow_runs:
+                return ToolResult("what_if", False, "Starting runs from the chat is switched off "
+                                                    "(allow_tool_runs); no run was started.", [], {})
+            return what_if(tool.args["knob"], tool.args["value"], tool.args.get("run_id"), runs_dir,
+                           progress=progress)
+    except EngineError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return ToolResult(tool.name, False, f"{exc.message}{hint}", [], {})
+    raise ValueError(f"unknown tool {tool.name}")
