@@ -1,0 +1,130 @@
+"""`make bench`: every model reachable here answers the placement problems; the table goes into README.md.
+
+Models, in order: the rule-of-thumb baseline (no LLM, no engine), the engine-grounded specialist (engine tools +
+retrieval, no LLM), the project's own tiny model from engine/train as baseline and as specialist (its LoRA
+adapter when one was trained; the base model is built first if missing), and each Ollama model the specialists'
+host lists (none here: no server). Results: bench/results/<model>-<mode>.json, bench_models.json, bench_models.png.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.chdir(ROOT)
+
+from engine.bench.problems import PROBLEMS_PATH, load_problems  # noqa: E402
+from engine.bench.report import markdown_table  # noqa: E402
+from engine.bench.runner import RESULTS_DIR, RunnerConfig, run_bench, tiny_model_folder  # noqa: E402
+from engine.errors import EngineError  # noqa: E402
+
+log = logging.getLogger("bench_models")
+START, END = "<!-- bench-models:start -->", "<!-- bench-models:end -->"
+
+
+def ollama_models() -> list[str]:
+    try:
+        import ollama
+
+        from engine.specialists.config import SpecialistConfig
+
+        listed = ollama.Client(host=SpecialistConfig().host, timeout=3).list()
+        return [m.model for m in listed.models][:2]
+    except Exception:  # noqa: BLE001 - no server is the normal case here
+        return []
+
+
+def ensure_tiny() -> str | None:
+    try:
+        return str(tiny_model_folder())
+    except EngineError:
+        pass
+    try:
+        from engine.train.config import TinyModelConfig
+        from engine.train.tinymodel import build_tiny_model
+
+        log.warning("building the project's tiny model (a few minutes) ...")
+        build_tiny_model(TinyModelConfig())
+        return str(tiny_model_folder())
+    except Exception as exc:  # noqa: BLE001 - the table says the model was not available
+        log.warning("the tiny model could not be built: %s", exc)
+        return None
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    kinds = ["overall", "predict", "choose", "diagnose", "act"]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    w = 0.8 / max(len(results), 1)
+    for i, r in enumerate(results):
+        s = r["summary"]
+        blocks = [s["overall"] if k == "overall" else s["by_kind"].get(k) for k in kinds]
+        y = [b["score"] if b else 0 for b in blocks]
+        err = [[(b["score"] - b["ci95"][0]) if b else 0 for b in blocks],
+               [(b["ci95"][1] - b["score"]) if b else 0 for b in blocks]]
+        ax.bar(np.arange(len(kinds)) + i * w, y, w, yerr=err, capsize=3, label=f"{r['model']} · {r['mode']}")
+    ax.set_xticks(np.arange(len(kinds)) + w * (len(results) - 1) / 2, kinds)
+    ax.set_ylabel("mean score (95% CI)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    problems = load_problems(PROBLEMS_PATH)
+    runs = [("rules", "baseline"), ("engine", "specialist")]
+    tiny = ensure_tiny()
+    if tiny:
+        runs += [("tiny", "baseline"), ("tiny", "specialist")]
+    runs += [(f"ollama:{m}", mode) for m in ollama_models() for mode in ("baseline", "specialist")]
+    results = []
+    t0 = time.monotonic()
+    for model, mode in runs:
+        t = time.monotonic()
+        res = run_bench(RunnerConfig(model=model, mode=mode), problems=problems)
+        log.warning("%s %s: %.3f in %.0f s", model, mode, res["summary"]["overall"]["score"], time.monotonic() - t)
+        results.append(res)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    plot(results, RESULTS_DIR / "bench_models.png")
+    table = markdown_table(results)
+    used = "; ".join(f"{r['model']} · {r['mode']}: {', '.join(r['models_used'])}" for r in results)
+    missing = "" if tiny else " The project's tiny model could not be built, so it is not in the table."
+    if not any(m.startswith("ollama:") for m, _ in runs):
+        missing += " No Ollama server answered, so no Ollama model is in the table."
+    by = {f"{r['model']}-{r['mode']}": r["summary"]["overall"]["score"] for r in results}
+    summary = {"problems": len(problems), "problems_file": str(PROBLEMS_PATH.relative_to(ROOT)),
+               "seconds": round(time.monotonic() - t0, 1), "scores": by, "models_used": used,
+               "results": [r["path"] for r in results]}
+    (RESULTS_DIR / "bench_models.json").write_text(json.dumps(summary, indent=1))
+    block = (f"{START}\n{len(problems)} placement problems ({summary['problems_file']}, truth computed by the engine), "
+             f"`make bench` on this machine. Mean score per kind with bootstrap 95% CI; solved = score >= 0.75. "
+             f"Models used — {used}.{missing}\n\n{table}\n\n"
+             f"![scores](bench/results/bench_models.png)\n{END}")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+        readme.write_text(text)
+    else:
+        log.warning("README.md has no %s / %s markers; table not written there", START, END)
+    print(table)
+    print(f"models used: {used}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

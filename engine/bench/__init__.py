@@ -1,0 +1,1 @@
+"""Benchmarks: placement problems with engine-computed truth, the model runner and the scorer."""
