@@ -114,6 +114,17 @@ def frame(path: Path) -> dict | None:
         return None
 
 
+def frame_cell_sizes(run: Run | None, f: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Widths and heights of a frame's cells (frames carry positions; sizes come from the floorplan DEF)."""
+    if run is None:
+        return None, None
+    lay = layout(run, "floorplan", "def", "floorplan.def")
+    cells = np.asarray(f.get("cells", np.arange(len(f["x"]))), int)
+    if lay is None or len(cells) == 0 or cells.max() >= len(lay.w):
+        return None, None
+    return lay.w[cells], lay.h[cells]
+
+
 def curves(run: Run) -> dict[str, np.ndarray]:
     """HPWL and overflow per iteration: from the step's history file if it has one, else from the frames."""
     folder = run.step_dir("place", create=False)

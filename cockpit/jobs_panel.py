@@ -24,12 +24,15 @@ STEP_ICON = {"pending": ":gray[:material/radio_button_unchecked:]", "running": "
              "cancelled": ":orange[:material/stop_circle:]"}
 
 
-def start_flow(config: dict, design: str, *, label: str = "", until: str | None = None) -> Run:
-    """Create a run for `config`, queue its job, and make it the selected run."""
+def start_flow(config: dict, design: str, *, label: str = "", until: str | None = None, reuse: bool = True) -> Run:
+    """Create a run for `config`, queue its job, and make it the selected run.
+
+    reuse=False runs every step again even when an identical one exists (the demo wants to show the work live).
+    """
     store = runpicker.store()
     run = store.create(config, design, label=label)
-    if until:
-        run.update_info(until=until)
+    if until or not reuse:
+        run.update_info(**({"until": until} if until else {}), **({} if reuse else {"reuse": False}))
     runpicker.queue().submit(run.id, "flow")
     runpicker.select(run.id)
     return run
@@ -105,10 +108,11 @@ def job_panel(run: Run | None, *, key: str = "job") -> None:
         return
 
     def body(r: Run) -> None:
+        active = is_active(r)  # read once, so the button and the status line agree within one render
         with st.container(border=True):
             status_line(r)
             step_table(r)
-            if is_active(r):
+            if active:
                 if st.button("Cancel run", key=f"{key}-cancel", type="secondary", icon=":material/stop_circle:"):
                     runpicker.queue().cancel(r.id)
                     st.toast("Cancel requested: the job stops at its next check point.")

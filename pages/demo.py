@@ -39,9 +39,46 @@ def demo_config() -> tuple[dict, str]:
     folder = DESIGNS / DEMO_DESIGN
     meta = json.loads((folder / "design.json").read_text())
     sources = sorted(p for p in folder.glob("*.v") if not p.name.startswith("tb_"))
+    tbs = sorted(folder.glob("tb_*.v"))
     cfg = FlowConfig(design_files=[str(p) for p in sources], top=meta.get("top", DEMO_DESIGN),
-                     clock_port=meta.get("clock_port"), clock_ns=float(meta.get("clock_ns", 10.0)))
+                     clock_port=meta.get("clock_port"), clock_ns=float(meta.get("clock_ns", 10.0)),
+                     testbench=str(tbs[0]) if tbs else None)
     return cfg.to_dict(), DEMO_DESIGN
+
+
+def replay(frames) -> None:
+    """The frames once more, at presenter speed: Play steps through them (one every 0.5 s)."""
+    key = "demo_frame"
+    if st.session_state.get(key, 0) >= len(frames):
+        st.session_state[key] = len(frames) - 1
+    playing = st.session_state.get("demo_play", False)
+    if st.button("Pause" if playing else "Replay the placement", icon=":material/pause:" if playing else
+                 ":material/replay:", key="demo-play"):
+        st.session_state["demo_play"] = not playing
+        if not playing:
+            st.session_state[key] = 0
+        st.rerun()
+
+    @st.fragment(run_every=0.5 if playing else None)
+    def _frames() -> None:
+        i = int(st.session_state.get(key, len(frames) - 1))
+        if st.session_state.get("demo_play"):
+            if i + 1 < len(frames):
+                st.session_state[key] = i = i + 1
+            else:
+                st.session_state["demo_play"] = False
+                st.rerun()
+        f = data.frame(frames[i])
+        if f is not None:
+            core = tuple(np.asarray(f["core"]).tolist()) if "core" in f else None
+            w, h = data.frame_cell_sizes(runpicker.current_run(), f)
+            st.plotly_chart(figures.layout_figure(core, f["x"], f["y"], w, h, height=520,
+                                                  title=f"Iteration {int(f.get('iteration', 0))} · "
+                                                        f"HPWL {f.get('hpwl', 0):,.0f} µm · overflow "
+                                                        f"{f.get('overflow', 0):.3f}"),
+                            width="stretch", key="demo-frame")
+
+    _frames()
 
 
 def show_chapter(r, step: str) -> None:
@@ -73,20 +110,22 @@ def show_chapter(r, step: str) -> None:
         frames = data.frame_files(r)
         if mm:
             st.markdown(f"### HPWL {mm.get('placement__hpwl', 0):,.0f} µm · overflow {mm.get('placement__overflow', 0):.3f}")
-        if frames:
-            f = data.frame(frames[-1])
-            lay = data.layout(r, "place", "def", "placed.def")
-            if lay is not None and not is_active(r):
-                st.plotly_chart(figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io,
-                                                      rows=lay.rows, height=520), width="stretch")
-            elif f is not None:
+        if frames and is_active(r) and not mm:
+            f = data.frame(frames[-1])  # live: the newest frame the placer wrote
+            if f is not None:
+                st.caption(f"Live · iteration {int(f.get('iteration', 0))} · HPWL {f.get('hpwl', 0):,.0f} µm · "
+                           f"overflow {f.get('overflow', 0):.3f}")
+                w, h = data.frame_cell_sizes(r, f)
                 st.plotly_chart(figures.layout_figure(tuple(np.asarray(f["core"]).tolist()) if "core" in f else None,
-                                                      f["x"], f["y"], height=520), width="stretch")
-            c = data.curves(r)
-            if len(c["iteration"]) > 1:
-                st.plotly_chart(figures.curves_figure(c["iteration"], c["hpwl"], c["overflow"]),
-                                width="stretch")
-        nav.link("04_placement.py", label="Open the placement replay", icon=":material/scatter_plot:")
+                                                      f["x"], f["y"], w, h, height=520), width="stretch",
+                                key="demo-live")
+        elif frames:
+            replay(frames)
+        c = data.curves(r)
+        if len(c["iteration"]) > 1:
+            st.plotly_chart(figures.curves_figure(c["iteration"], c["hpwl"], c["overflow"]), width="stretch")
+        nav.link("04_placement.py", label="Open the placement chapter (density and RUDY maps)",
+                 icon=":material/scatter_plot:")
     elif step == "route":
         n = mm.get("route__net__unrouted")
         st.markdown(f"### {mm.get('route__wirelength', 0):,.0f} µm of wire · {mm.get('route__via__count', 0):,} vias"
@@ -117,7 +156,7 @@ demo_run = run if run is not None and run.info().get("label") == "demo" else Non
 c1, c2, c3, c4 = st.columns([2, 1, 1, 3])
 if c1.button("Start the demo", icon=":material/play_arrow:", type="primary", width="stretch"):
     cfg, name = demo_config()
-    demo_run = start_flow(cfg, name, label="demo")
+    demo_run = start_flow(cfg, name, label="demo", reuse=False)  # run every step live, nothing copied
     st.session_state[STEP_KEY] = 0
     st.rerun()
 idx = int(st.session_state.get(STEP_KEY, 0))
@@ -136,4 +175,7 @@ if demo_run is None:
     st.info("Press **Start the demo**: the flow runs on the demo design (a few tens of seconds), and each chapter "
             "fills in as its step finishes.")
 else:
-    live(demo_run, lambda r: show_chapter(r, step), key=f"demo-{step}")
+    if is_active(demo_run):
+        live(demo_run, lambda r: show_chapter(r, step), key=f"demo-{step}")
+    else:
+        show_chapter(demo_run, step)  # finished: no polling (and the replay can run its own fragment)
