@@ -5,7 +5,10 @@ lowers the exact HPWL (moves are accepted only on a strictly negative HPWL chang
   boxes without it (computed for all cells at once per pass, vectorised); a cell away from its region is tried
   against the same-width cells nearest the region's centre on the rows there; the best improving swap wins.
 - Local reorder: adjacent cells of a row exchange places inside the span they occupy (gaps are kept).
-HPWL changes are computed exactly from the touched nets (ragged gathers in numpy).
+- Gap moves: a cell far from its optimal region moves into a free gap there.
+Swaps and reorders are batched: all candidates are scored at once (ragged numpy gathers over the touched
+nets), then the improving ones that share no net are applied together, whose HPWL changes then add up exactly
+(an independent set, in the spirit of independent-set matching). Gap moves go one by one in the time left.
 """
 from __future__ import annotations
 
@@ -76,21 +79,36 @@ class _State:
         self.row_h = np.asarray([r.height for r in rows])
         solid = ~np.asarray(netlist.cell_is_io, dtype=bool) & (self.w > EPS)
         h = np.asarray(netlist.cell_h, dtype=np.float64)
-        self.row_cells: list[list[int]] = []
-        # movable cells sit on exactly one row; fixed ones may cover several
-        key = np.clip(np.searchsorted(self.row_y, self.y - 1e-6), 0, len(rows) - 1)
+        # fixed cells per row (they may cover several rows); they never move
+        fixed = np.flatnonzero(solid & ~self.movable)
+        self.fixed_in_row: list[np.ndarray] = []
         for j in range(len(rows)):
-            on = np.flatnonzero(solid & (self.y < self.row_y[j] + self.row_h[j] - 1e-6) &
-                                (self.y + h > self.row_y[j] + 1e-6))
-            on = on[np.argsort(self.x[on], kind="stable")]
-            self.row_cells.append(on.tolist())
-        self.row_of = key
-        self.slot = np.full(n, -1, dtype=np.int64)
-        for j, cells in enumerate(self.row_cells):
-            for s, c in enumerate(cells):
-                if self.movable[c]:
-                    self.slot[c] = s
-                    self.row_of[c] = j
+            on = fixed[(self.y[fixed] < self.row_y[j] + self.row_h[j] - 1e-6) &
+                       (self.y[fixed] + h[fixed] > self.row_y[j] + 1e-6)]
+            self.fixed_in_row.append(on)
+        self.row_has_fixed = np.asarray([len(f) > 0 for f in self.fixed_in_row], dtype=bool)
+        self.rebuild_rows()
+
+    def rebuild_rows(self) -> None:
+        """row_cells (cells of each row in x order, fixed included), row_of and slot of the movable cells."""
+        n_rows = len(self.row_y)
+        mov = np.flatnonzero(self.movable)
+        row = np.clip(np.searchsorted(self.row_y, self.y[mov] - 1e-6), 0, n_rows - 1)
+        o = np.lexsort((self.x[mov], row))
+        mov, row = mov[o], row[o]
+        bounds = np.searchsorted(row, np.arange(n_rows + 1))
+        self.row_cells = []
+        self.row_of = np.full(len(self.x), -1, dtype=np.int64)
+        self.slot = np.full(len(self.x), -1, dtype=np.int64)
+        for j in range(n_rows):
+            cells = mov[bounds[j]:bounds[j + 1]]
+            if self.row_has_fixed[j]:
+                cells = np.concatenate([cells, self.fixed_in_row[j]])
+                cells = cells[np.argsort(self.x[cells], kind="stable")]
+            self.row_cells.append(cells.tolist())
+            m = self.movable[cells]
+            self.row_of[cells[m]] = j
+            self.slot[cells[m]] = np.flatnonzero(m)
 
     def nets_of(self, cells) -> np.ndarray:
         cells = np.asarray(cells, dtype=np.int64)
@@ -270,6 +288,153 @@ def _local_reorder(st: _State, deadline: float) -> int:
     return moves
 
 
+# ---------------------------------------------------------------------------------------------- batched moves
+BIG_NET = 64  # nets with more pins are left out of batched deltas (each pass is checked on the exact HPWL)
+
+
+def batch_delta(st: _State, cells: np.ndarray, nx: np.ndarray, ny: np.ndarray):
+    """HPWL change of K independent candidate moves at once. cells (K, 2) (-1 = unused slot), new positions
+    nx, ny (K, 2). Returns (delta (K,), move id per touched net, net id) - the nets let the caller pick moves
+    that share none, so that their deltas add up exactly."""
+    k_all = cells.shape[0]
+    n_nets = len(st.deg)
+    flat = cells.reshape(-1)
+    ok = flat >= 0
+    kk = np.repeat(np.arange(k_all), cells.shape[1])[ok]
+    cc = flat[ok]
+    cnt = st.cn_start[cc + 1] - st.cn_start[cc]
+    nets = st.pair_net[_ragged_arange(st.cn_start[cc], cnt)]
+    mk = np.repeat(kk, cnt)
+    small = st.deg[nets] <= BIG_NET
+    key = np.unique(mk[small] * n_nets + nets[small])                 # (move, net) pairs, sorted by move
+    pk, pn = key // n_nets, key % n_nets
+    lens = st.deg[pn]
+    pins = st.net_pins[_ragged_arange(st.net_start[pn], lens)]
+    c = st.pin_cell[pins]
+    owner = np.repeat(np.arange(len(pn)), lens)
+    k_of = pk[owner]
+    bx = st.x[c] + st.pin_dx[pins]
+    by = st.y[c] + st.pin_dy[pins]
+    ax, ay = bx.copy(), by.copy()
+    for slot in range(cells.shape[1]):
+        m = cells[k_of, slot] == c
+        ax[m] = nx[k_of[m], slot] + st.pin_dx[pins[m]]
+        ay[m] = ny[k_of[m], slot] + st.pin_dy[pins[m]]
+    if len(lens) == 0:
+        return np.zeros(k_all), pk, pn
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+
+    def span(px, py):
+        return (np.maximum.reduceat(px, starts) - np.minimum.reduceat(px, starts) +
+                np.maximum.reduceat(py, starts) - np.minimum.reduceat(py, starts))
+
+    d = (span(ax, ay) - span(bx, by)) * st.net_weight[pn]
+    return np.bincount(pk, weights=d, minlength=k_all), pk, pn
+
+
+def _independent(delta: np.ndarray, cells: np.ndarray, pk: np.ndarray, pn: np.ndarray) -> list[int]:
+    """Improving moves, best first, that share no cell and no net with a move taken before them."""
+    good = np.flatnonzero(delta < -EPS)
+    good = good[np.argsort(delta[good], kind="stable")]
+    bounds = np.searchsorted(pk, np.arange(len(delta) + 1))
+    used_c: set[int] = set()
+    used_n: set[int] = set()
+    take = []
+    for k in good.tolist():
+        cs = [c for c in cells[k].tolist() if c >= 0]
+        ns = pn[bounds[k]:bounds[k + 1]].tolist()
+        if any(c in used_c for c in cs) or any(n in used_n for n in ns):
+            continue
+        used_c.update(cs)
+        used_n.update(ns)
+        take.append(k)
+    return take
+
+
+def _movable_order(st: _State):
+    """Movable cells sorted by (row, x), with their rows."""
+    mov = np.flatnonzero(st.movable)
+    row = np.clip(np.searchsorted(st.row_y, st.y[mov] - 1e-6), 0, len(st.row_y) - 1)
+    o = np.lexsort((st.x[mov], row))
+    return mov[o], row[o]
+
+
+def _batched_swaps(st: _State) -> int:
+    """Same-width swaps toward each cell's optimal region, all cells at once."""
+    ox, oy = st.optimal_centres()
+    rh = st.row_h[0]
+    site = st.site[0]
+    cells, rows = _movable_order(st)
+    wq = np.rint(st.w[cells] / site).astype(np.int64)
+    n_rows = len(st.row_y)
+    span = float(st.row_x1.max() - st.row_x0.min()) + 10.0
+    key = (wq * n_rows + rows) * span + (st.x[cells] - st.row_x0.min())
+    o = np.argsort(key, kind="stable")
+    key_s, cell_s = key[o], cells[o]
+    cand = cells[np.isfinite(ox[cells])]
+    far = np.abs(ox[cand] - st.x[cand] - st.w[cand] / 2) + np.abs(oy[cand] - st.y[cand] - rh / 2) > 2 * site
+    cand = cand[far]
+    if len(cand) == 0:
+        return 0
+    tr = np.clip(np.searchsorted(st.row_y, oy[cand] - rh / 2 - 1e-6), 0, n_rows - 1)
+    alt = np.clip(tr - 1, 0, n_rows - 1)
+    tr = np.where(np.abs(st.row_y[alt] + rh / 2 - oy[cand]) < np.abs(st.row_y[tr] + rh / 2 - oy[cand]), alt, tr)
+    wc = np.rint(st.w[cand] / site).astype(np.int64)
+    q = (wc * n_rows + tr) * span + (ox[cand] - st.w[cand] / 2 - st.row_x0.min())
+    pos = np.searchsorted(key_s, q)
+    i_list, j_list = [], []
+    for off in (-1, 0, 1):
+        p = np.clip(pos + off, 0, len(key_s) - 1)
+        j = cell_s[p]
+        same = (np.floor(key_s[p] / span) == (wc * n_rows + tr)) & (j != cand)
+        i_list.append(cand[same])
+        j_list.append(j[same])
+    i = np.concatenate(i_list)
+    j = np.concatenate(j_list)
+    if len(i) == 0:
+        return 0
+    mc = np.stack([i, j], 1)
+    nx = np.stack([st.x[j], st.x[i]], 1)
+    ny = np.stack([st.y[j], st.y[i]], 1)
+    delta, pk, pn = batch_delta(st, mc, nx, ny)
+    take = _independent(delta, mc, pk, pn)
+    for k in take:
+        a, b = mc[k]
+        st.x[a], st.x[b] = st.x[b], st.x[a]
+        st.y[a], st.y[b] = st.y[b], st.y[a]
+    return len(take)
+
+
+def _batched_reorder(st: _State) -> int:
+    """Adjacent cells of a row change order (b takes a's left end, a ends where b ended), even then odd pairs."""
+    moved = 0
+    for parity in (0, 1):
+        cells, rows = _movable_order(st)
+        if len(cells) < 2:
+            return moved
+        a, b = cells[:-1], cells[1:]
+        ok = rows[:-1] == rows[1:]
+        # rows with fixed cells: only abutting pairs (nothing can sit between them)
+        gap = st.x[b] - (st.x[a] + st.w[a])
+        ok &= ~st.row_has_fixed[rows[:-1]] | (gap < EPS)
+        idx = np.flatnonzero(ok)
+        idx = idx[(idx % 2) == parity]
+        a, b = a[idx], b[idx]
+        if len(a) == 0:
+            continue
+        mc = np.stack([a, b], 1)
+        nx = np.stack([st.x[b] + st.w[b] - st.w[a], st.x[a]], 1)
+        ny = np.stack([st.y[a], st.y[b]], 1)
+        delta, pk, pn = batch_delta(st, mc, nx, ny)
+        take = _independent(delta, mc, pk, pn)
+        if take:
+            t = np.asarray(take)
+            st.x[mc[t, 0]] = nx[t, 0]
+            st.x[mc[t, 1]] = nx[t, 1]
+        moved += len(take)
+    return moved
+
+
 def detailed_place(netlist, x: np.ndarray, y: np.ndarray, passes: int = 2, time_limit_s: float = 60.0,
                    cancel=None):
     """Improve a legal placement; returns (x, y, DetailedStats). Stops early when a pass gains < 0.1%."""
@@ -282,11 +447,23 @@ def detailed_place(netlist, x: np.ndarray, y: np.ndarray, passes: int = 2, time_
     for _ in range(max(0, passes)):
         if time.perf_counter() > deadline or (cancel is not None and cancel()):
             break
-        sw, gm = _global_swap(st, deadline)
+        keep_x, keep_y = st.x.copy(), st.y.copy()
+        for _round in range(3):
+            swaps += _batched_swaps(st)
+            reorders += _batched_reorder(st)
+            if time.perf_counter() > deadline:
+                break
+        # then one-by-one moves into free gaps (and swaps) for what the batches left, within the time left
+        st.rebuild_rows()
+        budget = min(0.3 * (deadline - time.perf_counter()), 1.0 + 2e-4 * len(st.x))   # ~10 s at 50k cells
+        sw, gm = _global_swap(st, time.perf_counter() + max(0.0, budget))
         swaps, gap_moves = swaps + sw, gap_moves + gm
-        reorders += _local_reorder(st, deadline)
         done += 1
         new = float(netlist.hpwl(st.x, st.y))
+        if new > cur:   # big nets are outside batched deltas: never accept a pass that made things worse
+            st.x, st.y = keep_x, keep_y
+            st.rebuild_rows()
+            break
         gain = cur - new
         cur = new
         if gain < 1e-3 * max(before, 1e-9):
