@@ -88,3 +88,25 @@ def test_failures_are_explained_with_a_knob():
     assert patched["floorplan"]["utilization"] == 0.6 and info["config"]["floorplan"]["utilization"] == 0.8
     assert explain.judge("timing__setup__ws", -0.2, {})[0] == "poor"
     assert explain.value_text("floorplan__utilization", 0.5968) == "59.7 %"
+
+
+def test_failed_run_is_explained_and_rerun_with_the_knob(runs_dir):
+    root, _ = runs_dir
+    store = RunStore(root)
+    cfg = FlowConfig(design_files=[str(COUNTER)], top="nope", clock_port="clk")
+    failed = run_flow(cfg, store, until="floorplan")
+    assert failed.status == "failed"
+    at = _page(ROOT / "pages" / "01_design.py", failed.id)
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "what went wrong" in text and "nope" in text and "Likely cause" in text
+    (button,) = [b for b in at.button if b.label.startswith("Rerun with")]
+    assert "top → counter" in button.label
+    before = {r["id"] for r in store.list()}
+    button.click().run()
+    assert not at.exception
+    (new,) = [r for r in store.list() if r["id"] not in before]
+    rerun = store.get(new["id"])
+    assert rerun.config["top"] == "counter" and rerun.info()["label"].startswith("rerun: top=counter")
+    JobQueue(store).cancel(rerun.id)
+    assert JobQueue(store).wait(rerun.id, timeout_s=60) in ("cancelled", "done")
