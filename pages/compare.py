@@ -80,3 +80,25 @@ for col, r, tag in ((cols[0], ra, "A"), (cols[1], rb, "B")):
                                                   height=480), width="stretch", key=f"lay-{tag}")
         else:
             st.info("No layout yet for this run.")
+
+st.subheader("Across runs of the same design")
+design = ra.design
+same = [r for r in rows if r["design"] == design and r["status"] == "done"][:30]
+if len(same) < 2:
+    st.caption(f"Only one finished run of {design}: run it again with other settings to see a trend here.")
+else:
+    runs_same = [runpicker.store().get(r["id"]) for r in reversed(same)]  # oldest first
+    flat = [r.flat_metrics() for r in runs_same]
+    numeric = sorted({k for m in flat for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    preferred = [k for k in ("placement__hpwl", "route__wirelength", "timing__setup__ws", "timing__fmax_mhz")
+                 if k in numeric]
+    metric = st.selectbox("Metric", numeric, index=numeric.index(preferred[0]) if preferred else 0,
+                          format_func=lambda k: f"{explain.describe(k).label} ({k})")
+    xs = [run_label(r.info()) for r in runs_same]
+    ys = [m.get(metric) for m in flat]
+    fig = figures.go.Figure(figures.go.Scatter(x=xs, y=ys, mode="lines+markers", line=dict(width=3),
+                                               marker=dict(size=10)))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), font=figures.FONT,
+                      yaxis=dict(title=explain.describe(metric).unit or explain.describe(metric).label),
+                      plot_bgcolor="#fafbfc")
+    st.plotly_chart(fig, width="stretch", key="trend")
