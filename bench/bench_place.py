@@ -71,11 +71,12 @@ def measure_ours(spec: str, frames: bool) -> dict:
     def on_frame(f):
         n_frames[0] += 1
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     res = place(nl, PlaceConfig(frame_every=10 if frames else 0), on_frame=on_frame if frames else None)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     m = res.metrics
     return dict(design=spec, cells=int((~nl.cell_is_io).sum()), nets=nl.n_nets, runtime_s=round(wall, 3),
+                cpu_s=round(cpu, 3),
                 hpwl=m["placement__hpwl"], hpwl_global=m["placement__hpwl__global"],
                 hpwl_legal=m["placement__hpwl__legal"], hpwl_internal=_internal_hpwl(nl, res.netlist.x, res.netlist.y),
                 overflow=m["placement__overflow"], iterations=m["placement__iterations"],
@@ -96,7 +97,7 @@ def measure_graywolf(spec: str, timeout_s: float) -> dict:
             r = run_graywolf(nl, Path(tmp), timeout_s=timeout_s)
         except subprocess.TimeoutExpired:
             return dict(design=spec, timeout=True, runtime_s=timeout_s)
-        return dict(design=spec, runtime_s=round(r.runtime_s, 3), hpwl=float(nl.hpwl(r.x, r.y)),
+        return dict(design=spec, runtime_s=round(r.runtime_s, 3), cpu_s=round(r.cpu_s, 3), hpwl=float(nl.hpwl(r.x, r.y)),
                     hpwl_internal=_internal_hpwl(nl, r.x, r.y), timeout=False)
 
 
@@ -114,13 +115,16 @@ def measure_scaling(n: int, threads: int) -> dict:
     gp = GlobalPlacer(nl, cfg)
     setup = time.perf_counter() - t0
     frames = [0]
+    cpu0 = time.process_time()
     r = gp.run(on_frame=lambda f: frames.__setitem__(0, frames[0] + 1))
+    cpu = time.process_time() - cpu0
     t1 = time.perf_counter()
     x, y = legalize(nl, r.x, r.y)
     leg = time.perf_counter() - t1
-    return dict(cells=n, threads=torch.get_num_threads() if threads <= 0 else threads, setup_s=round(setup, 3),
+    return dict(cells=n, threads=threads if threads > 0 else 1, setup_s=round(setup, 3),
                 iterations=r.iterations, global_s=round(r.runtime_s, 3),
                 s_per_iter=round(r.runtime_s / max(r.iterations, 1), 5), overflow=round(r.overflow, 4),
+                global_cpu_s=round(cpu, 3), cpu_s_per_iter=round(cpu / max(r.iterations, 1), 5),
                 frame_seconds=round(r.frame_seconds, 3), frame_share=round(r.frame_seconds / r.runtime_s, 4),
                 legalize_s=round(leg, 3), hpwl_global=r.hpwl, hpwl_legal=float(nl.hpwl(x, y)),
                 peak_rss_mb=_rss_mb())

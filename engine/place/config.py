@@ -50,7 +50,7 @@ class PlaceConfig:
     dtype: str = "float32"
     """Floating point type of the placer tensors: 'float32' (default, fast) or 'float64'."""
     num_threads: int = 0
-    """torch.set_num_threads for the run; 0 = automatic (1 thread under 5k movable cells, else torch's setting)."""
+    """torch.set_num_threads for the run; 0 = one thread on CPU (robust when other jobs share the cores)."""
 
     # --- frames -----------------------------------------------------------------------
     frame_every: int = 10

@@ -7,6 +7,7 @@ the cell centre; IO terminals as pads, which graywolf places on the periphery it
 from __future__ import annotations
 
 import logging
+import resource
 import shutil
 import subprocess
 import time
@@ -28,6 +29,7 @@ class GraywolfResult:
     y: np.ndarray
     runtime_s: float
     log_path: Path
+    cpu_s: float = 0.0       # CPU seconds of graywolf and its child processes (load-independent)
 
 
 def write_cel(netlist, path: Path) -> None:
@@ -73,10 +75,13 @@ def run_graywolf(netlist, workdir: Path, par: Path = DEFAULT_PAR, timeout_s: flo
     shutil.copy(par, workdir / f"{name}.par")
     log_path = workdir / "graywolf.log"
     t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "w") as logf:
         subprocess.run([exe, "-n", name], cwd=workdir, stdout=logf, stderr=subprocess.STDOUT, timeout=timeout_s,
                        check=False)
     runtime = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     pl1 = workdir / f"{name}.pl1"
     if not pl1.exists():
         raise PlaceError(f"graywolf produced no {pl1.name}; see {log_path}", log_path=str(log_path))
@@ -92,4 +97,4 @@ def run_graywolf(netlist, workdir: Path, par: Path = DEFAULT_PAR, timeout_s: flo
         c = int(nm)
         x0, y0, x1, y1 = (float(v) / UNITS for v in tok[1:5])
         x[c], y[c] = (x0, y0) if not netlist.cell_is_io[c] else ((x0 + x1) / 2, (y0 + y1) / 2)
-    return GraywolfResult(x=x, y=y, runtime_s=runtime, log_path=log_path)
+    return GraywolfResult(x=x, y=y, runtime_s=runtime, log_path=log_path, cpu_s=cpu_s)
