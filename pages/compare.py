@@ -1,6 +1,8 @@
 """Compare two runs side by side: every metric with which run is better, and their layouts."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -21,7 +23,10 @@ labels = {r["id"]: run_label(r) for r in rows}
 qa, qb = st.query_params.get("a"), st.query_params.get("b")
 sel = runpicker.selected_run_id()
 default_a = qa if qa in ids else sel if sel in ids else ids[0]
-default_b = qb if qb in ids else next(i for i in ids if i != default_a)
+design_a = next(r["design"] for r in rows if r["id"] == default_a)
+# B defaults to the previous run of the same design (the usual question: what did my change do?).
+default_b = qb if qb in ids else next((r["id"] for r in rows if r["id"] != default_a and r["design"] == design_a),
+                                      next(i for i in ids if i != default_a))
 c1, c2 = st.columns(2)
 a = c1.selectbox("Run A", ids, index=ids.index(default_a), format_func=labels.get)
 b = c2.selectbox("Run B", ids, index=ids.index(default_b), format_func=labels.get)
@@ -59,13 +64,38 @@ for name in list(dict.fromkeys(list(ma) + list(mb))):
     if hib is not None and isinstance(va, (int, float)) and isinstance(vb, (int, float)) and va != vb:
         better = "A" if (va > vb) == hib else "B"
     table.append({"metric": explain.describe(name).label, "A": explain.value_text(name, va) if va is not None else "—",
-                  "B": explain.value_text(name, vb) if vb is not None else "—", "better": better})
+                  "B": explain.value_text(name, vb) if vb is not None else "—", "better": better, "_key": name})
 cfg_a, cfg_b = ra.config, rb.config
-diffs = [f"`{k}`: {cfg_a.get(k)} → {cfg_b.get(k)}" for k in sorted(set(cfg_a) | set(cfg_b))
-         if cfg_a.get(k) != cfg_b.get(k) and k != "design_files"]
+
+
+def _short(v):
+    """Config values for a sentence: file paths by their name, sections by their changed fields."""
+    if isinstance(v, str) and "/" in v:
+        return Path(v).name
+    if isinstance(v, list):
+        return ", ".join(str(_short(x)) for x in v)
+    return v
+
+
+diffs = []
+for k in sorted(set(cfg_a) | set(cfg_b)):
+    va, vb = cfg_a.get(k), cfg_b.get(k)
+    if va == vb:
+        continue
+    if isinstance(va, dict) and isinstance(vb, dict):
+        diffs += [f"`{k}.{kk}`: {_short(va.get(kk))} → {_short(vb.get(kk))}" for kk in sorted(set(va) | set(vb))
+                  if va.get(kk) != vb.get(kk)]
+    else:
+        diffs.append(f"`{k}`: {_short(va)} → {_short(vb)}")
 if diffs:
     st.markdown("**Configuration differences:** " + " · ".join(diffs))
-st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", height=min(600, 36 * len(table) + 40))
+KEY = {"design__instance__count", "design__instance__area", "floorplan__utilization", "placement__hpwl",
+       "placement__overflow", "route__wirelength", "route__via__count", "route__net__unrouted", "timing__setup__ws",
+       "timing__setup__tns", "timing__fmax_mhz", "power__total"}
+key_rows = [t for t in table if t.pop("_key") in KEY]
+st.table(pd.DataFrame(key_rows or table).set_index("metric"))
+with st.expander(f"All {len(table)} metrics"):
+    st.table(pd.DataFrame(table).set_index("metric"))
 
 cols = st.columns(2)
 for col, r, tag in ((cols[0], ra, "A"), (cols[1], rb, "B")):
