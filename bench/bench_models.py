@@ -83,11 +83,17 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-tiny", action="store_true", help="leave the project's tiny model out (it is slow on CPU)")
+    ap.add_argument("--max-new-tokens", type=int, default=48, help="answer length cap for local models")
+    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     problems = load_problems(PROBLEMS_PATH)
     runs = [("rules", "baseline"), ("engine", "specialist")]
-    tiny = ensure_tiny()
+    tiny = None if args.no_tiny else ensure_tiny()
     if tiny:
         runs += [("tiny", "baseline"), ("tiny", "specialist")]
     runs += [(f"ollama:{m}", mode) for m in ollama_models() for mode in ("baseline", "specialist")]
@@ -95,14 +101,15 @@ def main() -> int:
     t0 = time.monotonic()
     for model, mode in runs:
         t = time.monotonic()
-        res = run_bench(RunnerConfig(model=model, mode=mode), problems=problems)
+        res = run_bench(RunnerConfig(model=model, mode=mode, max_new_tokens=args.max_new_tokens), problems=problems)
         log.warning("%s %s: %.3f in %.0f s", model, mode, res["summary"]["overall"]["score"], time.monotonic() - t)
         results.append(res)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot(results, RESULTS_DIR / "bench_models.png")
     table = markdown_table(results)
     used = "; ".join(f"{r['model']} · {r['mode']}: {', '.join(r['models_used'])}" for r in results)
-    missing = "" if tiny else " The project's tiny model could not be built, so it is not in the table."
+    missing = "" if tiny else (" The project's tiny model was left out (--no-tiny)." if args.no_tiny else
+                               " The project's tiny model could not be built, so it is not in the table.")
     if not any(m.startswith("ollama:") for m, _ in runs):
         missing += " No Ollama server answered, so no Ollama model is in the table."
     by = {f"{r['model']}-{r['mode']}": r["summary"]["overall"]["score"] for r in results}
