@@ -148,7 +148,7 @@ def plots(out: dict) -> None:
             ax.set_ylabel("reward vs default knobs")
             ax.legend()
         fig.tight_layout()
-        fig.savefig(RESULTS / "rl_agents.png", dpi=110)
+        fig.savefig(RESULTS / f"{_OUT_PATH.stem}_agents.png", dpi=110)
         plt.close(fig)
     if out.get("transfer"):
         t = out["transfer"]
@@ -162,7 +162,7 @@ def plots(out: dict) -> None:
         ax.set_ylabel("best reward so far")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(RESULTS / "rl_transfer.png", dpi=110)
+        fig.savefig(RESULTS / f"{_OUT_PATH.stem}_transfer.png", dpi=110)
         plt.close(fig)
 
 
@@ -177,6 +177,7 @@ def main() -> int:
     p.add_argument("--parallel", type=int, default=os.cpu_count() or 1)
     p.add_argument("--transfer-train", default="counter,gray_prio,uart")
     p.add_argument("--transfer-target", default="crc32")
+    p.add_argument("--speedup-design", default="uart", help="design of the serial vs Ray timing")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: agents,transfer,speedup")
     p.add_argument("--out", default=None, help="results JSON (default bench/results/rl.json)")
     p.add_argument("--merge", default=None, help="only merge the parts found in this JSON into the results JSON "
@@ -217,7 +218,8 @@ def main() -> int:
                            seed=1, until=args.until, parallel=args.parallel, out=out)
         if "speedup" not in skip:
             print("== Ray speed-up", flush=True)
-            bench_speedup(store, "counter", 4 if args.quick else 8, args.until, max(2, args.parallel), out)
+            bench_speedup(store, "counter" if args.quick else args.speedup_design, 4 if args.quick else 8, args.until,
+                          max(2, args.parallel), out)
     out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     save(out)
     plots(out)
