@@ -88,6 +88,8 @@ def _cmd_verify(args) -> int:
     problems = load_problems(args.problems)
     chosen = [p for p in problems if p.id in set(args.ids.split(","))] if args.ids else problems[: args.sample]
     measurer = Measurer(_store(args), use_store_cache=False)
+    built = sorted({p.truth.get("placer", "?") for p in chosen})
+    print(f"truths built with placer {', '.join(built)}; this placer is {measurer.placer}")
     bad = []
     for p in chosen:
         diffs = verify_problem(p, measurer)
