@@ -11,7 +11,6 @@ import logging
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from engine.bench.measure import MEASURE_VERSION, Measurer

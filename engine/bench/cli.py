@@ -1,7 +1,6 @@
 """`cda bench build | run | compare | verify`: the placement benchmark from the command line."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys

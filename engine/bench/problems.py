@@ -20,7 +20,7 @@ import logging
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from engine.bench.measure import KNOBS, MEASURE_VERSION, PROPOSABLE, Measurement, Measurer, Source
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -256,8 +257,6 @@ class RulesBaseline:
     def answer(self, problem: Problem, passages=None) -> Answer:
         q = problem.question
         if problem.kind == "predict":
-            import re
-
             ref = {m.group(1): float(m.group(2)) for m in re.finditer(r"(HPWL|overflow) = ([0-9]+(?:\.[0-9]+)?)", q)}
             if problem.truth.get("metric") == "placement__overflow":
                 return Answer({"value": ref.get("overflow", 0.5)})
@@ -383,7 +382,8 @@ def run_bench(cfg: RunnerConfig, store=None, progress: Callable[[float, str], No
         rows.append(row)
         if progress:
             progress((n + 1) / len(problems), f"{p.id}: score {sc.score:.2f}")
-    label = f"{cfg.model}-{cfg.mode}".replace("/", "_").replace(":", "_")
+    model_label = f"hf_{Path(cfg.model[3:]).name}" if cfg.model.startswith("hf:") else cfg.model
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{model_label}-{cfg.mode}")
     result = {"label": label, "model": cfg.model, "mode": cfg.mode, "models_used": used,
               "problems_file": str(cfg.problems), "n_problems": len(rows),
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
