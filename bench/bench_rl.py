@@ -78,17 +78,32 @@ def bench_agents(store: RunStore, designs: list[str], agents: list[str], seeds: 
         save(out)
 
 
-def bench_transfer(store: RunStore, train: list[str], target: str, train_budget: int, budget: int, seed: int,
-                   until: str, parallel: int, out: dict) -> None:
-    t0 = time.monotonic()
-    res = run_transfer(TransferConfig(train_designs=train, target=target, train_budget=train_budget, budget=budget,
-                                      seed=seed, parallel=parallel, until=until, knobs=bench_knobs(until),
-                                      place_overrides=dict(PLACE)), store,
-                       progress=lambda m: print(f"  {m}", flush=True))
-    res["seconds"] = round(time.monotonic() - t0, 1)
-    res["train"] = train
-    out["transfer"] = res
-    save(out)
+def bench_transfer(store: RunStore, train: list[str], target: str, train_budget: int, budget: int,
+                   seeds: list[int], until: str, parallel: int, out: dict) -> None:
+    """Transfer per seed (policy trained with that seed, all agents on the target with that seed). The first
+    seed's curves go to out["transfer"] (the page plots them); out["transfer_seeds"] has mean and std."""
+    per_seed = []
+    for seed in seeds:
+        t0 = time.monotonic()
+        res = run_transfer(TransferConfig(train_designs=train, target=target, train_budget=train_budget,
+                                          budget=budget, seed=seed, parallel=parallel, until=until,
+                                          knobs=bench_knobs(until), place_overrides=dict(PLACE)), store,
+                           progress=lambda m: print(f"  {m}", flush=True))
+        res["seconds"] = round(time.monotonic() - t0, 1)
+        res["train"] = train
+        res["seed"] = seed
+        per_seed.append(res)
+        if seed == seeds[0]:
+            out["transfer"] = res
+        agents = list(res["agents"])
+        out["transfer_seeds"] = {
+            "seeds": [r["seed"] for r in per_seed], "target": target, "train": train, "budget": budget,
+            **{a: {"best": [r["agents"][a]["best"] for r in per_seed],
+                   "first": [r["agents"][a]["first"] for r in per_seed],
+                   "best_mean": float(np.mean([r["agents"][a]["best"] for r in per_seed])),
+                   "best_std": float(np.std([r["agents"][a]["best"] for r in per_seed])),
+                   "first_mean": float(np.mean([r["agents"][a]["first"] for r in per_seed]))} for a in agents}}
+        save(out)
 
 
 def bench_speedup(store: RunStore, design: str, n: int, until: str, parallel: int, out: dict) -> None:
@@ -188,7 +203,7 @@ def main() -> int:
     if args.merge:
         out = json.loads(_OUT_PATH.read_text()) if _OUT_PATH.exists() else {}
         extra = json.loads(Path(args.merge).read_text())
-        out.update({k: extra[k] for k in ("agents", "transfer", "speedup") if k in extra})
+        out.update({k: extra[k] for k in ("agents", "transfer", "transfer_seeds", "speedup") if k in extra})
         save(out)
         plots(out)
         return 0
@@ -215,7 +230,7 @@ def main() -> int:
             print("== transfer", flush=True)
             bench_transfer(store, args.transfer_train.split(","), args.transfer_target,
                            train_budget=8 * args.parallel * (1 if args.quick else 3), budget=max(2, args.budget // 2),
-                           seed=1, until=args.until, parallel=args.parallel, out=out)
+                           seeds=list(range(1, args.seeds + 1)), until=args.until, parallel=args.parallel, out=out)
         if "speedup" not in skip:
             print("== Ray speed-up", flush=True)
             bench_speedup(store, "counter" if args.quick else args.speedup_design, 4 if args.quick else 8, args.until,
@@ -227,8 +242,10 @@ def main() -> int:
         finals = ", ".join(f"{a} {d['final_mean']:+.4f}±{d['final_std']:.4f}" for a, d in per.items()
                            if a != "winner")
         print(f"{design}: {finals} -> best: {per['winner']}")
-    if out.get("transfer"):
-        print("transfer:", {k: round(v["best"], 4) for k, v in out["transfer"]["agents"].items()})
+    if out.get("transfer_seeds"):
+        ts = out["transfer_seeds"]
+        print(f"transfer to {ts['target']} ({ts['budget']} evaluations, seeds {ts['seeds']}):",
+              {a: f"{v['best_mean']:+.4f}±{v['best_std']:.4f}" for a, v in ts.items() if isinstance(v, dict)})
     if out.get("speedup"):
         print(f"Ray speed-up x{out['speedup']['speedup']} ({out['speedup']['ray']['parallel']} parallel)")
     return 0

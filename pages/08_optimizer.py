@@ -222,6 +222,11 @@ if bench.get("transfer") or bench.get("agents"):
             fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), font=figures.FONT,
                               xaxis_title="evaluations on the new design", yaxis_title="best reward so far")
             st.plotly_chart(fig, width="stretch", key="opt-transfer")
+            ts = bench.get("transfer_seeds") or {}
+            agents_ts = {a: v for a, v in ts.items() if isinstance(v, dict)}
+            if agents_ts:
+                st.caption(f"Best reward after {ts['budget']} runs over seeds {ts['seeds']} (mean ± std): " + "; ".join(
+                    f"{a} {v['best_mean']:+.3f} ± {v['best_std']:.3f}" for a, v in agents_ts.items()))
         rows = [{"design": design, "agent": a, "best reward (mean over seeds)": round(d["final_mean"], 4),
                  "spread (std)": round(d["final_std"], 4)}
                 for design, per in (bench.get("agents") or {}).items() for a, d in per.items() if a != "winner"]
