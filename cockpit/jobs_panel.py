@@ -45,13 +45,13 @@ def is_active(run: Run | None) -> bool:
         return False
 
 
-def live(run: Run | None, body: Callable[[Run], None], *, key: str) -> None:
-    """Render `body(run)` and re-render it every second while the run is active; rerun the page when it ends."""
+def live(run: Run | None, body: Callable[[Run], None], *, key: str, every_s: float = POLL_S) -> None:
+    """Render `body(run)` and re-render it every `every_s` while the run is active; rerun the page when it ends."""
     if run is None:
         return
     was_active = is_active(run)
 
-    @st.fragment(run_every=POLL_S if was_active else None)
+    @st.fragment(run_every=every_s if was_active else None)
     def _panel() -> None:
         body(run)
         if was_active and not is_active(run):

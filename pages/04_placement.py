@@ -23,6 +23,8 @@ if m:
     if "placement__overflow" in m:
         parts.append(f"overflow **{m['placement__overflow']:.3f}**")
     happened = ", ".join(parts) + "." if parts else "placement finished."
+elif run is not None and run.progress().get("place", {}).get("status") == "running":
+    happened = f"the placer is running now: {run.progress()['place'].get('message', '')}."
 story.opener(
     "4 · Placement",
     "our own analytical placer (ePlace-style, in PyTorch) starts with every cell piled in the middle, then pulls "
@@ -102,7 +104,8 @@ if not needs_run(run):
                 draw_curves(r, int(f.get("iteration", 0)))
 
     if is_active(run) and run.progress().get("place", {}).get("status") in ("running", None, "pending"):
-        live(run, live_body, key="place-live")
+        # Large designs: a frame is a few thousand points; two seconds lets a modest browser keep up.
+        live(run, live_body, key="place-live", every_s=2.0)
     else:
         frames = data.frame_files(run)
         mm = run.metrics().get("place", {})
