@@ -47,11 +47,31 @@ def bench_design(spec, store: RunStore) -> dict:
         cfg.route.timeout_s = LARGE_ROUTE_TIMEOUT_S
     t0 = time.monotonic()
     run = run_flow(cfg, store, reuse=False)
-    wall = time.monotonic() - t0
+    return row_from_run(run, spec.name, spec.size, wall=time.monotonic() - t0)
+
+
+def _non_defaults(cfg: FlowConfig) -> str:
+    """The knobs of a run that differ from the defaults, in words ('' for a default run)."""
+    d = FlowConfig()
+    out = []
+    if cfg.floorplan.utilization != d.floorplan.utilization:
+        out.append(f"utilisation {cfg.floorplan.utilization:g}")
+    if cfg.route.layers != d.route.layers:
+        out.append(f"{cfg.route.layers} routing layers")
+    if cfg.route.timeout_s != d.route.timeout_s:
+        out.append(f"qrouter limit {cfg.route.timeout_s:.0f} s")
+    return ", ".join(out)
+
+
+def row_from_run(run, design: str, size: str, wall: float | None = None) -> dict:
+    """The table row of one finished (or failed) flow run."""
+    cfg = FlowConfig.from_dict(run.config)
+    steps = _step_seconds(run)
+    wall = wall if wall is not None else sum(steps.values())
     m = run.metrics()
     syn, pl, rt, tm, gd = (m.get(s, {}) for s in ("synth", "place", "route", "timing", "gds"))
     return {
-        "design": spec.name, "size": spec.size, "status": run.status, "failed_step": run.info().get("failed_step"),
+        "design": design, "size": size, "status": run.status, "failed_step": run.info().get("failed_step"),
         "error": run.info().get("error"), "clock_ns": cfg.clock_ns,
         "cells": syn.get("design__instance__count"), "hpwl_um": pl.get("placement__hpwl"),
         "rudy_max": rt.get("route__rudy__max"), "routed_wl_um": rt.get("route__wirelength"),
@@ -60,7 +80,7 @@ def bench_design(spec, store: RunStore) -> dict:
         "power_mw": round(tm["power__total"] * 1e3, 4) if tm.get("power__total") is not None else None,
         "activity": (tm.get("power__activity_source") or "").split(":")[0],
         "gds_cells": gd.get("gds__instance__count"), "gds_bytes": gd.get("gds__file_bytes"),
-        "step_s": _step_seconds(run), "wall_s": round(wall, 1),
+        "settings": _non_defaults(cfg), "step_s": steps, "wall_s": round(wall, 1),
     }
 
 
@@ -83,8 +103,11 @@ def readme_table(rows: list[dict]) -> str:
                      f"{_fmt(r['wns_ns'], '+.2f')} @ {r['clock_ns']:g} | {_fmt(r['fmax_mhz'], '.0f')} | "
                      f"{_fmt(r['power_mw'], '.3g')} | {steps} | {status} |")
     lines.append("")
-    lines.append(f"Default settings (utilisation 0.6, 4 routing layers), osu018, {os.cpu_count()} cores; "
-                 "power with testbench activity. Produced by `make bench` (bench/bench_flow.py).")
+    changed = [f"{r['design']}: {r['settings']}" for r in rows if r.get("settings")]
+    lines.append(f"Default settings (utilisation 0.6, 4 routing layers) unless noted, osu018, {os.cpu_count()} "
+                 "cores; power with testbench activity"
+                 + (f"; not default: {'; '.join(changed)}" if changed else "")
+                 + ". Produced by `make bench` (bench/bench_flow.py).")
     return "\n".join(lines)
 
 
@@ -134,28 +157,48 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _print(row: dict) -> None:
+    print(f"{row['design']:10s} {row['status']:7s} cells {_fmt(row['cells']):>6s}  "
+          f"WL {_fmt(row['routed_wl_um'], ',.0f'):>9s} um  unrouted {_fmt(row['unrouted'])}  "
+          f"WNS {_fmt(row['wns_ns'], '+.2f')} ns  {row['wall_s']:.0f} s", flush=True)
+
+
 def main(argv: list[str]) -> int:
+    """`bench_flow.py` runs every example; `bench_flow.py NAME ...` refreshes those rows only;
+    `bench_flow.py --run RUN_FOLDER` records a row from a flow run made elsewhere (e.g. `cda flow run rv32e`)."""
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    wanted = set(argv)
-    specs = [s for s in list_examples() if not wanted or s.name in wanted]
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        store = RunStore(Path(tmp) / "runs")
-        for spec in specs:
-            row = bench_design(spec, store)
-            rows.append(row)
-            print(f"{row['design']:10s} {row['status']:7s} cells {_fmt(row['cells']):>6s}  "
-                  f"WL {_fmt(row['routed_wl_um'], ',.0f'):>9s} um  unrouted {_fmt(row['unrouted'])}  "
-                  f"WNS {_fmt(row['wns_ns'], '+.2f')} ns  {row['wall_s']:.0f} s", flush=True)
+    examples = {s.name: s for s in list_examples()}
+    new_rows: list[dict] = []
+    if argv[:1] == ["--run"]:
+        for folder in argv[1:]:
+            folder = Path(folder).resolve()
+            run = RunStore(folder.parent).get(folder.name)
+            name = next((n for n, s in examples.items() if s.top == run.config.get("top")), run.config.get("top"))
+            new_rows.append(row_from_run(run, name, examples[name].size if name in examples else "user"))
+            _print(new_rows[-1])
+    else:
+        wanted = set(argv)
+        with tempfile.TemporaryDirectory() as tmp:
+            store = RunStore(Path(tmp) / "runs")
+            for spec in examples.values():
+                if wanted and spec.name not in wanted:
+                    continue
+                new_rows.append(bench_design(spec, store))
+                _print(new_rows[-1])
+    # Rows of designs not run this time are kept from the previous results, in the examples' order.
+    old = json.loads((RESULTS / "flow.json").read_text()).get("rows", []) if (RESULTS / "flow.json").is_file() else []
+    by_name = {r["design"]: r for r in old}
+    by_name.update({r["design"]: r for r in new_rows})
+    order = list(examples) + [n for n in by_name if n not in examples]
+    rows = [by_name[n] for n in order if n in by_name]
     out = {"bench": "flow", "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
            "rows": rows}
     (RESULTS / "flow.json").write_text(json.dumps(out, indent=2) + "\n")
     plot(rows, RESULTS / "flow.png")
-    if not wanted:
-        update_readme(readme_table(rows))
-    failed = [r for r in rows if r["status"] != "done"]
+    update_readme(readme_table(rows))
+    failed = [r for r in new_rows if r["status"] != "done"]
     for r in failed:
         print(f"FAIL {r['design']}: {r['failed_step']}: {r['error']}")
     return 1 if failed else 0
