@@ -65,7 +65,10 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--out", default=str(CACHE_DIR / "bench"))
+    ap.add_argument("--tiny-steps", type=int, default=300, help="pre-training steps of the tiny model")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is the robust choice on a busy machine)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +93,7 @@ def main() -> None:
 
     tiny_dir = out / "tinymodel"
     tiny = TinyModelConfig(out_dir=str(tiny_dir), corpus=("assets/docs", str(data_dir / "train.jsonl")),
-                           steps=60 if args.quick else 400)
+                           steps=60 if args.quick else args.tiny_steps)
     t0 = time.time()
     build_tiny_model(tiny)
     pre = json.loads((tiny_dir / "pretrain.json").read_text())
@@ -98,8 +101,8 @@ def main() -> None:
                             "first_loss": pre["losses"][0]["loss"], "final_loss": pre["losses"][-1]["loss"],
                             "seconds": round(time.time() - t0, 1)}
 
-    base = LoraTrainConfig(base_model=str(tiny_dir), data_dir=str(data_dir), max_steps=20 if args.quick else 80,
-                           eval_every=10 if args.quick else 40, max_val_examples=128)
+    base = LoraTrainConfig(base_model=str(tiny_dir), data_dir=str(data_dir), max_steps=20 if args.quick else 60,
+                           eval_every=10 if args.quick else 30, max_val_examples=128)
     search = run_search(SearchConfig(base=base, out_dir=str(out / "search"), n_trials=2 if args.quick else args.trials))
     result["search"] = {"trials": [{"params": t["params"], "val_loss": t.get("val_loss"), "seconds": t.get("seconds")}
                                    for t in search["trials"]], "best": search["best"]["params"],

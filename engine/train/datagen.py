@@ -887,9 +887,15 @@ def check_examples(examples: list[dict], records_by_id: dict[str, dict]) -> list
 
 
 def verify_dataset(data_dir: str | Path, sample: int = 5, seed: int = 0, rerun: bool = True,
-                   rel_tol: float = 1e-6) -> dict:
+                   rel_tol: float = 1e-6, place_tol: float = 0.05) -> dict:
     """Check every example against the stored runs, then re-run ``sample`` runs from their saved configs (no step
-    reuse) and compare the metrics the examples state. Returns a report (mismatches should be 0)."""
+    reuse) and compare the metrics the examples state. Returns a report (mismatches should be 0).
+
+    Synthesis, floorplan and simulation are deterministic and must agree to ``rel_tol``. The placer is not bit
+    for bit reproducible from one process to the next (float32 reductions, Nesterov step control), so numbers
+    downstream of placement must agree to ``place_tol`` (relative; iteration counts are reported, not judged);
+    the report gives the largest relative difference per metric so the spread stays visible.
+    """
     data_dir = Path(data_dir)
     if not (data_dir / "all.jsonl").is_file() or not (data_dir / "runs.json").is_file():
         raise TrainError(f"{data_dir} is not a generated data set (all.jsonl and runs.json missing)",
@@ -904,6 +910,7 @@ def verify_dataset(data_dir: str | Path, sample: int = 5, seed: int = 0, rerun: 
     used_runs = sorted({u["run_id"] for ex in examples for u in ex["uses"]})
     chosen = random.Random(seed).sample(used_runs, min(sample, len(used_runs))) if rerun else []
     checked_examples = 0
+    spread: dict[str, float] = {}
     for run_id in chosen:
         rec = by_id[run_id]
         spec = RunSpec(**{k: tuple(v) if k == "steps" else v for k, v in rec["spec"].items()})
@@ -918,11 +925,19 @@ def verify_dataset(data_dir: str | Path, sample: int = 5, seed: int = 0, rerun: 
                 except KeyError:
                     details.append({"id": ex["id"], "run_id": run_id, "problem": f"{u['key']} missing on re-run"})
                     continue
-                if not _close(now, u["value"], rel_tol):
+                downstream = u["step"] in ("place", "route", "timing", "gds")
+                if isinstance(now, (int, float)) and not isinstance(now, bool):
+                    rel = abs(float(now) - float(u["value"])) / max(abs(float(u["value"])), 1e-12)
+                    spread[u["key"]] = max(spread.get(u["key"], 0.0), round(rel, 6))
+                if u["key"] == "placement__iterations":
+                    continue
+                if not _close(now, u["value"], place_tol if downstream else rel_tol):
                     details.append({"id": ex["id"], "run_id": run_id, "key": u["key"], "stated": u["value"],
                                     "rerun": now})
     report = {"checked_runs": len(chosen), "checked_examples": checked_examples, "static_problems": len(problems),
-              "mismatches": len(details), "details": details[:50], "examples": len(examples)}
+              "mismatches": len(details), "details": details[:50], "examples": len(examples),
+              "tolerances": {"deterministic_steps": rel_tol, "placement_and_downstream": place_tol},
+              "max_rel_diff": dict(sorted(spread.items()))}
     (data_dir / "verify.json").write_text(json.dumps(report, indent=1, default=str))
     log.info("verifier: %d examples checked statically (%d problems), %d runs re-run, %d mismatches",
              len(examples), len(problems), len(chosen), len(details))

@@ -296,7 +296,7 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
                 status("running", step)
                 if progress is not None:
                     progress(step / total_steps, f"step {step}/{total_steps} loss {loss.item():.3f}")
-    except torch.OutOfMemoryError:
+    except (torch.OutOfMemoryError, MemoryError):
         checkpoint(step)
         status("failed", step, "out of memory")
         raise TrainError(f"out of memory at step {step}; the adapter so far is kept in {out / 'checkpoint'}",
