@@ -137,3 +137,10 @@ def test_garbage_detector():
     assert looks_like_garbage("") and looks_like_garbage("\x00\x01\x02\x03")
     assert looks_like_garbage("ok ok ok ok ok ok ok ok ok ok ok ok ok")
     assert not looks_like_garbage("The slack is 1.2 ns on run 20261125 [1].")
+
+
+def test_malformed_host_is_a_message_not_a_traceback(kb, tmp_path):
+    st = models_status(SpecialistConfig(host="http://x:99999"))[0]
+    assert not st.reachable and "not a usable Ollama host" in st.error
+    answer = chat_for("http://x:99999", kb, tmp_path).ask(TIMING_Q)
+    assert answer.no_model and any("not a usable Ollama host" in n for n in answer.notes)

@@ -212,7 +212,7 @@ class Chat:
             yield {"type": "tool_start", "name": call.name, "args": call.args}
             pending: list[str] = []
             answer.tool = engine_tools.call(call, self.config.runs_dir, self.config.allow_tool_runs,
-                                            progress=pending.append)
+                                            progress=pending.append, run_timeout_s=self.config.tool_run_timeout_s)
             for msg in pending:
                 yield {"type": "status", "text": msg}
             yield {"type": "tool", "result": answer.tool}

@@ -59,6 +59,8 @@ class SpecialistConfig:
     """Use the MiniLM embeddings; off gives BM25 only (faster start, no torch)."""
     allow_tool_runs: bool = True
     """Let a specialist start a real flow run to answer a what-if question."""
+    tool_run_timeout_s: float = 900.0
+    """How long a what-if answer waits for its flow run; past it the answer points at the run still going."""
     runs_dir: str | None = None
     """Run store root; None means the engine's default ($CDA_RUNS_DIR or ./runs)."""
 

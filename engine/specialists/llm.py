@@ -63,7 +63,10 @@ class OllamaBackend:
         self._ollama = ollama
         self._httpx = httpx
         timeout = httpx.Timeout(config.timeout_s, connect=min(3.0, config.timeout_s))
-        self.client = ollama.Client(host=config.host, timeout=timeout)
+        try:
+            self.client = ollama.Client(host=config.host, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - a malformed host is the user's input
+            raise LLMError(f"'{config.host}' is not a usable Ollama host ({exc}).") from None
 
     def _explain(self, exc: Exception, model: str | None = None) -> LLMError:
         httpx, ollama = self._httpx, self._ollama
@@ -78,6 +81,8 @@ class OllamaBackend:
                 return LLMError(f"Ollama has no model '{model}' ({exc.error}).")
             return LLMError(f"Ollama returned an error{f' for {model}' if model else ''}: "
                             f"{exc.error} (HTTP {exc.status_code}).")
+        if isinstance(exc, ValueError):
+            return LLMError(f"'{host}' is not a usable Ollama host ({exc}).")
         return LLMError(f"Ollama failed: {type(exc).__name__}: {exc}")
 
     def status(self) -> ModelStatus:
@@ -86,6 +91,8 @@ class OllamaBackend:
             return ModelStatus("ollama", self.config.host, True, models)
         except LLMError as exc:
             return ModelStatus("ollama", self.config.host, False, [], str(exc))
+        except ValueError as exc:  # the client parses the host lazily on some versions
+            return ModelStatus("ollama", self.config.host, False, [], f"bad host: {exc}")
 
     def list_models(self) -> list[str]:
         try:
@@ -219,6 +226,8 @@ def models_status(config: SpecialistConfig) -> list[ModelStatus]:
     if config.use_ollama:
         try:
             out.append(OllamaBackend(config).status())
+        except LLMError as exc:
+            out.append(ModelStatus("ollama", config.host, False, [], str(exc)))
         except Exception as exc:  # noqa: BLE001 - the client package itself is missing or broken
             out.append(ModelStatus("ollama", config.host, False, [], f"ollama client unavailable: {exc}"))
     if config.hf_model_dir:

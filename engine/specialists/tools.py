@@ -347,7 +347,7 @@ def timing_paths(run_id: str | None = None, runs_dir: str | None = None, top: in
 
 
 def call(tool: ToolCall, runs_dir: str | None = None, allow_runs: bool = True,
-         progress: Callable[[str], None] | None = None) -> ToolResult:
+         progress: Callable[[str], None] | None = None, run_timeout_s: float = 900.0) -> ToolResult:
     """Run a detected tool; user-level problems come back as a failed ToolResult with the message."""
     try:
         if tool.name == "run_metrics":
@@ -359,7 +359,7 @@ def call(tool: ToolCall, runs_dir: str | None = None, allow_runs: bool = True,
                 return ToolResult("what_if", False, "Starting runs from the chat is switched off "
                                                     "(allow_tool_runs); no run was started.", [], {})
             return what_if(tool.args["knob"], tool.args["value"], tool.args.get("run_id"), runs_dir,
-                           progress=progress)
+                           progress=progress, timeout_s=run_timeout_s)
     except EngineError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         return ToolResult(tool.name, False, f"{exc.message}{hint}", [], {})
