@@ -2,7 +2,7 @@
 
 Frames (what the cockpit replays live) are `frames/frame_<iteration>.npz`, one per `place.frame_every`
 iterations: cells (indices into the netlist), x, y (lower-left, float32, subsampled), density and rudy maps
-(indexed [ix, iy]), core, iteration, hpwl, overflow. `history.json` holds every iteration's numbers.
+(images: [iy, ix], row 0 at the bottom), core, iteration, hpwl, overflow. `history.json` holds every iteration's numbers.
 """
 from __future__ import annotations
 

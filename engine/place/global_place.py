@@ -347,5 +347,7 @@ class GlobalPlacer:
             rudy = rudy_map_torch(pos, self.all_nets, self.grid, out_bins=min(k, self.grid.m))
             p = pos[:, torch.as_tensor(sub, device=pos.device)].to("cpu", torch.float32).numpy()
         return dict(iteration=it, hpwl=hpwl, overflow=overflow, density_weight=self.density_weight,
-                    cells=sub.astype(np.int32), x=p[0], y=p[1], density=dens.cpu().float().numpy(),
-                    rudy=rudy.cpu().float().numpy(), core=np.asarray(self.core, dtype=np.float64))
+                    cells=sub.astype(np.int32), x=p[0], y=p[1],
+                    # maps as images: rows are y bins from the bottom, columns x bins (the cockpit's heat maps)
+                    density=dens.T.contiguous().cpu().float().numpy(),
+                    rudy=rudy.T.contiguous().cpu().float().numpy(), core=np.asarray(self.core, dtype=np.float64))
