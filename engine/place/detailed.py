@@ -332,6 +332,19 @@ def batch_delta(st: _State, cells: np.ndarray, nx: np.ndarray, ny: np.ndarray):
     return np.bincount(pk, weights=d, minlength=k_all), pk, pn
 
 
+def batch_delta_chunked(st: _State, cells: np.ndarray, nx: np.ndarray, ny: np.ndarray, chunk: int = 40000):
+    """batch_delta over slices of the moves, so that memory stays bounded (~100 MB) at 200k cells."""
+    if len(cells) <= chunk:
+        return batch_delta(st, cells, nx, ny)
+    ds, pks, pns = [], [], []
+    for a in range(0, len(cells), chunk):
+        d, pk, pn = batch_delta(st, cells[a:a + chunk], nx[a:a + chunk], ny[a:a + chunk])
+        ds.append(d)
+        pks.append(pk + a)
+        pns.append(pn)
+    return np.concatenate(ds), np.concatenate(pks), np.concatenate(pns)
+
+
 def _independent(delta: np.ndarray, cells: np.ndarray, pk: np.ndarray, pn: np.ndarray) -> list[int]:
     """Improving moves, best first, that share no cell and no net with a move taken before them."""
     good = np.flatnonzero(delta < -EPS)
@@ -396,7 +409,7 @@ def _batched_swaps(st: _State) -> int:
     mc = np.stack([i, j], 1)
     nx = np.stack([st.x[j], st.x[i]], 1)
     ny = np.stack([st.y[j], st.y[i]], 1)
-    delta, pk, pn = batch_delta(st, mc, nx, ny)
+    delta, pk, pn = batch_delta_chunked(st, mc, nx, ny)
     take = _independent(delta, mc, pk, pn)
     for k in take:
         a, b = mc[k]
@@ -425,7 +438,7 @@ def _batched_reorder(st: _State) -> int:
         mc = np.stack([a, b], 1)
         nx = np.stack([st.x[b] + st.w[b] - st.w[a], st.x[a]], 1)
         ny = np.stack([st.y[a], st.y[b]], 1)
-        delta, pk, pn = batch_delta(st, mc, nx, ny)
+        delta, pk, pn = batch_delta_chunked(st, mc, nx, ny)
         take = _independent(delta, mc, pk, pn)
         if take:
             t = np.asarray(take)
