@@ -193,6 +193,8 @@ def build_tiny_model(cfg: TinyModelConfig | None = None, progress: ProgressFn | 
         opt.step()
         sched.step()
         losses.append({"step": step + 1, "loss": loss.item()})
+        if step % 10 == 0 or step == cfg.steps - 1:
+            log.info("pre-train step %d/%d loss %.3f (%.1f s)", step + 1, cfg.steps, loss.item(), time.time() - t0)
         if progress is not None and (step % 10 == 0 or step == cfg.steps - 1):
             progress((step + 1) / cfg.steps, f"pre-train step {step + 1}/{cfg.steps} loss {float(loss):.3f}")
 
