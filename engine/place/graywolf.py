@@ -7,7 +7,9 @@ the cell centre; IO terminals as pads, which graywolf places on the periphery it
 from __future__ import annotations
 
 import logging
+import os
 import resource
+import signal
 import shutil
 import subprocess
 import time
@@ -77,8 +79,15 @@ def run_graywolf(netlist, workdir: Path, par: Path = DEFAULT_PAR, timeout_s: flo
     t0 = time.perf_counter()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "w") as logf:
-        subprocess.run([exe, "-n", name], cwd=workdir, stdout=logf, stderr=subprocess.STDOUT, timeout=timeout_s,
-                       check=False)
+        # graywolf runs TimberWolfSC through a shell: own session, so a timeout stops the whole group
+        proc = subprocess.Popen([exe, "-n", name], cwd=workdir, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     runtime = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
