@@ -67,8 +67,9 @@ class PlaceConfig:
     """Run detailed placement (global swap + local reorder) after legalization."""
     detailed_passes: int = 2
     """Passes of global swap + local reorder."""
-    detailed_time_limit_s: float = 60.0
-    """Detailed placement stops after this many seconds (it keeps what it improved)."""
+    detailed_time_limit_s: float = 600.0
+    """Safety stop for detailed placement (it keeps what it improved). Its work is bounded by counts, not by
+    the clock, so results are reproducible on a busy machine; only a run that reaches this limit is not."""
     row_search: int = 6
     """Legalization looks this many rows above and below a cell's row first (then widens)."""
 
