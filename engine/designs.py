@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.config import FlowConfig
 from engine.errors import EngineError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -21,6 +22,22 @@ class DesignSpec:
     testbench: str | None = None
     description: str = ""
     size: str = ""
+    # The design's own defaults for flow sections, from design.json's "flow_overrides" ({"route": {"layers": 6}}):
+    # a large design may need a roomier floorplan and more routing layers than the flow's generic defaults.
+    flow_overrides: dict = field(default_factory=dict)
+
+    def flow_config(self) -> FlowConfig:
+        """The FlowConfig a run of this design starts from: its files, top, clock, testbench and overrides."""
+        data = FlowConfig(design_files=list(self.files), top=self.top, clock_port=self.clock_port,
+                          clock_ns=self.clock_ns, testbench=self.testbench).to_dict()
+        for section, values in self.flow_overrides.items():
+            if section not in data:
+                raise EngineError(f"design {self.name}: flow_overrides names an unknown section '{section}'")
+            if isinstance(data[section], dict) and isinstance(values, dict):
+                data[section].update(values)
+            else:
+                data[section] = values
+        return FlowConfig.from_dict(data)
 
 
 def _verilog_in(folder: Path) -> tuple[list[Path], Path | None]:
@@ -56,7 +73,7 @@ def resolve(spec: str | Path, extra: list[str | Path] = ()) -> DesignSpec:
         return DesignSpec(name=first.name, files=[str(f.resolve()) for f in files], top=meta.get("top", ""),
                           clock_port=meta.get("clock_port"), clock_ns=float(meta.get("clock_ns", 10.0)),
                           testbench=str(tb.resolve()) if tb else None, description=meta.get("description", ""),
-                          size=meta.get("size", ""))
+                          size=meta.get("size", ""), flow_overrides=dict(meta.get("flow_overrides", {})))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         names = ", ".join(e.name for e in list_examples())

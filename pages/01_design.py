@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import streamlit as st
@@ -10,26 +9,20 @@ import streamlit as st
 from cockpit import runpicker, story
 from cockpit.jobs_panel import is_active, job_panel, start_flow
 from cockpit.widgets import problem_boxes
-from engine.config import FlowConfig, FloorplanConfig
+from engine.config import FlowConfig
+from engine.designs import DesignSpec, list_examples
+from engine.errors import EngineError
 from engine.flow.registry import STEP_IDS, STEP_TITLES
 from engine.uploads import UploadError, check_includes, guess_clock, guess_top, save_files
 
-DESIGNS = Path(__file__).resolve().parent.parent / "assets" / "designs"
 
 
-def examples() -> dict[str, dict]:
-    out = {}
-    for meta in sorted(DESIGNS.glob("*/design.json")):
-        try:
-            info = json.loads(meta.read_text())
-        except json.JSONDecodeError:
-            continue
-        folder = meta.parent
-        sources = sorted(p for p in folder.glob("*.v") if not p.name.startswith("tb_"))
-        tbs = sorted(folder.glob("tb_*.v"))
-        if sources:
-            out[folder.name] = {**info, "sources": sources, "testbench": tbs[0] if tbs else None}
-    return out
+def examples() -> dict[str, DesignSpec]:
+    try:
+        return {spec.name: spec for spec in list_examples()}
+    except EngineError as exc:
+        st.warning(f"Example designs could not be read: {exc}")
+        return {}
 
 
 def upload_dir(files) -> Path:
@@ -62,16 +55,19 @@ with left:
     files: list[Path] = []
     testbench = None
     top, clock, clock_ns, modules, design_name = "", None, 10.0, [], ""
+    base = FlowConfig()  # an example brings its own defaults (design.json), an upload the flow's
     if source == "Example design":
         ex = examples()
         if not ex:
             st.warning("No example designs were found under assets/designs/.")
         else:
-            order = sorted(ex, key=lambda k: (k != "counter", ex[k].get("size") != "small", k))  # smallest first
-            name = st.selectbox("Example", order, format_func=lambda k: f"{k} — {ex[k].get('description', '')}")
+            order = sorted(ex, key=lambda k: (k != "counter", ex[k].size != "small", k))  # smallest first
+            name = st.selectbox("Example", order, format_func=lambda k: f"{k} — {ex[k].description}")
             chosen = ex[name]
-            files, testbench = chosen["sources"], chosen["testbench"]
-            top, clock, clock_ns = chosen.get("top", ""), chosen.get("clock_port"), float(chosen.get("clock_ns", 10))
+            base = chosen.flow_config()
+            files = [Path(f) for f in chosen.files]
+            testbench = Path(chosen.testbench) if chosen.testbench else None
+            top, clock, clock_ns = chosen.top, chosen.clock_port, chosen.clock_ns
             modules = [top] if top else []
             design_name = name
     else:
@@ -104,7 +100,7 @@ with left:
                               "purely combinational logic.").strip() or None
         clock_ns = c2.number_input("Clock period (ns)", min_value=0.5, max_value=1000.0, value=float(clock_ns),
                                    step=0.5, help=f"Target frequency {1000 / clock_ns:.0f} MHz at {clock_ns} ns.")
-        util = st.slider("Utilisation (cell area / core area)", 0.2, 0.9, 0.6, 0.05,
+        util = st.slider("Utilisation (cell area / core area)", 0.2, 0.9, float(base.floorplan.utilization), 0.05,
                          help="Lower leaves more room between cells for wires (easier routing, bigger chip).")
         until = st.select_slider("Run up to", options=list(STEP_IDS[:-1]) + [STEP_IDS[-1]], value=STEP_IDS[-1],
                                  format_func=lambda s: STEP_TITLES[s])
@@ -112,9 +108,11 @@ with left:
         if busy:
             st.caption(f"{len(busy)} job(s) queued or running on this machine; a new run waits for a free core.")
         if st.button("Run the flow", type="primary", icon=":material/play_arrow:", width="stretch"):
-            config = FlowConfig(design_files=[str(p) for p in files], top=top, clock_port=clock, clock_ns=clock_ns,
-                                testbench=str(testbench) if testbench else None,
-                                floorplan=FloorplanConfig(utilization=util))
+            config = base
+            config.design_files = [str(p) for p in files]
+            config.top, config.clock_port, config.clock_ns = top, clock, clock_ns
+            config.testbench = str(testbench) if testbench else None
+            config.floorplan.utilization = util
             start_flow(config.to_dict(), design_name, until=None if until == STEP_IDS[-1] else until)
             st.rerun()
 

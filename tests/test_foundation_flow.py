@@ -135,3 +135,17 @@ def test_cli_bad_verilog_exit_code_and_message(tmp_path):
                            "--until", "synth"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "broken.v line 1" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_example_brings_its_own_flow_defaults(tmp_path):
+    from engine.designs import resolve
+
+    (tmp_path / "big.v").write_text(COUNTER)
+    (tmp_path / "design.json").write_text('{"top": "c", "clock_ns": 20, "flow_overrides": '
+                                          '{"floorplan": {"utilization": 0.45}, "route": {"layers": 6}}}')
+    cfg = resolve(tmp_path).flow_config()
+    assert (cfg.top, cfg.clock_ns, cfg.floorplan.utilization, cfg.route.layers) == ("c", 20.0, 0.45, 6)
+    assert cfg.floorplan.aspect_ratio == 1.0  # untouched fields keep the flow's defaults
+    (tmp_path / "design.json").write_text('{"flow_overrides": {"nonsense": {}}}')
+    with pytest.raises(Exception, match="unknown section 'nonsense'"):
+        resolve(tmp_path).flow_config()

@@ -66,13 +66,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from engine.config import FlowConfig
     from engine.designs import resolve
 
     spec = resolve(args.design[0], args.design[1:])
-    cfg = FlowConfig(design_files=spec.files, top=args.top or spec.top, clock_port=args.clock_port or spec.clock_port,
-                     clock_ns=args.clock if args.clock is not None else spec.clock_ns, testbench=spec.testbench,
-                     tech_dir=args.tech)
+    cfg = spec.flow_config()
+    cfg.tech_dir = args.tech
+    if args.top:
+        cfg.top = args.top
+    if args.clock_port:
+        cfg.clock_port = args.clock_port
+    if args.clock is not None:
+        cfg.clock_ns = args.clock
     if args.utilization is not None:
         cfg.floorplan.utilization = args.utilization
     if args.aspect_ratio is not None:
