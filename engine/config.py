@@ -53,6 +53,21 @@ class GdsConfig:
 
 
 @dataclass
+class VerifyConfig:
+    """The verify step's knobs (defaults work for every example design)."""
+
+    timeout_s: float = 120.0  # each simulation (compile + run) is stopped past this: a testbench without $finish
+    language: str = "2005"  # iverilog -g generation: "2005", "2001" or "2012" (SystemVerilog subset)
+    gate_delays: bool = False  # honour the cell models' specify delays (-gspecify); off = zero-delay functional
+    max_log_mb: float = 200.0  # a simulation printing more than this is stopped (a runaway $display loop)
+    max_vcd_mb: float = 1000.0  # a simulation whose VCD grows past this is stopped (disk space)
+    mismatches_kept: int = 50  # how many differing lines mismatches.json lists
+    dump_vcd: bool = True  # save the RTL run's VCD (ports and RTL signals under tb.dut)
+    gate_vcd: bool = True  # save the gate-level run's VCD too: every net of the netlist, for power activity
+    activity_json: bool = True  # summarise the gate-level VCD as toggles and duty per net (activity.json)
+
+
+@dataclass
 class FlowConfig:
     design_files: list[str] = field(default_factory=list)  # Verilog files (absolute paths)
     top: str = ""  # top module; empty = the only top Yosys finds
@@ -66,6 +81,7 @@ class FlowConfig:
     route: RouteConfig = field(default_factory=RouteConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     gds: GdsConfig = field(default_factory=GdsConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,4 +106,4 @@ class FlowConfig:
 
 
 _SECTIONS = {"synth": SynthConfig, "floorplan": FloorplanConfig, "route": RouteConfig, "timing": TimingConfig,
-             "gds": GdsConfig}
+             "gds": GdsConfig, "verify": VerifyConfig}

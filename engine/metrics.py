@@ -54,6 +54,11 @@ METRICS: dict[str, Metric] = {
     "power__leakage__total": Metric("W", False, "power the cells draw while idle"),
     "gds__file_bytes": Metric("bytes", None, "size of the GDSII file"),
     "verify__mismatch__count": Metric("lines", False, "testbench outputs where gate-level and RTL differ: must be 0"),
+    "verify__tests__count": Metric("lines", None, "testbench output lines compared between RTL and gate level"),
+    "verify__rtl__errors": Metric("lines", False, "ERROR/FAIL lines the testbench printed on the RTL"),
+    "verify__gate__errors": Metric("lines", False, "ERROR/FAIL lines the testbench printed on the gate-level netlist"),
+    "verify__sim__rtl_s": Metric("s", False, "time of the RTL simulation"),
+    "verify__sim__gate_s": Metric("s", False, "time of the gate-level simulation"),
 }
 
 # The number that tells each step's story in one figure (CLI summary, story lines).

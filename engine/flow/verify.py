@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from engine.config import VerifyConfig
 from engine.errors import Cancelled, EngineError, ToolMissing
 from engine.flow.base import Step, StepContext, StepResult
 
@@ -44,21 +45,6 @@ _MODULE_RE = re.compile(r"^\s*module\s+([A-Za-z_][\w$]*)", re.M)
 _COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _IVERILOG_ERR_RE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):\s*(?:error|syntax error)[:\s]*(?P<msg>.*)$",
                               re.M | re.I)
-
-
-@dataclass
-class VerifyConfig:
-    """The verify step's knobs (defaults work for every example design)."""
-
-    timeout_s: float = 120.0  # each simulation (compile + run) is stopped past this: a testbench without $finish
-    language: str = "2005"  # iverilog -g generation: "2005", "2001" or "2012" (SystemVerilog subset)
-    gate_delays: bool = False  # honour the cell models' specify delays (-gspecify); off = zero-delay functional
-    max_log_mb: float = 200.0  # a simulation printing more than this is stopped (a runaway $display loop)
-    max_vcd_mb: float = 1000.0  # a simulation whose VCD grows past this is stopped (disk space)
-    mismatches_kept: int = 50  # how many differing lines mismatches.json lists
-    dump_vcd: bool = True  # save the RTL run's VCD (ports and RTL signals under tb.dut)
-    gate_vcd: bool = True  # save the gate-level run's VCD too: every net of the netlist, for power activity
-    activity_json: bool = True  # summarise the gate-level VCD as toggles and duty per net (activity.json)
 
 
 @dataclass
@@ -555,11 +541,6 @@ def _has_unknown(line: str | None) -> bool:
 
 
 def _verify_config(cfg) -> VerifyConfig:
-    """The flow config's ``verify`` section when it has one, else the defaults."""
+    """The flow config's ``verify`` section (a VerifyConfig since FlowConfig has one), else the defaults."""
     section = getattr(cfg, "verify", None)
-    if isinstance(section, VerifyConfig):
-        return section
-    if isinstance(section, dict):
-        known = VerifyConfig.__dataclass_fields__
-        return VerifyConfig(**{k: v for k, v in section.items() if k in known})
-    return VerifyConfig()
+    return section if isinstance(section, VerifyConfig) else VerifyConfig()
