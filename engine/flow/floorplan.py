@@ -13,6 +13,7 @@ from engine.io.def_io import write_def
 from engine.io.yosys_json import netlist_from_yosys_json
 from engine.netlist import PIN_OUTPUT, Netlist, Row
 from engine.pdk import Pdk
+from engine.runs import write_json
 
 
 def _snap_up(v: float, grid: float) -> float:
@@ -133,8 +134,6 @@ class FloorplanStep(Step):
         except EngineError as exc:
             raise ctx.fail(exc.message, hint=exc.hint or "change floorplan.utilization or aspect_ratio") from None
         write_def(netlist, ctx.step_dir / "floorplan.def", ctx.pdk, pin_layers=layers)
-        from engine.runs import write_json
-
         write_json(ctx.step_dir / "pins.json", layers)
         cx0, cy0, cx1, cy1 = netlist.core
         die = netlist.die

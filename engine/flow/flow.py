@@ -18,7 +18,7 @@ from engine.errors import Cancelled, EngineError, FlowError
 from engine.flow.base import ProgressFn, Step, StepContext, record_step, wrap_unexpected
 from engine.flow.registry import STEP_IDS
 from engine.pdk import load_pdk
-from engine.runs import Run, RunStore, read_json
+from engine.runs import Run, RunStore, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,6 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
                 shutil.copytree(cached, step_dir)
                 rec = read_json(step_dir / "step.json", {})
                 rec["reused_from"] = cached.parent.name
-                from engine.runs import write_json
-
                 write_json(step_dir / "step.json", rec)
                 run.event("step_end", step=step_id, status="reused", seconds=round(time.monotonic() - t0, 3),
                           message=rec.get("message", ""), reused_from=cached.parent.name)
