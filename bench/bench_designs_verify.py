@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.config import FlowConfig
 from engine.designs import list_examples
 from engine.flow.flow import run_flow
 from engine.runs import RunStore
@@ -36,8 +35,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(Path(tmp) / "runs")
         for spec in list_examples():
-            cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port,
-                             clock_ns=spec.clock_ns, testbench=spec.testbench)
+            cfg = spec.flow_config()
             t0 = time.monotonic()
             run = run_flow(cfg, store, steps=["synth", "verify"], reuse=False)
             wall = time.monotonic() - t0

@@ -2,19 +2,15 @@
 chapter; Back / Next step through it while the flow runs in its worker."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
 from cockpit import data, figures, nav, runpicker
 from cockpit.jobs_panel import is_active, live, start_flow, step_table
 from cockpit.story import fmt
-from engine.config import FlowConfig
+from engine.designs import resolve
 from engine.flow.registry import STEP_TITLES
 
-DESIGNS = Path(__file__).resolve().parent.parent / "assets" / "designs"
 DEMO_DESIGN = "counter"  # small enough to reach GDSII well under two minutes on two cores
 STEP_KEY = "demo_step"
 
@@ -36,14 +32,7 @@ CHAPTERS = [
 
 
 def demo_config() -> tuple[dict, str]:
-    folder = DESIGNS / DEMO_DESIGN
-    meta = json.loads((folder / "design.json").read_text())
-    sources = sorted(p for p in folder.glob("*.v") if not p.name.startswith("tb_"))
-    tbs = sorted(folder.glob("tb_*.v"))
-    cfg = FlowConfig(design_files=[str(p) for p in sources], top=meta.get("top", DEMO_DESIGN),
-                     clock_port=meta.get("clock_port"), clock_ns=float(meta.get("clock_ns", 10.0)),
-                     testbench=str(tbs[0]) if tbs else None)
-    return cfg.to_dict(), DEMO_DESIGN
+    return resolve(DEMO_DESIGN).flow_config().to_dict(), DEMO_DESIGN
 
 
 def replay(frames) -> None:

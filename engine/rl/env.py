@@ -57,8 +57,7 @@ def design_config(design: str | FlowConfig) -> tuple[str, FlowConfig]:
     from engine.designs import resolve
 
     spec = resolve(design)
-    return spec.name, FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port,
-                                 clock_ns=spec.clock_ns, testbench=spec.testbench)
+    return spec.name, spec.flow_config()
 
 
 @dataclass
