@@ -222,8 +222,10 @@ class RunStore:
         run_id = f"{stamp}-{safe}-{secrets.token_hex(2)}"
         run_dir = self.root / run_id
         run_dir.mkdir(parents=True)
+        # Milliseconds: runs started within one second (a job right after another) still list newest first.
+        created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         info = {"id": run_id, "kind": kind, "design": design, "label": label, "status": "queued",
-                "created": _now(), "updated": _now(), "config": config}
+                "created": created, "updated": created, "config": config}
         write_json(run_dir / "run.json", info)
         self._index(info)
         run = Run(self, run_id)

@@ -149,3 +149,9 @@ def test_example_brings_its_own_flow_defaults(tmp_path):
     (tmp_path / "design.json").write_text('{"flow_overrides": {"nonsense": {}}}')
     with pytest.raises(Exception, match="unknown section 'nonsense'"):
         resolve(tmp_path).flow_config()
+
+
+def test_runs_made_within_one_second_list_newest_first(store):
+    ids = [store.create({}, design="d").id for _ in range(5)]
+    assert [r["id"] for r in store.list()] == ids[::-1]
+    assert store.latest(kind=None).id == ids[-1]

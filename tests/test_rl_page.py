@@ -48,9 +48,12 @@ def test_page_shows_curves_best_knobs_and_starts_a_job(runs_root):
     at.number_input[0].set_value(2)
     at.selectbox[1].set_value("floorplan")
     at.multiselect[1].set_value(FP_KNOBS)
+    before = {r["id"] for r in store.list(kind="optimize")}
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    new = [r for r in store.list(kind="optimize") if r["status"] in ("queued", "running", "done")]
-    newest = store.get(new[0]["id"])
+    # The run the click started, found by id rather than by creation time (runs made within one second tie).
+    new = [r["id"] for r in store.list(kind="optimize") if r["id"] not in before]
+    assert len(new) == 1, f"expected one new optimize run, found {new}"
+    newest = store.get(new[0])
     assert JobQueue(store).wait(newest.id, timeout_s=120) == "done"
     assert len(read_optimize_run(newest)["curve"]) == 2
