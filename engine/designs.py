@@ -41,9 +41,56 @@ class DesignSpec:
 
 
 def _verilog_in(folder: Path) -> tuple[list[Path], Path | None]:
-    files = sorted(p for p in folder.glob("*.v") if not p.name.startswith("tb_"))
-    tbs = sorted(folder.glob("tb_*.v"))
+    found = sorted(p for ext in ("*.v", "*.sv") for p in folder.glob(ext))
+    files = [p for p in found if not p.name.startswith("tb_")]
+    tbs = [p for p in found if p.name.startswith("tb_")]
     return files, (tbs[0] if tbs else None)
+
+
+# design.json: the keys a design folder may set, and the type each must have.
+DESIGN_JSON_KEYS: dict[str, type | tuple[type, ...]] = {
+    "top": str, "clock_port": (str, type(None)), "clock_ns": (int, float), "description": str, "size": str,
+    "flow_overrides": dict,
+}
+
+
+def read_design_json(path: Path) -> dict:
+    """design.json, checked: an object with known keys of the right types, names valid Verilog identifiers.
+
+    Every field ends up in a tool script or a limit, so a bad one is refused here with the file and the key.
+    """
+    import difflib
+
+    from engine.validate import InvalidInput, positive_number, verilog_identifier
+
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(meta, dict):
+        raise InvalidInput(f"{path}: must hold a JSON object ({{\"top\": ...}}), not a {type(meta).__name__}")
+    for key, value in meta.items():
+        if key not in DESIGN_JSON_KEYS:
+            near = difflib.get_close_matches(key, DESIGN_JSON_KEYS, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(DESIGN_JSON_KEYS)}"
+            raise InvalidInput(f"{path}: unknown key '{key}'{hint}")
+        want = DESIGN_JSON_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, want):
+            names = "/".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+            raise InvalidInput(f"{path}: '{key}' must be {names.replace('NoneType', 'null')}, "
+                               f"not {json.dumps(value)[:60]}")
+    try:
+        if meta.get("top"):
+            verilog_identifier(meta["top"], "top module")
+        if meta.get("clock_port"):
+            verilog_identifier(meta["clock_port"], "clock port")
+        if "clock_ns" in meta:
+            positive_number(meta["clock_ns"], "clock_ns", high=1e6)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc.message}") from None
+    return meta
 
 
 def list_examples() -> list[DesignSpec]:
@@ -61,15 +108,10 @@ def resolve(spec: str | Path, extra: list[str | Path] = ()) -> DesignSpec:
         first = DESIGNS_DIR / str(spec)
         paths[0] = first
     if first.is_dir():
-        meta = {}
-        if (first / "design.json").exists():
-            try:
-                meta = json.loads((first / "design.json").read_text())
-            except json.JSONDecodeError as exc:
-                raise EngineError(f"{first / 'design.json'}:{exc.lineno}: {exc.msg}") from None
+        meta = read_design_json(first / "design.json") if (first / "design.json").exists() else {}
         files, tb = _verilog_in(first)
         if not files:
-            raise EngineError(f"{first}: no Verilog (.v) files in the folder")
+            raise EngineError(f"{first}: no Verilog (.v or .sv) files in the folder")
         return DesignSpec(name=first.name, files=[str(f.resolve()) for f in files], top=meta.get("top", ""),
                           clock_port=meta.get("clock_port"), clock_ns=float(meta.get("clock_ns", 10.0)),
                           testbench=str(tb.resolve()) if tb else None, description=meta.get("description", ""),

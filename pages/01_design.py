@@ -13,7 +13,8 @@ from engine.config import FlowConfig
 from engine.designs import DesignSpec, list_examples
 from engine.errors import EngineError
 from engine.flow.registry import STEP_IDS, STEP_TITLES
-from engine.uploads import UploadError, check_includes, guess_clock, guess_top, save_files
+from engine.uploads import UploadConfig, UploadError, check_includes, guess_clock, guess_top, save_files
+from engine.validate import size_text, validate_flow_config
 
 
 
@@ -73,7 +74,10 @@ with left:
     else:
         uploads = st.file_uploader("Verilog files or one .zip", type=["v", "sv", "vh", "svh", "zip"],
                                    accept_multiple_files=True,
-                                   help="Up to 4 MB per file and 32 MB per design; a zip is checked member by member.")
+                                   help="A zip is checked member by member.")
+        _ucfg = UploadConfig()
+        st.caption(f"Limits: {size_text(_ucfg.max_file_bytes)} per file, {size_text(_ucfg.max_total_bytes)} per "
+                   f"design, {_ucfg.max_files} files. A larger file is refused with a message here.")
         if uploads:
             dest = upload_dir(uploads)
             try:
@@ -113,8 +117,13 @@ with left:
             config.top, config.clock_port, config.clock_ns = top, clock, clock_ns
             config.testbench = str(testbench) if testbench else None
             config.floorplan.utilization = util
-            start_flow(config.to_dict(), design_name, until=None if until == STEP_IDS[-1] else until)
-            st.rerun()
+            try:  # the same check the CLI makes: a bad name never reaches a tool script
+                validate_flow_config(config)
+            except EngineError as exc:
+                st.error(f"Not started: {exc.message}")
+            else:
+                start_flow(config.to_dict(), design_name, until=None if until == STEP_IDS[-1] else until)
+                st.rerun()
 
 with right:
     st.subheader("This run")

@@ -28,6 +28,8 @@ if not needs_run(run):
         if not mm:
             step_not_reached(r, "synth", "netlist")
             return
+        for text in mm.get("synth__design_warnings") or []:  # what Yosys found that changes the meaning
+            st.warning(text, icon=":material/warning:")
         metric_cards(mm, ["design__instance__count", "design__instance__count__sequential", "design__instance__area",
                           "design__net__count", "design__io__count"], run_context(r))
         types = mm.get("synth__cell_types") or {}
@@ -49,6 +51,6 @@ if not needs_run(run):
                     st.code(data.text_tail(log, 40), language=None)
         problem_boxes(r, "synth")
         with st.expander("All synthesis numbers, with what they mean"):
-            metric_table(mm, run_context(r), hide=("synth__cell_types",))
+            metric_table(mm, run_context(r), hide=("synth__cell_types", "synth__design_warnings"))
 
     live(run, body, key="synth")

@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from engine.config import FlowConfig
 from engine.errors import Cancelled, EngineError, FlowError, ToolMissing
+from engine.flow.limits import LimitsConfig, limit_message, preexec
 from engine.pdk import Pdk
 from engine.runs import Run, read_json, write_json
 
@@ -78,16 +79,24 @@ class StepContext:
         return FlowError(self.step_id, message, hint=hint, log_path=str(log_path) if log_path else None)
 
     def tool(self, argv: Sequence[str], log_name: str, *, timeout: float | None = None, cwd: Path | None = None,
-             ok_codes: Sequence[int] = (0,), stdin: str | None = None) -> subprocess.CompletedProcess:
-        """Run an external tool with its output kept in ``log_name``; polls cancel while it runs."""
+             ok_codes: Sequence[int] = (0,), stdin: str | None = None,
+             timeout_knob: str | None = None) -> subprocess.CompletedProcess:
+        """Run an external tool with its output kept in ``log_name``; polls cancel while it runs.
+
+        The tool runs under the memory and CPU-time caps of ``config.limits`` (engine.flow.limits); when one of
+        them stops it, the step fails with a message naming the limit and ``timeout_knob`` (the knob to raise).
+        """
         exe = shutil.which(argv[0])
         if exe is None:
             raise ToolMissing(f"'{argv[0]}' is not installed; run `make setup` (Debian package) and retry")
+        limits = getattr(self.config, "limits", None) or LimitsConfig()
+        knob = timeout_knob or f"{self.step_id}.timeout_s"
         log_path = self.step_dir / log_name
         start = time.monotonic()
         with open(log_path, "w") as logf:
             proc = subprocess.Popen(list(argv), cwd=cwd or self.step_dir, stdout=logf, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, text=True)
+                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, text=True,
+                                    preexec_fn=preexec(limits, timeout))
             if stdin is not None:
                 assert proc.stdin is not None
                 proc.stdin.write(stdin)
@@ -101,12 +110,19 @@ class StepContext:
                         proc.kill()
                         proc.wait()
                         raise Cancelled(self.step_id) from None
-                    if timeout is not None and time.monotonic() - start > timeout:
+                    if timeout is not None and time.monotonic() - start > timeout * limits.wall_factor:
                         proc.kill()
                         proc.wait()
-                        raise self.fail(f"{argv[0]} did not finish within {timeout:.0f} s", log_path=log_path,
-                                        hint="raise the step's timeout_s or simplify the design")
+                        raise self.fail(f"{argv[0]} did not finish within {timeout * limits.wall_factor:.0f} s "
+                                        f"of wall-clock time", log_path=log_path,
+                                        hint=f"raise {knob} or simplify the design")
         result = subprocess.CompletedProcess(list(argv), proc.returncode, log_path.read_text(errors="replace"), "")
+        extra = [self.step_dir / n for n in ("yosys.log",) if (self.step_dir / n).exists() and n != log_name]
+        why = limit_message(argv[0], proc.returncode, result.stdout + "".join(
+            p.read_text(errors="replace")[-4000:] for p in extra), limits, timeout, knob)
+        if why:
+            raise self.fail(why, log_path=log_path, hint=f"raise {knob} or limits.memory_fraction, or make the "
+                                                          "design smaller")
         if proc.returncode not in ok_codes:
             raise self.fail(f"{argv[0]} failed (exit {proc.returncode}); see {log_path.name}", log_path=log_path)
         return result

@@ -67,8 +67,13 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
     """Run the flow (all steps, or up to ``until``) into a new run folder, or into ``run`` if given.
 
     Never raises for a failing step: the run is marked failed, with the step, the message and the log kept, and
-    returned. Raises EngineError only for a configuration that cannot start (unknown step names).
+    returned. Raises EngineError only for a configuration that cannot start (unknown step names, a top-module
+    name or path that is not safe to hand to a tool: see engine.validate).
     """
+    from engine.validate import label as check_label, validate_flow_config
+
+    validate_flow_config(config)  # every entry point (CLI, cockpit job, optimizer, datagen) passes here
+    check_label(label)
     store = store or RunStore()
     chosen = select_steps(until, steps, skip)
     if run is None:

@@ -18,6 +18,7 @@ from engine.flow.congestion import congestion
 from engine.flow.spef import read_routed_wires
 from engine.io.def_io import read_def
 from engine.pdk import Pdk
+from engine.validate import tcl_word
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,13 @@ def route_cfg(lef: Path, def_name: str, layers: int, via_stack: int, out_def: st
     """qrouter's Tcl script: read LEF and DEF, route with its standard stages, write the routed DEF, quit."""
     return f"""# qrouter script written by CDA Cockpit
 verbose 1
-read_lef {lef}
-catch {{layers {layers}}}
-via stack {via_stack}
+read_lef {tcl_word(lef)}
+catch {{layers {int(layers)}}}
+via stack {int(via_stack)}
 vdd vdd
 gnd gnd
-read_def {def_name}
-qrouter::standard_route {out_def} false
+read_def {tcl_word(def_name)}
+qrouter::standard_route {tcl_word(out_def)} false
 quit
 """
 
@@ -142,8 +143,8 @@ class RouteStep(Step):
         try:
             proc = ctx.tool(list(QROUTER_ARGS), "qrouter.log", timeout=cfg.timeout_s, ok_codes=(0, 1))
         except FlowError as err:
-            if "did not finish" in err.message:
-                raise ctx.fail(f"qrouter did not finish within {cfg.timeout_s:.0f} s: the design is too congested "
+            if "did not finish" in err.message or "CPU-time limit" in err.message:
+                raise ctx.fail(f"qrouter did not finish within {cfg.timeout_s:.0f} CPU-s: the design is too congested "
                                "to route in that time", log_path=log_path,
                                hint="lower floorplan.utilization (more room between cells), allow more "
                                     "route.layers, or raise route.timeout_s") from None

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError
 from engine.flow.base import Step, StepContext, StepResult
 from engine.io.yosys_json import load_yosys_json, netlist_from_yosys_json, top_module
+from engine.validate import size_text, yosys_name, yosys_path
 
 log = logging.getLogger(__name__)
 
@@ -23,38 +25,41 @@ ABC_SCRIPTS = {
 }
 
 LATCH_MAP = Path(__file__).resolve().parent / "techmap" / "latch_map.v"
+TBUF_MAP = Path(__file__).resolve().parent / "techmap" / "tbuf_map.v"  # tri-state ports onto TBUFX1
+SV_SUFFIXES = (".sv", ".svh")  # read as SystemVerilog (read_verilog -sv)
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a single Verilog file larger than this is refused with a message
-
-
-def _yosys_quote(path: str) -> str:
-    if any(c in path for c in ' "\n;'):
-        raise EngineError(f"file name {path!r} contains characters Yosys scripts cannot quote; rename it")
-    return path
 
 
 def synth_script(files: list[str], top: str, lib: str, *, flatten: bool, abc: str, clock_ns: float,
                  include_dirs: list[str]) -> str:
     if abc not in ABC_SCRIPTS:
         raise EngineError(f"unknown synthesis strategy '{abc}'; choose one of {', '.join(ABC_SCRIPTS)}")
-    incs = " ".join(f"-I{_yosys_quote(d)}" for d in include_dirs)
-    reads = "\n".join(f"read_verilog {incs} {_yosys_quote(f)}" for f in files)
-    top_arg = f"-top {top}" if top else "-auto-top"
-    abc_args = ABC_SCRIPTS[abc].format(lib=lib, ps=int(clock_ns * 1000))
-    return f"""read_liberty -lib {lib}
+    # Every user string is validated or quoted here, whoever called us: paths double-quoted (Yosys keeps ; and #
+    # inside quotes), the top name a validated Verilog identifier (Yosys' script language has no escape syntax).
+    incs = " ".join(f"-I {yosys_path(d)}" for d in include_dirs)
+    reads = "\n".join(f"read_verilog {'-sv ' if f.lower().endswith(SV_SUFFIXES) else ''}{incs} {yosys_path(f)}"
+                       for f in files)
+    top_arg = f"-top {yosys_name(top, 'top module')}" if top else "-auto-top"
+    qlib = yosys_path(lib)
+    abc_args = ABC_SCRIPTS[abc].format(lib=qlib, ps=int(clock_ns * 1000))
+    return f"""read_liberty -lib {qlib}
 {reads}
 tee -q -o modules.txt ls
 hierarchy -check {top_arg}
-synth {"-flatten" if flatten else ""} {f"-top {top}" if top else ""}
+proc
+tribuf -merge -logic
+synth {"-flatten" if flatten else ""} {top_arg if top else ""}
 tee -q -o loops.txt check
-techmap -map {LATCH_MAP}
-dfflibmap -liberty {lib}
+techmap -map {yosys_path(LATCH_MAP)}
+techmap -map {yosys_path(TBUF_MAP)}
+dfflibmap -liberty {qlib}
 opt -purge
 abc {abc_args}
 opt_clean -purge
 setundef -zero
 rename -enumerate
 tee -q -o check.txt check -noinit
-tee -q -o stat.txt stat -liberty {lib}
+tee -q -o stat.txt stat -liberty {qlib}
 write_verilog -noattr -noexpr -nohex -nodec netlist.v
 write_json netlist.json
 """
@@ -108,10 +113,89 @@ def _loops(check_text: str) -> list[str]:
     return [" -> ".join(w) or "(unnamed wires)" for w in loops]
 
 
+_LATCH_RE = re.compile(r"^Latch inferred for signal `\\?([^']+)'", re.M)
+_UNDRIVEN_RE = re.compile(r"^Warning: Wire (\S+)( \[\d+\])? is used but has no driver", re.M)
+_MULTI_RE = re.compile(r"^Warning: multiple conflicting drivers for (\S+?):?\s*$", re.M)
+
+
+def _plain(name: str) -> str:
+    return name.replace("\\", "")
+
+
+def multiple_drivers(log_text: str) -> list[str]:
+    return sorted({_plain(m) for m in _MULTI_RE.findall(log_text)})
+
+
+def differs_from_rtl(log_text: str, counts: Counter) -> list[str]:
+    """Yosys findings that mean the netlist is not what the RTL says, in words: latches, undriven signals,
+    tri-states. Shown in the CLI summary and on the Synthesis page (not only in yosys.log)."""
+    out: list[str] = []
+    latches = sorted({_plain(m) for m in _LATCH_RE.findall(log_text)})
+    if latches:
+        out.append(f"latch inferred for {', '.join(latches[:6])}{' ...' if len(latches) > 6 else ''} "
+                   "(an always @* block that does not assign in every branch?): mapped onto LATCH cells")
+    undriven = sorted({_plain(w) + (b or "") for w, b in _UNDRIVEN_RE.findall(log_text)})
+    if undriven:
+        out.append(f"undriven: {', '.join(undriven[:6])}{' ...' if len(undriven) > 6 else ''} has no driver "
+                   "and is tied to 0 in the netlist")
+    tbufs = sum(n for t, n in counts.items() if t.startswith("TBUF"))
+    if tbufs:
+        out.append(f"tri-state: {tbufs} tri-state driver(s) mapped onto TBUF cells with their enables "
+                   "(internal tri-state buses become multiplexers)")
+    return out
+
+
+_BODY_RE = re.compile(r"\bmodule\s+([A-Za-z_][\w$]*)\s*(?:#\s*\(.*?\)\s*)?(?:\((.*?)\))?\s*;(.*?)\bendmodule\b",
+                      re.S)
+
+
+@dataclass
+class SourceScan:
+    modules: list[str]  # modules defined in the sources, in order
+    roots: list[str]  # modules no other module instantiates (top candidates), test benches last
+    empty: list[str]  # modules with no ports and no body
+
+
+def scan_sources(files: list[str]) -> SourceScan:
+    """A rough look at the sources before Yosys: binary files, files with no module, empty modules and the top
+    candidates, so each gets a message in words (not "'AND2X1' has no logic") and a wrong --top lists these."""
+    from engine.uploads import _COMMENT_RE, verilog_modules
+
+    for f in files:
+        data = Path(f).read_bytes()
+        if b"\x00" in data[:65536]:
+            raise EngineError(f"{Path(f).name} is binary data, not Verilog text",
+                              hint="upload the .v source, not a compiled or archived file")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+            printable = sum(c.isprintable() or c.isspace() for c in text[:65536]) / max(1, len(text[:65536]))
+            if printable < 0.9:
+                raise EngineError(f"{Path(f).name} is not a text file (mostly unprintable bytes)",
+                                  hint="upload the Verilog source") from None
+    modules = verilog_modules([Path(f) for f in files])
+    names = list(modules)
+    if not names:
+        which = ", ".join(Path(f).name for f in files)
+        raise EngineError(f"{which}: no Verilog module found (the file holds only comments, or is not Verilog)",
+                          hint="a design needs at least one `module name(...); ... endmodule`")
+    empty = []
+    for f in files:
+        text = _COMMENT_RE.sub("", Path(f).read_text(errors="replace"))
+        for m in _BODY_RE.finditer(text):
+            if not (m.group(2) or "").strip() and not m.group(3).strip():
+                empty.append(m.group(1))
+    used = {c for kids in modules.values() for c in kids}
+    roots = [n for n in names if n not in used]
+    roots.sort(key=lambda n: n.lower().startswith(("tb", "test")))
+    return SourceScan(modules=names, roots=roots, empty=empty)
+
+
 class SynthStep(Step):
     id = "synth"
     uses = ("design_files", "top", "synth", "tech_dir", "clock_ns")
-    version = 2
+    version = 5  # 5: source scan, top-module choice reported; 4: design warnings; 3: tri-state ports mapped onto TBUFX1, .sv read as SystemVerilog, quoted paths
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
@@ -123,10 +207,31 @@ class SynthStep(Step):
             if not p.is_file():
                 raise ctx.fail(f"Verilog file {f} not found")
             if p.stat().st_size > MAX_FILE_BYTES:
-                raise ctx.fail(f"{p.name} is {p.stat().st_size / 1e6:.1f} MB; the limit is "
-                               f"{MAX_FILE_BYTES / 1e6:.0f} MB per file")
+                raise ctx.fail(f"{p.name} is {size_text(p.stat().st_size)}; the limit is "
+                               f"{size_text(MAX_FILE_BYTES)} per file")
             if p.stat().st_size == 0:
                 raise ctx.fail(f"{p.name} is empty")
+        try:
+            scan = scan_sources(files)
+        except EngineError as exc:
+            raise ctx.fail(exc.message, hint=exc.hint) from None
+        from engine.uploads import UploadError, check_includes
+
+        by_folder: dict[str, list[Path]] = {}
+        for f in files:
+            by_folder.setdefault(str(Path(f).parent), []).append(Path(f))
+        for folder, srcs in by_folder.items():
+            try:  # `include stays inside the design's own folders, from the CLI as from the page
+                check_includes(Path(folder), srcs)
+            except UploadError as exc:
+                raise ctx.fail(str(exc), hint="keep included files next to the design's sources") from None
+        if cfg.top and cfg.top.lstrip("\\") not in scan.modules and scan.modules:
+            raise ctx.fail(f"top module '{cfg.top}' not found; the design defines: {', '.join(scan.modules)}",
+                           hint="choose the top module from the list (--top)")
+        chosen = cfg.top or (scan.roots[0] if scan.roots else "")
+        if chosen in scan.empty:
+            raise ctx.fail(f"module '{chosen}' is empty: it has no ports and no logic",
+                           hint="give the module its ports and logic, or choose another top with --top")
         if ctx.pdk.liberty_path is None:
             raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}")
         lib = str(ctx.pdk.liberty_path)
@@ -145,6 +250,12 @@ class SynthStep(Step):
             raise ctx.fail("combinational loop in the design through wires " + "; ".join(loops[:3]),
                            hint="break the loop with a register, or fix the assignment that feeds back",
                            log_path=ctx.step_dir / "loops.txt")
+        conflicts = multiple_drivers(log_text)
+        if conflicts:
+            raise ctx.fail(f"multiple conflicting drivers for {', '.join(conflicts[:5])}: the RTL assigns the same "
+                           "signal from more than one place, so no netlist can match it",
+                           hint="drive each signal from one assign or one always block", 
+                           log_path=ctx.step_dir / "yosys.log")
         if proc.returncode != 0:
             message, hint = yosys_error(log_text, ctx.step_dir, cfg.top)
             raise ctx.fail(message, log_path=ctx.step_dir / "yosys.log", hint=hint)
@@ -168,6 +279,11 @@ class SynthStep(Step):
         area = float(sum(ctx.pdk.macros[t].width_um * ctx.pdk.macros[t].height_um * n for t, n in counts.items()))
         warnings = _WARN_RE.findall(log_text)
         (ctx.step_dir / "warnings.txt").write_text("\n".join(warnings))
+        design_warnings = differs_from_rtl(log_text, counts)
+        others = [r for r in scan.roots if r != top and not r.lower().startswith(("tb", "test"))]
+        if not cfg.top and others:
+            design_warnings.insert(0, f"{len(others) + 1} top-level modules ({', '.join([top, *others][:6])}): "
+                                      f"synthesised '{top}'; pass --top to choose another")
         seq = sum(n for t, n in counts.items() if t.startswith(("DFF", "LATCH")))
         metrics = {
             "design__top": top,
@@ -179,6 +295,7 @@ class SynthStep(Step):
             "design__io__count": int(netlist.cell_is_io.sum()),
             "synth__warning__count": len(warnings),
             "synth__cell_types": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+            "synth__design_warnings": design_warnings,
         }
         return StepResult(metrics=metrics,
                           artefacts={"netlist_v": "netlist.v", "netlist_json": "netlist.json",

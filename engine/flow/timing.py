@@ -22,6 +22,7 @@ from engine.io.def_io import read_def
 from engine.io.yosys_json import bit_name, load_yosys_json, top_module
 from engine.netlist import Netlist
 from engine.runs import write_json
+from engine.validate import MIB, tcl_word
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +78,24 @@ def find_clock(ports: Ports, configured: str | None) -> tuple[str | None, str]:
 
 
 # ------------------------------------------------------------------------------------------------------ script
-def _tcl_list(names: list[str]) -> str:
-    return "{" + " ".join("{" + n + "}" for n in names) + "}"
-
-
 def sta_script(*, liberty: Path, netlist_v: Path, top: str, clock: str | None, period: float, in_delay: float,
                out_delay: float, spef: Path | None, paths: int, activity: dict[str, tuple[float, float]] | None,
                default_activity: float) -> str:
-    lines = [f"read_liberty {{{liberty}}}", f"read_verilog {{{netlist_v}}}", f"link_design {{{top}}}"]
+    # Every name and path is one Tcl word from tcl_word: port names come from the user's Verilog (escaped
+    # identifiers may hold any printable character), so none is pasted between braces, where a '}' would end it.
+    q = tcl_word
+    lines = [f"read_liberty {q(liberty)}", f"read_verilog {q(netlist_v)}", f"link_design {q(top)}"]
     if clock:
-        lines += [f"create_clock -name {{{clock}}} -period {period:.6g} [get_ports {{{clock}}}]",
-                  f"set cda_inputs [delete_from_list [all_inputs] [get_ports {{{clock}}}]]"]
+        lines += [f"create_clock -name {q(clock)} -period {period:.6g} [get_ports {q(clock)}]",
+                  f"set cda_inputs [delete_from_list [all_inputs] [get_ports {q(clock)}]]"]
         clk = clock
     else:
         lines += [f"create_clock -name vclk -period {period:.6g}", "set cda_inputs [all_inputs]"]
         clk = "vclk"
-    lines += [f"set_input_delay {in_delay:.6g} -clock {{{clk}}} $cda_inputs",
-              f"set_output_delay {out_delay:.6g} -clock {{{clk}}} [all_outputs]"]
+    lines += [f"set_input_delay {in_delay:.6g} -clock {q(clk)} $cda_inputs",
+              f"set_output_delay {out_delay:.6g} -clock {q(clk)} [all_outputs]"]
     if spef is not None:
-        lines.append(f"read_spef {{{spef}}}")
+        lines.append(f"read_spef {q(spef)}")
     lines += [
         'puts "CDA_BEGIN_PATHS"',
         f"report_checks -path_delay max -format full_clock_expanded -fields {{input_pin slew cap}} -digits 4 "
@@ -111,7 +111,8 @@ def sta_script(*, liberty: Path, netlist_v: Path, top: str, clock: str | None, p
     if activity:
         lines.append(f"set_power_activity -input -activity {default_activity:.6g}")
         for port, (act, duty) in sorted(activity.items()):
-            lines.append(f"catch {{set_power_activity -input_ports [get_ports {{{port}}}] -activity {act:.6g} "
+            # tcl_word escapes every brace, so the quoted port cannot close catch's braces.
+            lines.append(f"catch {{set_power_activity -input_ports [get_ports {q(port)}] -activity {act:.6g} "
                          f"-duty {duty:.4g}}}")
     else:
         lines.append(f"set_power_activity -global -activity {default_activity:.6g} -duty 0.5")
@@ -370,7 +371,7 @@ class TimingStep(Step):
             vcd = Path(sim.vcd)
         if vcd is None:
             return None, default
-        if vcd.stat().st_size > cfg.timing.vcd_max_mb * 1e6:
+        if vcd.stat().st_size > cfg.timing.vcd_max_mb * MIB:
             return None, default + f" ({vcd.name} is larger than timing.vcd_max_mb)"
         act = vcd_activity(vcd, scope or "")
         out = {}

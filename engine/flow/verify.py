@@ -30,6 +30,8 @@ from typing import Callable, Sequence
 from engine.config import VerifyConfig
 from engine.errors import Cancelled, EngineError, ToolMissing
 from engine.flow.base import Step, StepContext, StepResult
+from engine.flow.limits import LimitsConfig, limit_message, preexec
+from engine.validate import MIB, size_text, verilog_string
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +149,26 @@ def dut_instance(tb_path: str | Path, top: str) -> str:
 
 
 def _run(argv: list[str], log_path: Path, cwd: Path, timeout_s: float, max_bytes: int,
-         cancel: CancelFn | None, vcd: Path | None = None, max_vcd_bytes: int = 0) -> tuple[int, str]:
-    """Run a tool with its output in ``log_path``; returns (exit code, reason it was stopped or '')."""
+         cancel: CancelFn | None, vcd: Path | None = None, max_vcd_bytes: int = 0,
+         limits: LimitsConfig | None = None) -> tuple[int, str]:
+    """Run a tool with its output in ``log_path``; returns (exit code, reason it was stopped or '').
+
+    The tool runs under the memory and CPU-time caps of engine.flow.limits (CPU = the simulation's timeout).
+    """
+    limits = limits or LimitsConfig()
     with open(log_path, "w") as logf:
         try:
             proc = subprocess.Popen(argv, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, preexec_fn=preexec(limits, timeout_s))
         except FileNotFoundError:
             raise ToolMissing(f"'{argv[0]}' is not installed; install Debian's iverilog package") from None
         start = time.monotonic()
         while True:
             try:
-                return proc.wait(timeout=0.2), ""
+                code = proc.wait(timeout=0.2)
+                why = limit_message(argv[0], code, log_path.read_text(errors="replace")[-4000:], limits,
+                                    timeout_s, "verify.timeout_s") if code else None
+                return code, why or ""
             except subprocess.TimeoutExpired:
                 stop = ""
                 if cancel is not None and cancel():
@@ -166,9 +176,9 @@ def _run(argv: list[str], log_path: Path, cwd: Path, timeout_s: float, max_bytes
                 elif time.monotonic() - start > timeout_s:
                     stop = f"did not finish within {timeout_s:.0f} s (does the testbench call $finish?)"
                 elif log_path.stat().st_size > max_bytes:
-                    stop = f"printed more than {max_bytes / 1e6:.0f} MB (a runaway $display loop?)"
+                    stop = f"printed more than {size_text(max_bytes)} (a runaway $display loop?)"
                 elif vcd is not None and vcd.is_file() and vcd.stat().st_size > max_vcd_bytes:
-                    stop = (f"wrote a VCD over {max_vcd_bytes / 1e6:.0f} MB; shorten the testbench or raise "
+                    stop = (f"wrote a VCD over {size_text(max_vcd_bytes)}; shorten the testbench or raise "
                             "verify.max_vcd_mb")
                 if stop:
                     proc.kill()
@@ -226,7 +236,7 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
         else:
             what = f"1, {vcd_scope}" if vcd_scope else f"0, {tb_top}"
             dump = out / f"{name}_cda_dump.v"
-            dump.write_text(f"module cda_dump;\n  initial begin\n    $dumpfile(\"{vcd}\");\n"
+            dump.write_text(f"module cda_dump;\n  initial begin\n    $dumpfile({verilog_string(vcd)});\n"
                             f"    $dumpvars({what});\n  end\nendmodule\n")
             extra.append(dump)
             argv += ["-s", "cda_dump"]
@@ -237,7 +247,7 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
     argv += ["-o", str(vvp), str(timescale), str(tb), *map(str, srcs), *map(str, extra)]
     if cell_models:
         argv += ["-l", str(Path(cell_models).resolve())]
-    max_bytes = int(cfg.max_log_mb * 1e6)
+    max_bytes = int(cfg.max_log_mb * MIB)
     (out / f"{name}.cmd").write_text(" ".join(argv) + "\n" + " ".join(["vvp", "-n", str(vvp), *plusargs]) + "\n")
     code, stop = _run(argv, compile_log, out, cfg.timeout_s, max_bytes, cancel)
     if code != 0:
@@ -248,7 +258,7 @@ def simulate(files: Sequence[str | Path], tb: str | Path, top: str, out_dir: str
         return result
     remaining = max(cfg.timeout_s - (time.monotonic() - t0), 1.0)
     code, stop = _run(["vvp", "-n", str(vvp), *plusargs], sim_log, out, remaining, max_bytes, cancel,
-                      vcd=Path(vcd) if vcd is not None else None, max_vcd_bytes=int(cfg.max_vcd_mb * 1e6))
+                      vcd=Path(vcd) if vcd is not None else None, max_vcd_bytes=int(cfg.max_vcd_mb * MIB))
     result.seconds = time.monotonic() - t0
     result.returncode = code
     result.lines = _clean(sim_log.read_text(errors="replace"))

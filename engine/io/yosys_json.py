@@ -35,8 +35,13 @@ def top_module(data: dict, top: str | None = None) -> tuple[str, dict]:
         if top not in modules:
             raise EngineError(f"module '{top}' not in the netlist; it has: {', '.join(sorted(modules))}")
         return top, modules[top]
-    tops = [n for n, m in modules.items() if str(m.get("attributes", {}).get("top", "0")).strip("0") != ""]
-    name = tops[0] if tops else next(iter(modules))
+    def flag(m: dict, key: str) -> bool:
+        return str(m.get("attributes", {}).get(key, "0")).strip("0") != ""
+
+    tops = [n for n, m in modules.items() if flag(m, "top")]
+    # Library cells (read_liberty -lib) are blackboxes: never the design's top.
+    designs = [n for n, m in modules.items() if not flag(m, "blackbox")]
+    name = tops[0] if tops else (designs[0] if designs else next(iter(modules)))
     return name, modules[name]
 
 
