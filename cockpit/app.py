@@ -10,6 +10,7 @@ import streamlit as st
 
 from cockpit import runpicker
 from cockpit.nav import PAGES
+from engine.errors import EngineError
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -52,4 +53,7 @@ with st.sidebar:
     st.markdown("### CDA Cockpit")
     st.caption("Verilog to GDSII with real open tools, told as a story.")
     runpicker.picker(st.sidebar)
-nav.run()
+try:
+    nav.run()
+except EngineError as exc:  # a run deleted or damaged halfway through a page: one box, the app keeps working
+    st.error(exc.message, icon=":material/error:")

@@ -53,7 +53,10 @@ def live(run: Run | None, body: Callable[[Run], None], *, key: str, every_s: flo
 
     @st.fragment(run_every=every_s if was_active else None)
     def _panel() -> None:
-        body(run)
+        try:
+            body(run)
+        except EngineError as exc:  # the run folder was deleted or damaged while the page showed it
+            st.error(exc.message, icon=":material/error:")
         if was_active and not is_active(run):
             st.rerun()  # the job ended: refresh the whole page once, which also stops the polling
 

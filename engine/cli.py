@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "engine.specialists.cli",
     "engine.train.cli",
     "engine.bench.cli",
+    "engine.registry.cli",
 )
 
 

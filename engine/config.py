@@ -2,12 +2,23 @@
 
 The same classes feed the CLI flags, the cockpit's forms and the saved ``run.json``; defaults work for every
 example design. Each step hashes its own section (plus its inputs) to decide whether it can be reused.
+Loading is strict (``FlowConfig.from_dict``): an unknown key is an error naming the nearest valid key, a value
+outside its range in the registry (engine/registry/knobs.py) is an error naming the range, and keys of old
+run.json files go through the migration map (RENAMED_KEYS, DROPPED_KEYS).
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+from engine.errors import EngineError
+from engine.flow.limits import LimitsConfig
+from engine.place.config import PlaceConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,8 +31,8 @@ class SynthConfig:
 
 @dataclass
 class FloorplanConfig:
-    utilization: float = 0.6  # cell area / core area; lower leaves room for routing
-    aspect_ratio: float = 1.0  # core height / core width
+    utilization: float = 0.6  # cell area / core area: higher shrinks die and wires; too high leaves no room to route
+    aspect_ratio: float = 1.0  # core height / core width: changes the shape the wires cross
     core_margin_um: float = 12.0  # space between core and die edge for IO pins and power rings
     pin_layer_h: str = "metal2"  # layer of pins on the top/bottom edges (vertical tracks)
     pin_layer_v: str = "metal3"  # layer of pins on the left/right edges (horizontal tracks)
@@ -72,32 +83,49 @@ class FlowConfig:
     design_files: list[str] = field(default_factory=list)  # Verilog files (absolute paths)
     top: str = ""  # top module; empty = the only top Yosys finds
     clock_port: str | None = None  # clock input; None = guess "clk"/"clock" if present, else unclocked
-    clock_ns: float = 10.0  # clock period target (ns)
+    clock_ns: float = 10.0  # clock period target (ns): a tighter target makes ABC map for speed and moves WNS
     testbench: str | None = None  # testbench for the verify step and power activity
     tech_dir: str | None = None  # technology folder; None = Debian's osu018
     synth: SynthConfig = field(default_factory=SynthConfig)
     floorplan: FloorplanConfig = field(default_factory=FloorplanConfig)
-    place: dict[str, Any] = field(default_factory=dict)  # overrides for engine.place.config.PlaceConfig
+    place: PlaceConfig = field(default_factory=PlaceConfig)  # the analytical placer (engine/place/config.py)
     route: RouteConfig = field(default_factory=RouteConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     gds: GdsConfig = field(default_factory=GdsConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)  # memory / CPU caps on every tool process
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A section given as a dict (``cfg.place = {"frame_every": 5}``) is loaded strictly into its dataclass.
+        cls = _SECTIONS.get(name)
+        if cls is not None and isinstance(value, dict):
+            value = load_section(cls, value, name)
+        object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FlowConfig":
+    def from_dict(cls, data: dict[str, Any]) -> FlowConfig:
+        """Strict loading: old keys are migrated (RENAMED_KEYS, DROPPED_KEYS), an unknown key is an EngineError
+        naming the nearest valid key, a knob value out of its registry range is an EngineError naming the range."""
+        if not isinstance(data, dict):
+            raise EngineError(f"a flow config is a table of settings, not {type(data).__name__}")
+        data = migrate(data)
+        valid = _all_paths()
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            sub = _SECTIONS.get(f.name)
-            if sub is not None and isinstance(value, dict):
-                known = {g.name for g in dataclasses.fields(sub)}
-                value = sub(**{k: v for k, v in value.items() if k in known})
-            kwargs[f.name] = value
+        for key, value in data.items():
+            if key not in _FIELD_NAMES:
+                raise unknown_key_error(key, valid)
+            sub = _SECTIONS.get(key)
+            if sub is not None:
+                if dataclasses.is_dataclass(value):
+                    value = dataclasses.asdict(value)
+                if not isinstance(value, dict):
+                    raise EngineError(f"config section {key} must be a table of settings, not {value!r}")
+                kwargs[key] = load_section(sub, value, key)
+            else:
+                kwargs[key] = _top_value(key, value)
         return cls(**kwargs)
 
     def section(self, name: str) -> dict[str, Any]:
@@ -105,5 +133,115 @@ class FlowConfig:
         return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
 
 
-_SECTIONS = {"synth": SynthConfig, "floorplan": FloorplanConfig, "route": RouteConfig, "timing": TimingConfig,
-             "gds": GdsConfig, "verify": VerifyConfig}
+_SECTIONS: dict[str, type] = {"synth": SynthConfig, "floorplan": FloorplanConfig, "place": PlaceConfig,
+                              "route": RouteConfig, "timing": TimingConfig, "gds": GdsConfig, "verify": VerifyConfig,
+                              "limits": LimitsConfig}
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(FlowConfig))
+
+# Keys of old run.json files, by dotted path, and what they are now. A field renamed in a dataclass gets a line here
+# so runs saved before the rename keep loading (and a line in DROPPED_KEYS when a field goes away). FlowConfig.place
+# was a dict of overrides until it was typed; an old partial dict loads as PlaceConfig with the rest at defaults.
+RENAMED_KEYS: dict[str, str] = {}
+DROPPED_KEYS: frozenset[str] = frozenset()
+
+
+def section_classes() -> dict[str, type]:
+    """FlowConfig's sections and their dataclasses (the placer's included), in the order of the flow."""
+    return dict(_SECTIONS)
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a saved config with old keys moved to their new paths (RENAMED_KEYS) and dropped ones removed."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for old, new in RENAMED_KEYS.items():
+        value = _pop_path(out, old)
+        if value is not _MISSING and _get_path(out, new) is _MISSING:
+            _set_path(out, new, value)
+            log.info("config: %s is now %s", old, new)
+    for old in DROPPED_KEYS:
+        if _pop_path(out, old) is not _MISSING:
+            log.info("config: %s is no longer a setting; ignored", old)
+    return out
+
+
+_MISSING = object()
+
+
+def _get_path(data: dict, dotted: str) -> Any:
+    section, _, key = dotted.rpartition(".")
+    node = data.get(section, {}) if section else data
+    return node.get(key, _MISSING) if isinstance(node, dict) else _MISSING
+
+
+def _pop_path(data: dict, dotted: str) -> Any:
+    section, _, key = dotted.rpartition(".")
+    node = data.get(section) if section else data
+    return node.pop(key, _MISSING) if isinstance(node, dict) else _MISSING
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    section, _, key = dotted.rpartition(".")
+    (data.setdefault(section, {}) if section else data)[key] = value
+
+
+def _all_paths() -> list[str]:
+    out = list(_FIELD_NAMES)
+    for name, cls in _SECTIONS.items():
+        out += [f"{name}.{f.name}" for f in dataclasses.fields(cls)]
+    return out
+
+
+def unknown_key_error(key: str, valid: list[str]) -> EngineError:
+    """"unknown key floorplan.utilisation; did you mean floorplan.utilization?" """
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if not close and "." in key:  # a key under the wrong section: compare the field names alone
+        tail = key.rpartition(".")[2]
+        close = [v for v in valid if v.rpartition(".")[2] == tail][:1]
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return EngineError(f"unknown key {key}{hint}", hint="`cda knobs list` prints every setting")
+
+
+def load_section(cls: type, data: dict[str, Any], name: str):
+    """A section dataclass from a dict: unknown keys are an error, knob values are validated by the registry."""
+    from engine.registry import KNOBS
+
+    if not isinstance(data, dict):
+        raise EngineError(f"config section {name} must be a table of settings, not {data!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            raise unknown_key_error(f"{name}.{key}", [f"{name}.{n}" for n in names] + _all_paths())
+        spec = KNOBS.get(f"{name}.{key}")
+        kwargs[key] = spec.validate(value) if spec is not None else value
+    return cls(**kwargs)
+
+
+def _top_value(key: str, value: Any) -> Any:
+    from engine.registry import KNOBS
+
+    spec = KNOBS.get(key)
+    if spec is not None:
+        return spec.validate(value)
+    if key == "design_files":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise EngineError(f"design_files must be a list of file paths, not {value!r}")
+        return list(value)
+    if value is not None and not isinstance(value, str):
+        raise EngineError(f"{key} must be text, not {value!r}")
+    return value if value is not None or key in ("clock_port", "testbench", "tech_dir") else ""
+
+
+def apply_settings(data: dict[str, Any], settings: list[str]) -> dict[str, Any]:
+    """``["place.gamma_base=2", "clock_ns=5"]`` applied to a config dict (values are checked by from_dict)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    valid = _all_paths()
+    for item in settings:
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise EngineError(f"--set {item!r}: write section.key=value, e.g. --set floorplan.utilization=0.5")
+        if key not in valid or key in _SECTIONS:
+            raise unknown_key_error(key, [v for v in valid if v not in _SECTIONS])
+        _set_path(out, key, value.strip())
+    return out

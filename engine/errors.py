@@ -29,3 +29,18 @@ class ToolMissing(EngineError):
 
 class Cancelled(Exception):
     """Raised at a check point when the user asked to stop."""
+
+
+class UploadError(EngineError, ValueError):
+    """Bad user input in an upload (a file, a zip, an `include`): the message says what is wrong and what to do.
+
+    Also a ValueError, so code written before the hierarchy (``except ValueError``) still catches it.
+    """
+
+
+class LLMError(EngineError):
+    """A model could not answer: unreachable, timed out, missing, or it returned an error or garbage."""
+
+
+class RunStoreError(EngineError):
+    """The run store cannot be used: its folder is read-only or not a folder, its index cannot be opened."""

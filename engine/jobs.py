@@ -9,7 +9,9 @@ queue is a small SQLite table next to the run store (`jobs.sqlite`). Each worker
 Cancel is the run's `CANCEL` file: the work checks it between iterations; a queued worker sees it and leaves;
 a worker stuck in a tool past a grace period kills its own process group. A worker that dies without
 saying so (killed, out of memory) is found by `reap()` (called on every status read) and its run is marked
-failed with a pointer to its log.
+failed with a pointer to its log; the worker also names itself as the run's owner in run.json, so even a plain
+`RunStore.list` tells a dead worker's run as failed. The queue file is a cache of the run folders: a damaged
+`jobs.sqlite` is moved aside and rebuilt from them (each live worker gets its row back), with one warning.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+from engine.errors import EngineError, RunStoreError
+from engine.runs import ACTIVE, move_aside, owner_record, proc_start, sqlite_trouble
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +96,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 
-def _proc_start(pid: int) -> str | None:
-    """Start time of a process (from /proc), to tell a live worker from a recycled pid; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] in ("Z", "X"):  # zombie: finished, its parent has not collected it yet
-        return None
-    return fields[19]
+class JobError(EngineError, ValueError):
+    """A job cannot be submitted (unknown kind, already running). Also a ValueError, as it was before."""
+
+
+class JobTimeout(EngineError, TimeoutError):
+    """`wait` gave up before the job ended."""
+
+
+# Start time of a process (from /proc), to tell a live worker from a recycled pid; None if gone (or a zombie).
+_proc_start = proc_start
 
 
 def _alive(pid: int | None, pid_start: str | None) -> bool:
@@ -123,10 +128,10 @@ class JobQueue:
         self.store = store if store is not None else _store(None)
         self.config = config or JobsConfig()
         self.root = Path(self.store.root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "jobs.sqlite"
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        # Why jobs cannot be started here (None when they can); reads then answer "no jobs".
+        self.read_only: str | None = self.store.read_only
+        self._sql(lambda db: None)  # opens (and if need be creates or rebuilds) the queue
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)  # autocommit; explicit BEGIN when needed
@@ -138,44 +143,108 @@ class JobQueue:
     def _db(self) -> Iterator[sqlite3.Connection]:
         db = self._connect()
         try:
+            db.executescript(_SCHEMA)
             yield db
         finally:
             db.close()
+
+    def _sql(self, fn: Callable[[sqlite3.Connection], Any], default: Any = None) -> Any:
+        """``fn(db)`` on the queue. A damaged jobs.sqlite is rebuilt once (from the run folders) and ``fn``
+        retried; a read-only one answers ``default``; anything else becomes one sentence."""
+        if self.read_only:
+            return default
+        for attempt in (1, 2):
+            try:
+                with self._db() as db:
+                    return fn(db)
+            except sqlite3.Error as exc:
+                trouble = sqlite_trouble(exc, self.db_path)
+                if trouble == "damaged" and attempt == 1:
+                    self._rebuild(str(exc))
+                    continue
+                if trouble == "readonly":
+                    self.read_only = f"the job queue cannot be written ({exc})"
+                    log.warning("job queue %s is read-only (%s)", self.db_path, exc)
+                    return default
+                if trouble == "busy":
+                    raise RunStoreError(f"The job queue {self.db_path} is locked by another process; try again "
+                                        "in a moment.") from None
+                raise RunStoreError(f"The job queue {self.db_path} cannot be used ({exc}); delete it and it is "
+                                    "rebuilt from the run folders.") from None
+        return default
+
+    def _rebuild(self, reason: str) -> None:
+        """Move a damaged jobs.sqlite aside and rebuild the queue from the run folders: every queued or running
+        run whose worker (its owner in run.json) is alive gets its row back, in the order the runs were made."""
+        try:
+            moved = move_aside(self.db_path)
+        except OSError as exc:
+            raise RunStoreError(f"The job queue {self.db_path} is damaged ({reason}) and cannot be moved aside "
+                                f"({exc.strerror or exc}); delete it and it is rebuilt.") from None
+        rows = []
+        for info in reversed(self.store._scan()):  # oldest first: the queue order
+            owner = info.get("owner") if isinstance(info.get("owner"), dict) else None
+            if info.get("status") not in ACTIVE or not owner or not _alive(owner.get("pid"), owner.get("start")):
+                continue
+            kind = info.get("job_kind") or info.get("kind") or "flow"
+            rows.append((info["id"], kind, info.get("job_target") or TARGETS.get(kind, kind), info["status"],
+                         owner.get("pid"), owner.get("start"), time.time()))
+        try:
+            with self._db() as db:
+                db.executemany("INSERT OR IGNORE INTO jobs(run_id, kind, target, state, pid, pid_start, submitted_at)"
+                               " VALUES (?,?,?,?,?,?,?)", rows)
+        except sqlite3.Error as exc:
+            raise RunStoreError(f"The job queue {self.db_path} was damaged ({reason}) and a new one cannot be "
+                                f"written ({exc}).") from None
+        kept = f"; the old file is kept as {moved.name}" if moved else ""
+        log.warning("The job queue %s was damaged (%s); rebuilt it from the run folders with %d live job(s)%s.",
+                    self.db_path, reason, len(rows), kept)
 
     # ---- submitting -------------------------------------------------------------------------------
     def submit(self, run_id: str, kind: str = "flow") -> JobStatus:
         """Queue the run and start its worker process. Returns its status (queued, with its place)."""
         target = TARGETS.get(kind, kind)
         if ":" not in target:
-            raise ValueError(f"Unknown job kind {kind!r}; known kinds: {', '.join(sorted(TARGETS))}.")
+            raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(sorted(TARGETS))}.")
         run = self.store.get(run_id)
-        with self._db() as db:
+        if self.read_only:
+            raise RunStoreError(f"Cannot start a job: the runs folder {self.root} is read-only ({self.read_only}).")
+
+        def queue_it(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT state FROM jobs WHERE run_id=?", (run_id,)).fetchone()
             if row and row["state"] not in TERMINAL:
-                raise ValueError(f"Run {run_id} already has a job that is {row['state']}.")
+                raise JobError(f"Run {run_id} already has a job that is {row['state']}.")
             db.execute("DELETE FROM jobs WHERE run_id=?", (run_id,))
             db.execute("INSERT INTO jobs(run_id, kind, target, state, submitted_at) VALUES (?,?,?,?,?)",
                        (run_id, kind, target, "queued", time.time()))
+
+        self._sql(queue_it)
         cancel_file = Path(run.dir) / "CANCEL"
         cancel_file.unlink(missing_ok=True)
-        run.set_status("queued")
+        # The job's kind and target also live in run.json, so a rebuilt queue knows what the worker runs.
+        run.set_status("queued", job_kind=kind, job_target=target)
         run.event("job", message="queued", job_kind=kind)
         log_path = Path(run.dir) / "worker.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
         env.setdefault("HF_HUB_OFFLINE", "1")
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(
-                [self.config.python, "-m", "engine.jobs", "worker", run_id, "--root", str(self.root),
-                 "--max-workers", str(self.config.max_workers), "--poll-s", str(self.config.poll_s),
-                 "--cancel-grace-s", str(self.config.cancel_grace_s)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(PROJECT_ROOT), env=env,
-                start_new_session=True,  # survives the Streamlit process; cancel can kill its whole group
-            )
-        with self._db() as db:
-            # The worker may already have claimed its row; only fill the pid if it has not.
-            db.execute("UPDATE jobs SET pid=COALESCE(pid, ?), pid_start=COALESCE(pid_start, ?) WHERE run_id=?",
-                       (proc.pid, _proc_start(proc.pid), run_id))
+        try:
+            with open(log_path, "ab") as out:
+                proc = subprocess.Popen(
+                    [self.config.python, "-m", "engine.jobs", "worker", run_id, "--root", str(self.root),
+                     "--max-workers", str(self.config.max_workers), "--poll-s", str(self.config.poll_s),
+                     "--cancel-grace-s", str(self.config.cancel_grace_s)],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(PROJECT_ROOT), env=env,
+                    start_new_session=True,  # survives the Streamlit process; cancel can kill its whole group
+                )
+        except OSError as exc:  # no log file (disk full) or no Python to start: settle the job, say why
+            msg = f"Could not start the worker for run {run_id} ({exc.strerror or exc})."
+            self._finish(run_id, "failed", msg)
+            run.set_status("failed", error=msg)
+            raise RunStoreError(msg) from None
+        # The worker may already have claimed its row; only fill the pid if it has not.
+        self._sql(lambda db: db.execute("UPDATE jobs SET pid=COALESCE(pid, ?), pid_start=COALESCE(pid_start, ?) "
+                                        "WHERE run_id=?", (proc.pid, _proc_start(proc.pid), run_id)))
         log.info("submitted %s job for run %s (worker pid %d)", kind, run_id, proc.pid)
         return self.status(run_id)
 
@@ -183,7 +252,8 @@ class JobQueue:
     def status(self, run_id: str) -> JobStatus | None:
         """The job of a run (None if the run never had one), after reaping dead workers."""
         self.reap()
-        with self._db() as db:
+
+        def read(db: sqlite3.Connection):
             row = db.execute("SELECT * FROM jobs WHERE run_id=?", (run_id,)).fetchone()
             if row is None:
                 return None
@@ -191,14 +261,15 @@ class JobQueue:
             if row["state"] == "queued":
                 position = 1 + db.execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND seq<?",
                                           (row["seq"],)).fetchone()[0]
-        return self._to_status(row, position)
+            return self._to_status(row, position)
+
+        return self._sql(read)
 
     def jobs(self, states: tuple[str, ...] = ("queued", "running")) -> list[JobStatus]:
         """Jobs in the given states, oldest first, with queue positions."""
         self.reap()
-        with self._db() as db:
-            rows = db.execute(f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(states))}) ORDER BY seq",
-                              states).fetchall()
+        rows = self._sql(lambda db: db.execute(f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(states))})"
+                                               " ORDER BY seq", states).fetchall(), default=[])
         out, pos = [], 0
         for row in rows:
             if row["state"] == "queued":
@@ -217,8 +288,7 @@ class JobQueue:
         """Ask the run to stop (its CANCEL file). Queued jobs leave the queue; running ones stop at a check point."""
         run = self.store.get(run_id)
         run.request_cancel()
-        with self._db() as db:
-            row = db.execute("SELECT * FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+        row = self._sql(lambda db: db.execute("SELECT * FROM jobs WHERE run_id=?", (run_id,)).fetchone())
         if row is None or (row["state"] not in TERMINAL and not _alive(row["pid"], row["pid_start"])):
             # Nobody is left to notice the file: settle it here.
             self._finish(run_id, "cancelled", "cancelled before its worker started")
@@ -227,27 +297,31 @@ class JobQueue:
 
     def reap(self) -> list[str]:
         """Mark jobs whose worker died without finishing as failed (their run too). Returns their run ids."""
-        with self._db() as db:
-            rows = db.execute("SELECT * FROM jobs WHERE state IN ('queued','running')").fetchall()
-        dead = [r for r in rows if r["pid"] and not _alive(r["pid"], r["pid_start"])]
+        rows = self._sql(lambda db: db.execute("SELECT * FROM jobs WHERE state IN ('queued','running')").fetchall(),
+                         default=[])
+        # Jobs whose run folder was deleted: nobody can ever look at them again.
+        gone = [r["run_id"] for r in rows if not (self.root / r["run_id"] / "run.json").exists()]
+        if gone:
+            log.info("dropping %d job(s) whose run folder is gone", len(gone))
+            self._sql(lambda db: db.executemany("DELETE FROM jobs WHERE run_id=?", [(g,) for g in gone]))
+        dead = [r for r in rows if r["pid"] and r["run_id"] not in gone and not _alive(r["pid"], r["pid_start"])]
         reaped = []
         for r in dead:
             msg = ("The worker process stopped without finishing (killed, or out of memory). "
                    "Its log is worker.log in the run folder.")
-            with self._db() as db:
-                n = db.execute("UPDATE jobs SET state='failed', ended_at=?, message=? "
-                               "WHERE run_id=? AND state IN ('queued','running') AND pid=?",
-                               (time.time(), msg, r["run_id"], r["pid"])).rowcount
+            n = self._sql(lambda db: db.execute("UPDATE jobs SET state='failed', ended_at=?, message=? "
+                                                "WHERE run_id=? AND state IN ('queued','running') AND pid=?",
+                                                (time.time(), msg, r["run_id"], r["pid"])).rowcount, default=0)
             if not n:
                 continue
             reaped.append(r["run_id"])
             try:
                 run = self.store.get(r["run_id"])
-                if run.status not in TERMINAL:
-                    run.set_status("failed", error=msg)
+                if run.status not in TERMINAL:  # (reading it may already have settled it: run.json's owner)
+                    run.set_status("failed", error=msg, log=str(run.dir / "worker.log"))
                     run.event("error", message=msg, log="worker.log")
-            except Exception:  # the run folder itself may be gone
-                log.warning("run %s of a dead worker could not be updated", r["run_id"], exc_info=True)
+            except EngineError as exc:  # the run folder itself may be gone or read-only
+                log.warning("run %s of a dead worker could not be updated: %s", r["run_id"], exc.message)
         return reaped
 
     def wait(self, run_id: str, timeout_s: float = 600.0, poll_s: float = 0.2) -> str:
@@ -258,15 +332,22 @@ class JobQueue:
             if st is None or st.state in TERMINAL:
                 return st.state if st else "unknown"
             time.sleep(poll_s)
-        raise TimeoutError(f"run {run_id} did not finish within {timeout_s:.0f} s")
+        raise JobTimeout(f"Run {run_id} did not finish within {timeout_s:.0f} s; it goes on in its worker "
+                         f"(`cda jobs wait {run_id}` waits again, `cda jobs cancel {run_id}` stops it).")
 
     # ---- used by the worker ---------------------------------------------------------------------------
-    def _claim(self, run_id: str, pid: int) -> bool:
-        """Take a slot if one is free and this job is first in the queue (one transaction)."""
+    def _claim(self, run_id: str, pid: int, job: tuple[str, str] | None = None) -> bool:
+        """Take a slot if one is free and this job is first in the queue (one transaction). ``job`` (kind,
+        target) puts the row back when the queue lost it (a damaged jobs.sqlite rebuilt meanwhile)."""
         self.reap()
-        db = self._connect()
+        return bool(self._sql(lambda db: self._claim_in(db, run_id, pid, job), default=False))
+
+    def _claim_in(self, db: sqlite3.Connection, run_id: str, pid: int, job: tuple[str, str] | None) -> bool:
         try:
             db.execute("BEGIN IMMEDIATE")
+            if job is not None:
+                db.execute("INSERT OR IGNORE INTO jobs(run_id, kind, target, state, submitted_at) "
+                           "VALUES (?,?,?,'queued',?)", (run_id, job[0], job[1], time.time()))
             db.execute("UPDATE jobs SET pid=?, pid_start=? WHERE run_id=?", (pid, _proc_start(pid), run_id))
             running = db.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0]
             first = db.execute("SELECT run_id FROM jobs WHERE state='queued' ORDER BY seq LIMIT 1").fetchone()
@@ -276,20 +357,21 @@ class JobQueue:
             db.execute("COMMIT")
             return ok
         except Exception:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        finally:
-            db.close()
 
     def _finish(self, run_id: str, state: str, message: str = "") -> None:
-        with self._db() as db:
-            db.execute("UPDATE jobs SET state=?, ended_at=?, message=? WHERE run_id=? AND state NOT IN "
-                       "('done','failed','cancelled')", (state, time.time(), message, run_id))
+        self._sql(lambda db: db.execute("UPDATE jobs SET state=?, ended_at=?, message=? WHERE run_id=? AND state "
+                                        "NOT IN ('done','failed','cancelled')", (state, time.time(), message, run_id)))
 
     def _state(self, run_id: str) -> str | None:
-        with self._db() as db:
-            row = db.execute("SELECT state FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+        row = self._sql(lambda db: db.execute("SELECT state FROM jobs WHERE run_id=?", (run_id,)).fetchone())
         return row["state"] if row else None
+
+    def _job(self, run_id: str) -> tuple[str, str] | None:
+        row = self._sql(lambda db: db.execute("SELECT kind, target FROM jobs WHERE run_id=?", (run_id,)).fetchone())
+        return (row["kind"], row["target"]) if row else None
 
 
 def _load_target(spec: str) -> Callable:
@@ -312,14 +394,18 @@ def run_flow_target(run, progress: Callable[[float, str], None], cancelled: Call
 
 def worker_main(run_id: str, root: Path, config: JobsConfig) -> int:
     """Body of a worker process: wait for a slot, run the job, record how it ended."""
-    from engine.errors import Cancelled, EngineError
+    from engine.errors import Cancelled
 
     store = _store(root)
     queue = JobQueue(store, config)
     run = store.get(run_id)
     pid = os.getpid()
+    info = run.info()
+    job = queue._job(run_id) or (info.get("job_kind") or "flow", info.get("job_target") or TARGETS["flow"])
+    # This process owns the run from now on: if it dies, whoever reads the run next marks it failed.
+    run.update_info(owner=owner_record())
     log.info("worker %d for run %s waiting for a slot", pid, run_id)
-    while not queue._claim(run_id, pid):
+    while not queue._claim(run_id, pid, job):
         if run.cancel_requested():
             queue._finish(run_id, "cancelled", "cancelled while queued")
             run.set_status("cancelled")
@@ -329,10 +415,9 @@ def worker_main(run_id: str, root: Path, config: JobsConfig) -> int:
             return 0
         time.sleep(config.poll_s)
 
-    with queue._db() as db:
-        row = db.execute("SELECT kind, target FROM jobs WHERE run_id=?", (run_id,)).fetchone()
+    kind, target = queue._job(run_id) or job
     run.set_status("running")
-    run.event("job", message="started", pid=pid, job_kind=row["kind"])
+    run.event("job", message="started", pid=pid, job_kind=kind)
     done = threading.Event()
 
     def watchdog() -> None:
@@ -356,7 +441,7 @@ def worker_main(run_id: str, root: Path, config: JobsConfig) -> int:
 
     state, message = "done", ""
     try:
-        _load_target(row["target"])(run, progress, run.cancel_requested)
+        _load_target(target)(run, progress, run.cancel_requested)
     except Cancelled:
         state, message = "cancelled", "cancelled by the user"
     except EngineError as exc:
@@ -422,12 +507,7 @@ def _cli_list(args) -> int:
 
 def _cli_submit(args) -> int:
     q = _cli_queue(args)
-    try:
-        st = q.submit(args.run_id, args.kind)
-    except ValueError as exc:
-        from engine.errors import EngineError
-
-        raise EngineError(str(exc)) from None
+    st = q.submit(args.run_id, args.kind)  # JobError is an EngineError: the CLI prints its sentence
     _out(f"{st.run_id}: {st.state}" + (f" (queue place {st.position})" if st.position else ""))
     return _cli_wait(args) if args.wait else 0
 

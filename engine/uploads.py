@@ -18,11 +18,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from engine.errors import UploadError  # defined with the other errors; imported from here too
+from engine.validate import size_text
+
 log = logging.getLogger(__name__)
-
-
-class UploadError(ValueError):
-    """Bad user input: the message says what is wrong and what to do."""
 
 
 @dataclass
@@ -92,11 +91,11 @@ def save_files(files: list[tuple[str, bytes]], dest: Path, config: UploadConfig 
                 raise UploadError(f"{name}: only Verilog sources are accepted "
                                   f"({', '.join(cfg.allowed_suffixes)} or a .zip of them).")
             if len(data) > cfg.max_file_bytes:
-                raise UploadError(f"{name} is {len(data) / 1e6:.1f} MB; the limit per file is "
-                                  f"{cfg.max_file_bytes / 1e6:.1f} MB.")
+                raise UploadError(f"{name} is {size_text(len(data))}; the limit per file is "
+                                  f"{size_text(cfg.max_file_bytes)}.")
             total += len(data)
             if total > cfg.max_total_bytes:
-                raise UploadError(f"The upload is larger than the {cfg.max_total_bytes / 1e6:.0f} MB limit per design.")
+                raise UploadError(f"The upload is larger than the {size_text(cfg.max_total_bytes)} limit per design.")
             if len(written) + 1 > cfg.max_files:
                 raise UploadError(f"Too many files: the limit is {cfg.max_files} per design.")
             _check_text(name, data)
@@ -157,8 +156,8 @@ def extract_zip(data: bytes, dest: Path, config: UploadConfig | None = None, *,
                 log.info("skipping zip member %s (not a design source)", name)
                 continue
             if info.file_size > cfg.max_file_bytes:
-                raise UploadError(f"{name} in the zip is {info.file_size / 1e6:.1f} MB; the limit per file is "
-                                  f"{cfg.max_file_bytes / 1e6:.1f} MB.")
+                raise UploadError(f"{name} in the zip is {size_text(info.file_size)}; the limit per file is "
+                                  f"{size_text(cfg.max_file_bytes)}.")
             if info.compress_size and info.file_size / info.compress_size > cfg.max_compression_ratio:
                 raise UploadError(f"{name} in the zip expands {info.file_size / info.compress_size:.0f}x; "
                                   "refusing a possible zip bomb.")
@@ -185,9 +184,9 @@ def extract_zip(data: bytes, dest: Path, config: UploadConfig | None = None, *,
                         total += len(chunk)
                         if member_bytes > cfg.max_file_bytes:
                             raise UploadError(f"{info.filename} in the zip is larger than the "
-                                              f"{cfg.max_file_bytes / 1e6:.1f} MB limit per file.")
+                                              f"{size_text(cfg.max_file_bytes)} limit per file.")
                         if total > budget_bytes:
-                            raise UploadError(f"The zip expands beyond the {cfg.max_total_bytes / 1e6:.0f} MB "
+                            raise UploadError(f"The zip expands beyond the {size_text(cfg.max_total_bytes)} "
                                               "limit per design.")
                         chunks.append(chunk)
                 content = b"".join(chunks)

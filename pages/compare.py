@@ -8,10 +8,13 @@ import streamlit as st
 
 from cockpit import data, explain, figures, runpicker
 from cockpit.runpicker import run_label
+from engine.config import FlowConfig
 from engine.errors import EngineError
+from engine.registry import METRICS as REGISTRY
 
 st.title("Compare runs")
-st.caption("Two runs side by side: the same metrics, which one is better on each, and their layouts.")
+st.caption("Two runs side by side: the same metrics, which one is better on each (a difference within the metric's "
+           "noise is not called better), and their layouts.")
 
 rows = runpicker.store().list(limit=100, kind="flow")
 if len(rows) < 2:
@@ -38,19 +41,17 @@ except EngineError as exc:
     st.stop()
 
 
-def _higher_is_better(name: str) -> bool | None:
-    try:
-        from engine.metrics import METRICS as ENGINE_METRICS
-    except Exception:  # noqa: BLE001
-        ENGINE_METRICS = {}
-    em = ENGINE_METRICS.get(name)
-    if em is not None and getattr(em, "higher_is_better", None) is not None:
-        return bool(em.higher_is_better)
-    if name in ("timing__setup__ws", "timing__setup__tns", "timing__fmax_mhz", "timing__hold__ws"):
-        return True
-    if name.startswith(("placement__", "route__", "power__")) or name.endswith("runtime_s"):
-        return False
-    return None
+def _better(name: str, va, vb) -> str:
+    """Which run is better on this metric, by the registry's direction and noise threshold: "A", "B", "within
+    noise" (a difference too small to claim), or "" (no direction, not numbers, or equal)."""
+    spec = REGISTRY.get(name)
+    if spec is None or spec.higher_is_better is None or va is None or vb is None or va == vb:
+        return ""
+    verdict = spec.better(va, vb)
+    if verdict is None:
+        numbers = isinstance(va, (int, float)) and isinstance(vb, (int, float))
+        return "within noise" if spec.numeric and numbers else ""
+    return "A" if verdict else "B"
 
 
 ma, mb = ra.flat_metrics(), rb.flat_metrics()
@@ -59,13 +60,21 @@ for name in list(dict.fromkeys(list(ma) + list(mb))):
     va, vb = ma.get(name), mb.get(name)
     if isinstance(va, (dict, list)) or isinstance(vb, (dict, list)):
         continue
-    better = ""
-    hib = _higher_is_better(name)
-    if hib is not None and isinstance(va, (int, float)) and isinstance(vb, (int, float)) and va != vb:
-        better = "A" if (va > vb) == hib else "B"
     table.append({"metric": explain.describe(name).label, "A": explain.value_text(name, va) if va is not None else "—",
-                  "B": explain.value_text(name, vb) if vb is not None else "—", "better": better, "_key": name})
-cfg_a, cfg_b = ra.config, rb.config
+                  "B": explain.value_text(name, vb) if vb is not None else "—", "better": _better(name, va, vb),
+                  "_key": name})
+
+
+def _full_config(config: dict) -> dict:
+    """A run's config with every default filled in, so a run saved before a section was typed (its placer settings
+    were a partial dict) compares field by field with a newer one."""
+    try:
+        return FlowConfig.from_dict(config).to_dict()
+    except EngineError:
+        return config
+
+
+cfg_a, cfg_b = _full_config(ra.config), _full_config(rb.config)
 
 
 def _short(v):

@@ -6,6 +6,7 @@ import pytest
 
 from engine.config import FlowConfig
 from engine.designs import resolve
+from engine.errors import EngineError
 from engine.flow.flow import run_flow
 from engine.io.def_io import read_def
 from engine.pdk import load_pdk
@@ -52,13 +53,14 @@ def test_place_step_writes_a_legal_def_frames_and_metrics(placed_run):
     assert events
 
 
-def test_unknown_place_setting_fails_the_step_clearly(placed_run):
+def test_unknown_place_setting_is_refused_with_the_nearest_name(placed_run):
     store, run = placed_run
     cfg = FlowConfig.from_dict(run.config)
-    cfg.place = {"target_densty": 0.8}
-    bad = run_flow(cfg, store, until="place")
-    assert bad.status == "failed"
-    assert "target_densty" in str(bad.info().get("error"))
+    # Strict config: the typo is refused when the config is built, before a run folder exists.
+    with pytest.raises(EngineError, match="unknown key place.target_densty; did you mean place.target_density"):
+        cfg.place = {"target_densty": 0.8}
+    with pytest.raises(EngineError, match="did you mean place.target_density"):
+        FlowConfig.from_dict({**run.config, "place": {"target_densty": 0.8}})
 
 
 def test_cli_places_a_run(placed_run, tmp_path, capsys):

@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from engine.config import FlowConfig
 from engine.errors import Cancelled, EngineError, FlowError, ToolMissing
+from engine.flow.artefacts import Input, describe
 from engine.flow.limits import LimitsConfig, limit_message, preexec
 from engine.pdk import Pdk
 from engine.runs import Run, read_json, write_json
@@ -129,23 +130,55 @@ class StepContext:
 
 
 class Step:
-    """Base of every flow step. Subclasses set the class attributes and implement ``run``."""
+    """Base of every flow step. Subclasses declare their inputs, outputs and the config they read, and implement
+    ``run``; this class checks the inputs, keys reuse on them, and checks the outputs (OpenLane 2's Step, small).
+    """
 
     id: ClassVar[str]
-    requires: ClassVar[tuple[str, ...]] = ()
+    inputs: ClassVar[tuple[Input, ...]] = ()  # artefacts of earlier steps this step reads
+    outputs: ClassVar[tuple[str, ...]] = ()  # artefact names a finished ("done") run of the step must leave
     uses: ClassVar[tuple[str, ...]] = ()  # FlowConfig fields this step reads (its reuse key covers them)
     version: ClassVar[int] = 1  # bump when the step's code changes its outputs, to invalidate reuse
+
+    @classmethod
+    def upstream(cls) -> tuple[str, ...]:
+        """The steps whose artefacts this one reads, in declaration order."""
+        return tuple(dict.fromkeys(i.step for i in cls.inputs))
+
+    # Older code and tests name the upstream steps `requires`.
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return self.upstream()
 
     def run(self, ctx: StepContext) -> StepResult:  # pragma: no cover - interface
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ contract
+    def check_inputs(self, ctx: StepContext) -> None:
+        """Every required input exists in this run folder, else one message naming it and its producer."""
+        for inp in self.inputs:
+            if inp.required and not ctx.has_artefact(inp.step, inp.artefact):
+                raise FlowError(self.id, f"step '{self.id}' needs the {describe(inp.step, inp.artefact)} from "
+                                f"step '{inp.step}', which is not in this run; run '{inp.step}' first",
+                                hint=f"run the flow from '{inp.step}' (or from the start)")
+
+    def check_outputs(self, ctx: StepContext, result: StepResult) -> None:
+        if result.status != "done":
+            return
+        missing = [o for o in self.outputs
+                   if o not in result.artefacts or not (ctx.step_dir / result.artefacts[o]).exists()]
+        if missing:
+            raise FlowError(self.id, f"internal error: step '{self.id}' finished without its declared output(s) "
+                            f"{', '.join(missing)}")
+
     # ------------------------------------------------------------------ reuse
-    def key(self, config: FlowConfig, upstream_keys: dict[str, str]) -> str:
-        """A hash of everything the outputs depend on: code version, config read, input files, upstream keys."""
+    def key(self, config: FlowConfig, upstream_keys: dict[str, str], run: Run | None = None) -> str:
+        """A hash of everything the outputs depend on: code version, config read, design files, upstream keys,
+        and which declared inputs are present in ``run`` (an optional input changes the result when present)."""
         cfg = config.to_dict()
         payload: dict[str, Any] = {"step": self.id, "version": self.version,
                                    "config": {name: cfg.get(name) for name in self.uses},
-                                   "upstream": {s: upstream_keys.get(s) for s in self.requires}}
+                                   "upstream": {s: upstream_keys.get(s) for s in self.upstream()}}
         files = []
         for name in self.uses:
             value = cfg.get(name)
@@ -153,10 +186,44 @@ class Step:
             for p in paths:
                 pth = Path(p)
                 if pth.is_file():
-                    files.append((str(pth), hashlib.sha256(pth.read_bytes()).hexdigest()))
+                    files.append((str(pth), _sha(pth)))
         payload["files"] = files
+        if run is not None:
+            # Which inputs are present (an optional one changes the result when it is); their content is
+            # covered by the producers' keys above (files such as VCDs carry dates, so are not hashed).
+            payload["inputs"] = [(i.step, i.artefact, _present(run, i)) for i in self.inputs]
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def _present(run: Run, inp: Input) -> bool:
+    rec = read_json(run.step_dir(inp.step, create=False) / "step.json", {}) or {}
+    fname = rec.get("artefacts", {}).get(inp.artefact)
+    return bool(fname) and (run.step_dir(inp.step, create=False) / fname).exists()
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def order_steps(chosen: Sequence[str], load: Callable[[str], Step]) -> list[str]:
+    """The chosen steps in an order where each input's producer runs first; ties keep the story's order.
+
+    This is what makes the verify-before-timing dependency explicit: timing declares verify's VCD as an optional
+    input, so when both are chosen verify runs first and timing's power uses its activity."""
+    chosen = list(chosen)
+    deps = {s: {u for u in load(s).upstream() if u in chosen and u != s} for s in chosen}
+    out: list[str] = []
+    while len(out) < len(chosen):
+        ready = [s for s in chosen if s not in out and deps[s] <= set(out)]
+        if not ready:
+            raise EngineError(f"the steps' inputs form a cycle: {', '.join(s for s in chosen if s not in out)}")
+        out.append(ready[0])
+    return out
 
 
 def record_step(step_dir: Path, step_id: str, key: str, result: StepResult, seconds: float,

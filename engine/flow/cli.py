@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--no-reuse", action="store_true", help="run every step even when an identical one exists")
     run.add_argument("--tech", default=None, help="technology folder (default Debian's osu018)")
     run.add_argument("--label", default="", help="a label shown in run lists")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="settings",
+                     help="any config value, e.g. --set place.gamma_base=2 (repeatable; `cda knobs list` lists them)")
     run.set_defaults(func=cmd_flow_run)
     flow.set_defaults(func=lambda a: flow.print_help() or 2)
 
@@ -82,9 +84,17 @@ def build_config(args: argparse.Namespace):
     if args.aspect_ratio is not None:
         cfg.floorplan.aspect_ratio = args.aspect_ratio
     if args.density is not None:
-        cfg.place["target_density"] = args.density
+        cfg.place.target_density = args.density
     if args.synth_strategy:
         cfg.synth.abc_script = args.synth_strategy
+    from engine.config import FlowConfig, apply_settings
+
+    # Every value (flags, --set, design.json) checked against the registry's ranges: a clear error naming the range.
+    cfg = FlowConfig.from_dict(apply_settings(cfg.to_dict(), getattr(args, "settings", []) or []))
+    from engine.validate import label, validate_flow_config
+
+    validate_flow_config(cfg)  # a bad name stops here, before a run folder or a tool exists
+    label(args.label)
     return cfg
 
 
@@ -129,7 +139,13 @@ def cmd_flow_run(args: argparse.Namespace) -> int:
         stop.set()
         print("\ncancelling (Ctrl-C again to abort)...", file=sys.stderr)
 
+    def on_sigterm(signum, frame):  # `kill PID` (a service stopping, a closed terminal): cancel like Ctrl-C
+        stop.set()
+        print("\ncancelling (SIGTERM)...", file=sys.stderr)
+
+    previous_term = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigterm)
     printer = _Printer()
     print(f"cda flow: {', '.join(cfg.design_files)} top={cfg.top or '(auto)'} clock={cfg.clock_ns:g} ns "
           f"steps={' > '.join(chosen)}")
@@ -138,6 +154,7 @@ def cmd_flow_run(args: argparse.Namespace) -> int:
                        label=args.label)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     if printer.tty and printer.current:
         print()
     print_summary(run)
@@ -163,6 +180,8 @@ def print_summary(run) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+    for text in metrics.get("synth", {}).get("synth__design_warnings", []) or []:
+        print(f"synthesis warning: {text}")
     if info["status"] == "failed":
         print(f"\nerror in step '{info.get('failed_step')}': {info.get('error')}", file=sys.stderr)
         if info.get("hint"):
@@ -174,7 +193,7 @@ def print_summary(run) -> None:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from engine.runs import RunStore
 
-    rows = RunStore(args.runs_dir).list(limit=args.limit, kind=args.kind)
+    rows = RunStore(args.runs_dir).list(limit=args.limit, kind=args.kind, damaged=True)
     if not rows:
         print("no runs yet: start one with `cda flow run counter`")
         return 0

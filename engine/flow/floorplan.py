@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from engine.errors import EngineError
+from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.io.def_io import write_def
 from engine.io.yosys_json import netlist_from_yosys_json
@@ -120,7 +121,8 @@ def place_io(netlist: Netlist, pdk: Pdk, pin_layer_h: str, pin_layer_v: str) -> 
 
 class FloorplanStep(Step):
     id = "floorplan"
-    requires = ("synth",)
+    inputs = (Input("synth", "netlist_json"),)
+    outputs = ("def", "pins")
     uses = ("floorplan", "tech_dir")
     version = 1
 

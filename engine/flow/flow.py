@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from engine.config import FlowConfig
 from engine.errors import Cancelled, EngineError, FlowError
-from engine.flow.base import ProgressFn, Step, StepContext, record_step, wrap_unexpected
+from engine.flow.base import ProgressFn, Step, StepContext, order_steps, record_step, wrap_unexpected
 from engine.flow.registry import STEP_IDS
 from engine.pdk import load_pdk
 from engine.runs import Run, RunStore, read_json, write_json
@@ -75,10 +75,10 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
     validate_flow_config(config)  # every entry point (CLI, cockpit job, optimizer, datagen) passes here
     check_label(label)
     store = store or RunStore()
-    chosen = select_steps(until, steps, skip)
+    chosen = order_steps(select_steps(until, steps, skip), load_step)
     if run is None:
         run = store.create(config.to_dict(), design=design_name(config), label=label)
-    run.update_info(steps=chosen)
+    run.update_info(steps=[s for s in STEP_IDS if s in chosen])  # the story's order; they run in `chosen`'s
     run.set_status("running")
     keys: dict[str, str] = {}
     current = None
@@ -90,12 +90,12 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
                 raise Cancelled(step_id)
             step = load_step(step_id)
             # Keys of upstream steps that ran earlier in this run folder (possibly in an earlier invocation).
-            for req in step.requires:
+            for req in step.upstream():
                 if req not in keys:
                     rec = read_json(run.step_dir(req, create=False) / "step.json", {}) or {}
                     if rec.get("key"):
                         keys[req] = rec["key"]
-            key = step.key(config, keys)
+            key = step.key(config, keys, run)
             keys[step_id] = key
             step_dir = run.step_dir(step_id)
             run.event("step_start", step=step_id)
@@ -121,7 +121,9 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
             ctx = StepContext(run=run, config=config, pdk=pdk, step_id=step_id, step_dir=step_dir,
                               on_progress=progress, cancel_flag=cancel)
             try:
+                step.check_inputs(ctx)
                 result = step.run(ctx)
+                step.check_outputs(ctx, result)
             except (Cancelled, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a FlowError with its story

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.runs import write_json
 
@@ -126,7 +127,8 @@ def _render_pil(gds_path: Path, png_path: Path, width: int) -> None:
 
 class GdsStep(Step):
     id = "gds"
-    requires = ("synth", "place", "route")
+    inputs = (Input("synth", "netlist_json"), Input("place", "def"), Input("route", "def", required=False))
+    outputs = ("gds",)
     uses = ("gds", "tech_dir")
     version = 1
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from engine.errors import Cancelled, EngineError
+from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.io.def_io import read_def, write_def
 from engine.runs import read_json, write_json
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 class PlaceStep(Step):
     id = "place"
-    requires = ("floorplan",)
+    inputs = (Input("floorplan", "def"),)
+    outputs = ("def",)
     uses = ("place", "tech_dir")
     version = 1
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import FlowError
+from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.congestion import congestion
 from engine.flow.spef import read_routed_wires
@@ -109,7 +110,8 @@ def parse_qrouter_log(text: str) -> QrouterReport:
 
 class RouteStep(Step):
     id = "route"
-    requires = ("place",)
+    inputs = (Input("place", "def"),)
+    outputs = ("def", "congestion")
     uses = ("route", "tech_dir")
     version = 1
 

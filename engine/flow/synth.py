@@ -195,6 +195,7 @@ def scan_sources(files: list[str]) -> SourceScan:
 class SynthStep(Step):
     id = "synth"
     uses = ("design_files", "top", "synth", "tech_dir", "clock_ns")
+    outputs = ("netlist_v", "netlist_json", "log")
     version = 5  # 5: source scan, top-module choice reported; 4: design warnings; 3: tri-state ports mapped onto TBUFX1, .sv read as SystemVerilog, quoted paths
 
     def run(self, ctx: StepContext) -> StepResult:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import FlowError
+from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.spef import estimate, oriented_pin_positions, parasitics_summary, read_routed_wires, write_spef
 from engine.io.def_io import read_def
@@ -222,7 +223,9 @@ def add_positions(paths: list[dict], netlist: Netlist) -> None:
 # ------------------------------------------------------------------------------------------------------ step
 class TimingStep(Step):
     id = "timing"
-    requires = ("synth", "place", "route")
+    # verify is an optional input: when both run, verify comes first and its RTL VCD gives power its activity
+    inputs = (Input("synth", "netlist_v"), Input("synth", "netlist_json"), Input("place", "def", required=False),
+              Input("route", "def", required=False), Input("verify", "vcd", required=False))
     uses = ("timing", "clock_ns", "clock_port", "tech_dir", "testbench")
     version = 1
 

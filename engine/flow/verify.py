@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 from engine.config import VerifyConfig
 from engine.errors import Cancelled, EngineError, ToolMissing
+from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.limits import LimitsConfig, limit_message, preexec
 from engine.validate import MIB, size_text, verilog_string
@@ -495,7 +496,8 @@ def _timescale_ns(text: str) -> float:
 # --------------------------------------------------------------------------------------------- the step
 class VerifyStep(Step):
     id = "verify"
-    requires = ("synth",)
+    inputs = (Input("synth", "netlist_v"),)
+    outputs = ("report",)
     uses = ("design_files", "testbench", "top", "tech_dir", "verify")
     version = 1
 

@@ -77,8 +77,47 @@ class PlaceConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "PlaceConfig":
-        """Build from a dict, ignoring unknown keys (old run.json files keep loading)."""
-        data = data or {}
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: dict | None) -> PlaceConfig:
+        """Build from a dict, strictly: an unknown key or a value out of its range is an EngineError naming the
+        nearest valid key or the range (engine.config.load_section)."""
+        from engine.config import load_section
+
+        return load_section(cls, data or {}, "place")
+
+    # Mapping access (``cfg.place["max_iterations"] = 200``, ``dict(cfg.place)``): FlowConfig.place was a dict of
+    # overrides before it was typed, and code written against that keeps working. Unknown names are an error.
+    def _field(self, name: str) -> str:
+        if name not in self.__dataclass_fields__:
+            from engine.config import unknown_key_error
+
+            raise unknown_key_error(f"place.{name}", [f"place.{f.name}" for f in fields(self)])
+        return name
+
+    def __getitem__(self, name: str):
+        return getattr(self, self._field(name))
+
+    def __setitem__(self, name: str, value) -> None:
+        setattr(self, self._field(name), value)
+
+    def get(self, name: str, default=None):
+        return getattr(self, name) if name in self.__dataclass_fields__ else default
+
+    def keys(self):
+        return [f.name for f in fields(self)]
+
+    def items(self):
+        return [(k, getattr(self, k)) for k in self.keys()]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __contains__(self, name) -> bool:
+        return name in self.__dataclass_fields__
+
+    def overrides(self) -> dict:
+        """The fields that differ from the defaults (what a person changed), for sentences and compact logs."""
+        base = type(self)()
+        return {k: v for k, v in self.items() if getattr(base, k) != v}

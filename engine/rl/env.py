@@ -94,7 +94,7 @@ def make_context(name: str, config: FlowConfig, evaluator: Evaluator, cfg: EnvCo
                  "run_id": res["run_id"], "status": res["status"], "error": None, "started": res["started"],
                  "ended": res["ended"], "seconds": res["seconds"]})
     log.info("baseline of %s: run %s in %.1f s", name, res["run_id"], time.time() - t0)
-    return DesignContext(name=name, config=config, space=space, baseline_knobs=base_knobs, baseline=metrics,
+    return DesignContext(name=name, config=base_cfg, space=space, baseline_knobs=base_knobs, baseline=metrics,
                          baseline_run=res["run_id"], features=np.array([feats[f] for f in FEATURE_NAMES]))
 
 

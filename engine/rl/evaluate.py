@@ -85,8 +85,13 @@ def evaluate_config(config: dict, runs_root: str, until: str, label: str = "", c
 
 def with_place_overrides(config: FlowConfig, overrides: dict[str, Any]) -> FlowConfig:
     """A copy of ``config`` whose placer settings default to ``overrides`` (the config's own values win)."""
+    from engine.place.config import PlaceConfig
+
     out = FlowConfig.from_dict(config.to_dict())
-    out.place = {**(overrides or {}), **config.place}
+    default = PlaceConfig()
+    for name, value in (overrides or {}).items():
+        if out.place[name] == getattr(default, name):  # a value the config set itself wins
+            out.place[name] = value
     return out
 
 
@@ -149,7 +154,8 @@ class Evaluator:
         ``on_result(i, result)`` is called as each finishes (in finishing order), so a caller can record
         progress while the rest still run.
         """
-        payloads = [with_place_overrides(c, self.cfg.place_overrides).to_dict() for c in configs]
+        # The configs derive from a base that has the overrides already (make_context), with knobs set after them.
+        payloads = [c.to_dict() for c in configs]
         cancel = str(self.cancel_file) if self.cancel_file else None
         results: list[dict | None] = [None] * len(payloads)
         if self.cfg.parallel <= 1 or len(payloads) == 1:

@@ -1,8 +1,9 @@
 """The action space: the flow's knobs the optimizer may turn, each with its range or choices and a reason.
 
 A knob is addressed by its dotted path in FlowConfig ("floorplan.utilization", "place.target_density",
-"clock_ns"). Values outside a knob's range are clipped to it with a warning (never silently, never an error):
-an agent or a person asking for utilisation 1.4 gets 0.85 and a line in the log saying so.
+"clock_ns"); its type, doc and the span the optimizer explores come from the registry (engine/registry/knobs.py).
+Values outside that span are clipped to it with a warning (never silently, never an error): an agent or a person
+asking for utilisation 1.4 gets 0.85 and a line in the log saying so.
 
 Agents see knobs in two forms: native values (what the flow reads) and a normalised vector in [-1, 1] per
 continuous knob plus a choice index per discrete knob (what PPO's policy head produces).
@@ -12,8 +13,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from engine.config import FlowConfig
 from engine.errors import EngineError
@@ -53,25 +55,30 @@ class Knob:
 
 
 # The knobs that matter, after OpenROAD-flow-scripts' AutoTuner (clock period, core utilisation, aspect ratio,
-# placement density) plus the knobs of our own placer and synthesis script.
-KNOBS: tuple[Knob, ...] = (
-    Knob("floorplan.utilization", "float", "cell area / core area: higher shrinks the die and wires, too high "
-         "leaves no room to spread or route", 0.30, 0.85),
-    Knob("floorplan.aspect_ratio", "float", "core height / width: changes the shape the wires cross", 0.5, 2.0,
-         log_scale=True),
-    Knob("place.target_density", "float", "how tightly global placement packs bins: lower spreads cells (less "
-         "congestion), higher keeps them close (less wire)", 0.60, 1.0),
-    Knob("place.gamma_base", "float", "smoothing of the weighted-average wirelength: small is accurate but "
-         "stiff, large is smooth but blurry", 1.0, 16.0, log_scale=True),
-    Knob("place.max_iterations", "int", "global placement iteration budget: more converges further at a "
-         "cost in runtime", 100, 1000, log_scale=True),
-    Knob("place.detailed", "bool", "detailed placement after legalisation (swaps and reorders that cut wire)"),
-    Knob("synth.abc_script", "choice", "ABC mapping strategy: area, delay, fast or default trade size for "
-         "speed", choices=("default", "delay", "fast", "area")),
-    Knob("synth.flatten", "bool", "flatten the hierarchy before mapping (optimises across module borders)"),
-    Knob("clock_ns", "float", "clock period target: a tighter target makes ABC map for speed and moves WNS",
-         0.5, 2.0, log_scale=True, relative=True, step=0.05),
-)
+# placement density) plus the knobs of our own placer and synthesis script. Their type, the span explored, the
+# scale and the doc come from the registry (engine.registry.knobs), where the config's defaults live too.
+OPTIMIZED_KNOBS = ("floorplan.utilization", "floorplan.aspect_ratio", "place.target_density", "place.gamma_base",
+                   "place.max_iterations", "place.detailed", "synth.abc_script", "synth.flatten", "clock_ns")
+
+
+def from_registry(path: str) -> Knob:
+    """The optimizer's view of a registry knob: the span it explores (the registry's ``search``, else the whole
+    valid range), its scale and its grid."""
+    from engine.registry import knob
+
+    spec = knob(path)
+    if spec.type is bool:
+        return Knob(path, "bool", spec.doc)
+    if spec.type is str:
+        if not spec.choices:
+            raise EngineError(f"knob {path} is free text: an optimizer needs a range or a list of choices")
+        return Knob(path, "choice", spec.doc, choices=tuple(spec.choices))
+    low, high = spec.search or (spec.low, spec.high)
+    return Knob(path, "int" if spec.type is int else "float", spec.doc, float(low), float(high),
+                log_scale=spec.log_scale, relative=spec.relative, step=spec.step)
+
+
+KNOBS: tuple[Knob, ...] = tuple(from_registry(p) for p in OPTIMIZED_KNOBS)
 KNOB_BY_NAME = {k.name: k for k in KNOBS}
 DEFAULT_KNOB_NAMES = tuple(k.name for k in KNOBS)
 
@@ -91,20 +98,10 @@ def get_knobs(names: Iterable[str] | None = None) -> tuple[Knob, ...]:
 
 
 # ------------------------------------------------------------------ reading and writing FlowConfig
-def _place_default(field_name: str) -> Any:
-    from engine.place.config import PlaceConfig
-
-    return getattr(PlaceConfig(), field_name)
-
-
 def read_knob(config: FlowConfig, name: str) -> Any:
-    """The value the flow would use for knob ``name`` under ``config`` (placer defaults filled in)."""
+    """The value the flow would use for knob ``name`` under ``config``."""
     section, _, fld = name.rpartition(".")
-    if not section:
-        return getattr(config, fld)
-    if section == "place":
-        return config.place.get(fld, _place_default(fld))
-    return getattr(getattr(config, section), fld)
+    return getattr(getattr(config, section) if section else config, fld)
 
 
 def default_knobs(config: FlowConfig, knobs: Sequence[Knob] = KNOBS) -> dict[str, Any]:
@@ -117,12 +114,7 @@ def apply_knobs(config: FlowConfig, values: dict[str, Any]) -> FlowConfig:
     cfg = copy.deepcopy(config)
     for name, value in values.items():
         section, _, fld = name.rpartition(".")
-        if not section:
-            setattr(cfg, fld, value)
-        elif section == "place":
-            cfg.place[fld] = value
-        else:
-            setattr(getattr(cfg, section), fld, value)
+        setattr(getattr(cfg, section) if section else cfg, fld, value)
     return cfg
 
 

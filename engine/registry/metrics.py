@@ -1,0 +1,345 @@
+"""Every metric the flow, the placer and the benchmark write, described once.
+
+Names follow OpenROAD-flow-scripts (``scope__name__modifier``). Each entry says what a person reads (label, unit
+after the display scale, meaning), which way is better and by how much a change must move before "better" or
+"worse" is claimed (noise), and the thresholds a judge uses to call a value good / fair / poor.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import EngineError
+
+# The steps of the flow, in order (engine.flow.registry holds the same tuple; it is small and import-free, but the
+# registry must not import the flow package, so the test suite checks the two agree).
+_STEPS = ("synth", "floorplan", "place", "route", "timing", "gds", "verify")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: what it is, how it is shown, which way is better."""
+
+    name: str  # the key in metrics.json, e.g. "placement__hpwl"
+    label: str  # short words for a table heading: "HPWL"
+    unit: str  # unit of the stored value: "um", "W", "ns", "fraction", "cells", "" (text, flags)
+    higher_is_better: bool | None  # None: neither (a size that only describes, a text, a flag)
+    meaning: str  # plain words for a person who has never seen the name
+    scale: float = 1.0  # shown value = stored value x scale (W -> mW is 1e3, a fraction as % is 100)
+    display_unit: str | None = None  # unit of the shown value; None = ``unit``
+    noise: float = 0.0  # relative change below which better/worse is not claimed (0 = any change counts)
+    noise_abs: float = 0.0  # absolute change below which better/worse is not claimed (for values near 0: slack)
+    judge: dict[str, float] = field(default_factory=dict)  # thresholds: good_max/fair_max or good_min/fair_min
+    kind: str = "number"  # "number", "count", "text", "flag", "list" or "map" (what the value is)
+
+    @property
+    def description(self) -> str:  # the old engine.metrics name of ``meaning``
+        return self.meaning
+
+    @property
+    def shown_unit(self) -> str:
+        return self.unit if self.display_unit is None else self.display_unit
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("number", "count")
+
+    def better(self, a: Any, b: Any) -> bool | None:
+        """True when ``a`` is better than ``b``, False when worse, None when the metric has no direction, a value
+        is not a number, or the difference is within noise."""
+        if self.higher_is_better is None or not (_is_number(a) and _is_number(b)):
+            return None
+        a, b = float(a), float(b)
+        diff = a - b
+        if abs(diff) <= max(self.noise * max(abs(a), abs(b)), self.noise_abs):
+            return None
+        return (diff > 0) == self.higher_is_better
+
+    def verdict(self, value: Any) -> str | None:
+        """"good" / "fair" / "poor" from the judge thresholds; None when there are none (or not a number)."""
+        if not _is_number(value):
+            return None
+        v = float(value)
+        j = self.judge
+        if "good_max" in j:
+            return "good" if v <= j["good_max"] else "fair" if "fair_max" in j and v <= j["fair_max"] else "poor"
+        if "good_min" in j:
+            return "good" if v >= j["good_min"] else "fair" if "fair_min" in j and v >= j["fair_min"] else "poor"
+        return None
+
+    def fmt(self, value: Any) -> str:
+        """The value for a page or a sentence, in its display unit: "2,797 um", "59.7 %", "0.467 mW"."""
+        if value is None:
+            return "—"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if not _is_number(value):
+            return str(value)
+        unit = self.shown_unit
+        if unit == "%":
+            return f"{float(value) * self.scale:.1f} %"
+        v = value * self.scale if self.scale != 1.0 else value
+        if isinstance(v, int):
+            text = f"{v:,}"
+        else:
+            a = abs(v)
+            if a >= 1000 or (a >= 100 and float(v).is_integer()):
+                text = f"{v:,.0f}"
+            elif a >= 100:
+                text = f"{v:,.1f}"
+            elif a == 0:
+                text = "0"
+            else:
+                text = f"{v:.4g}"
+        if unit in ("fraction", "ratio"):
+            unit = ""
+        return f"{text} {unit}".strip()
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+_UM2 = dict(unit="um^2", display_unit="µm²")
+_UM = dict(unit="um", display_unit="µm")
+_RUNTIME = dict(unit="s", higher_is_better=False, noise=0.2, noise_abs=0.05)  # wall clock on a shared machine
+_POWER = dict(unit="W", higher_is_better=False, scale=1e3, display_unit="mW", noise=0.01)
+
+
+def _count(name: str, label: str, unit: str, meaning: str, hib: bool | None = None, **kw) -> MetricSpec:
+    return MetricSpec(name, label, unit, hib, meaning, kind="count", **kw)
+
+
+def _text(name: str, label: str, meaning: str, kind: str = "text") -> MetricSpec:
+    return MetricSpec(name, label, "", None, meaning, kind=kind)
+
+
+_SPECS: list[MetricSpec] = [
+    # ---- synthesis (01-synth) ---------------------------------------------------------------------------------
+    _text("design__top", "Top module", "the module synthesised as the chip"),
+    _count("design__instance__count", "Cells", "cells", "standard cells in the netlist after synthesis (fewer "
+           "for the same function is better)", False),
+    MetricSpec("design__instance__area", "Cell area", higher_is_better=False, noise=0.001,
+               meaning="total area of the standard cells", **_UM2),
+    _count("design__instance__count__sequential", "Flip-flops", "cells", "cells that store state (flip-flops "
+           "and latches)"),
+    _count("design__net__count", "Nets", "nets", "signal nets in the mapped netlist (each is one electrical node)"),
+    _count("design__pin__count", "Cell pins", "pins", "cell pins on signal nets; each connects to one net"),
+    _count("design__io__count", "I/O ports", "ports", "IO port bits of the top module, placed on the die edge"),
+    _count("synth__warning__count", "Yosys warnings", "warnings", "warnings in the synthesis log (worth reading "
+           "when not zero)", False),
+    _text("synth__cell_types", "Cell types", "how many cells of each library cell the netlist uses", "map"),
+    _text("synth__design_warnings", "Design warnings", "sentences about the design Yosys' log revealed (logic "
+          "optimised away, latches inferred, several top modules)", "list"),
+    # ---- floorplan (02-floorplan) ------------------------------------------------------------------------------
+    MetricSpec("floorplan__die__width_um", "Die width", higher_is_better=None, meaning="width of the chip outline",
+               **_UM),
+    MetricSpec("floorplan__die__height_um", "Die height", higher_is_better=None,
+               meaning="height of the chip outline", **_UM),
+    MetricSpec("floorplan__die__area_um2", "Die area", higher_is_better=False, noise=0.001,
+               meaning="die area: core plus the margin for IO pins", **_UM2),
+    MetricSpec("floorplan__core__width_um", "Core width", higher_is_better=None,
+               meaning="width of the placement area", **_UM),
+    MetricSpec("floorplan__core__height_um", "Core height", higher_is_better=None,
+               meaning="height of the placement area", **_UM),
+    MetricSpec("floorplan__core__area_um2", "Core area", higher_is_better=False, noise=0.001,
+               meaning="area of the rows where cells are placed", **_UM2),
+    MetricSpec("floorplan__utilization", "Utilisation", "fraction", None,
+               "cell area / core area: 0.5-0.7 leaves room to route; above 0.85 is tight", scale=100.0,
+               display_unit="%", judge={"good_max": 0.70, "fair_max": 0.85}),
+    _count("floorplan__row__count", "Rows", "rows", "placement rows of the LEF site the cells sit in"),
+    _count("floorplan__site__count", "Sites", "sites", "cell slots (one site wide) in all rows"),
+    _count("floorplan__io__count", "I/O pins", "pins", "IO pins placed on the die edge"),
+    # ---- placement (03-place; the benchmark's global-only placement writes some of the same keys) -------------
+    MetricSpec("placement__hpwl", "HPWL", higher_is_better=False, noise=0.01,
+               judge={"good_max_rows_per_net": 3.0, "fair_max_rows_per_net": 8.0},
+               meaning="half-perimeter wirelength: for each net half the perimeter of the box around its pins, "
+                       "summed; the placer's estimate of the wire the router will need. In a flow run it is "
+                       "measured after detailed placement; in a benchmark measurement (global placement only) "
+                       "it equals placement__hpwl__global", **_UM),
+    MetricSpec("placement__hpwl__global", "HPWL (global)", higher_is_better=False, noise=0.01,
+               meaning="HPWL at the end of global placement (cells may still overlap)", **_UM),
+    MetricSpec("placement__hpwl__legal", "HPWL (legal)", higher_is_better=False, noise=0.01,
+               meaning="HPWL after legalisation onto rows and sites, before detailed placement", **_UM),
+    MetricSpec("placement__overflow", "Overflow", "fraction", False,
+               "share of cell area above the target density at the end of global placement (0 = evenly spread, "
+               "1 = everything on one spot); the placer stops near 0.10", noise=0.02, noise_abs=0.002,
+               judge={"good_max": 0.10, "fair_max": 0.25}),
+    _count("placement__iterations", "Iterations", "iterations", "Nesterov steps of global placement"),
+    _count("placement__cells__movable", "Movable cells", "cells", "cells the placer moves (IO pins are fixed)"),
+    _count("placement__bins", "Density bins", "bins", "bins per side of the placer's density grid"),
+    _count("placement__detailed__moves", "Detailed moves", "moves", "swaps and shifts that shortened wires after "
+           "legalisation"),
+    MetricSpec("placement__displacement__mean", "Legalisation move", higher_is_better=False, noise=0.02,
+               meaning="average distance a cell moved to snap onto a row site", **_UM),
+    MetricSpec("placement__displacement__max", "Largest move", higher_is_better=False, noise=0.02,
+               meaning="farthest a cell moved during legalisation", **_UM),
+    _text("placement__legal", "Legal", "every cell sits on a row site without overlap", "flag"),
+    _count("placement__frames__count", "Frames", "frames", "snapshots saved for the replay"),
+    MetricSpec("placement__frames__seconds", "Frame writing time", meaning="seconds spent saving replay frames",
+               **_RUNTIME),
+    MetricSpec("placement__runtime__global_s", "Global placement time", meaning="seconds of global placement",
+               **_RUNTIME),
+    MetricSpec("placement__runtime__legalize_s", "Legalisation time", meaning="seconds of legalisation",
+               **_RUNTIME),
+    MetricSpec("placement__runtime__detailed_s", "Detailed placement time",
+               meaning="seconds of detailed placement", **_RUNTIME),
+    MetricSpec("placement__runtime_s", "Placer time", meaning="seconds the placer took in all (global, legal, "
+               "detailed)", **_RUNTIME),
+    MetricSpec("placement__rudy__max", "Peak RUDY (placement)", "um/um^2", False,
+               "peak RUDY routing demand after placement (um of wire per um^2, on the benchmark's bin grid "
+               "over the core); the benchmark's congestion figure", noise=0.02),
+    MetricSpec("placement__rudy__mean", "Mean RUDY (placement)", "um/um^2", False,
+               "average RUDY routing demand after global placement (um of wire per um^2)", noise=0.02),
+    MetricSpec("placement__rudy__top10", "Top-10% RUDY (placement)", "um/um^2", False,
+               "mean RUDY routing demand of the hottest 10 % of bins after placement", noise=0.02),
+    _text("placement__rudy__hot_bin", "Hottest bin", "the bin (column from the west, row from the south) with "
+          "the peak RUDY demand", "list"),
+    _text("placement__rudy__hot_region", "Hot region", "where the peak RUDY demand lies on a 3 x 3 split of the "
+          "core (north-east, centre, ...)"),
+    _text("placement__rudy__hot_xy_um", "Hot spot", "centre of the hottest RUDY bin (um)", "list"),
+    MetricSpec("placement__target_overflow", "Target overflow", "fraction", None,
+               "the overflow global placement aimed to stop at (place.target_overflow)"),
+    _text("placement__converged", "Converged", "global placement reached its target overflow before its "
+          "iteration budget", "flag"),
+    MetricSpec("placement__density__max", "Peak density", "ratio", False,
+               "highest cell density of any bin after placement (cell area / bin area)", noise=0.02),
+    _count("design__macro__count", "Macros", "cells", "fixed blocks (not IO pins) in the core of a benchmark "
+           "problem"),
+    MetricSpec("design__core__area_um2", "Core area (benchmark)", higher_is_better=None,
+               meaning="core area of a benchmark placement problem", **_UM2),
+    # ---- routing (04-route) ------------------------------------------------------------------------------------
+    MetricSpec("route__rudy__max", "Peak congestion", "ratio", False,
+               "highest wire demand / track capacity of any region, estimated by RUDY from the placement (above "
+               "1 = more wires than tracks)", noise=0.02, judge={"good_max": 0.8, "fair_max": 1.0}),
+    MetricSpec("route__rudy__mean", "Mean congestion", "ratio", False,
+               "average RUDY wire demand / track capacity over the core", noise=0.02),
+    MetricSpec("route__rudy__overflow", "Over-capacity area", "fraction", False,
+               "share of RUDY bins whose wire demand exceeds their tracks", scale=100.0, display_unit="%",
+               noise_abs=0.001),
+    _count("route__layers", "Metal layers", "layers", "routing layers the router may use"),
+    MetricSpec("route__wirelength", "Routed wirelength", higher_is_better=False, noise=0.01,
+               meaning="total length of metal wires after routing (qrouter)", **_UM),
+    _text("route__wirelength__per_layer", "Wirelength per layer", "routed wire length on each metal layer (um)",
+          "map"),
+    _count("route__via__count", "Vias", "vias", "connections between metal layers placed by the router; each "
+           "adds resistance", False, noise=0.01),
+    _count("route__net__count", "Nets routed", "nets", "nets qrouter read from the placed DEF"),
+    _count("route__net__unrouted", "Unrouted nets", "nets", "nets the router could not finish: must be 0 for a "
+           "working chip", False, judge={"good_max": 0}),
+    _text("route__failures", "Routing failures", "the nets qrouter reported as failed", "list"),
+    # ---- timing and power (05-timing) --------------------------------------------------------------------------
+    MetricSpec("timing__clock_period_ns", "Clock period", "ns", None,
+               "the target time between two clock edges the design is timed against"),
+    _text("timing__clock__port", "Clock port", "the input port timed as the clock"),
+    _text("timing__clock__found_by", "Clock found by", "how the clock port was chosen (config, guess, none)"),
+    MetricSpec("timing__setup__ws", "WNS", "ns", True,
+               "worst setup slack: how early (positive) or late (negative) the slowest signal arrives at a "
+               "flip-flop, relative to the clock; negative means the clock is too fast", noise_abs=0.01,
+               judge={"good_min": 0.0}),
+    MetricSpec("timing__setup__tns", "TNS", "ns", True,
+               "total negative slack: the lateness of all failing endpoints added (0 = none late)",
+               noise_abs=0.01, judge={"good_min": 0.0}),
+    MetricSpec("timing__fmax_mhz", "Fmax", "MHz", True, "highest clock frequency at which every path meets timing",
+               noise=0.01),
+    MetricSpec("timing__ecp_ns", "Effective clock period", "ns", False,
+               "clock period minus worst slack: the period the layout could run at (the optimizer's timing "
+               "figure, after OpenROAD's AutoTuner)", noise=0.01),
+    _count("timing__path__count", "Paths reported", "paths", "worst paths kept in paths.json"),
+    _text("timing__constrained", "Constrained", "a clock was found, so setup slack is meaningful", "flag"),
+    _text("timing__parasitics", "Parasitics", "where the wire RC came from: routed wires or placed HPWL"),
+    _count("timing__spef__warning_count", "SPEF warnings", "warnings", "OpenSTA warnings while reading the "
+           "parasitics", False),
+    _count("timing__loop__count", "Combinational loops", "loops", "loops without a flip-flop OpenSTA had to break",
+           False, judge={"good_max": 0}),
+    MetricSpec("timing__wire__cap_pf", "Wire capacitance", "pF", False,
+               "total wire capacitance in the SPEF (estimated from wire lengths)", noise=0.01),
+    MetricSpec("timing__wire__length_um", "Wire length (timing)", higher_is_better=None,
+               meaning="wire length the delay model used", **_UM),
+    _text("power__activity_source", "Activity source", "where the toggle rates for power came from (a VCD or the "
+          "default activity)"),
+    MetricSpec("power__total", "Power", meaning="estimated total power (internal + switching + leakage)", **_POWER),
+    MetricSpec("power__internal__total", "Internal power",
+               meaning="power inside the cells while they switch (short-circuit and internal nodes)", **_POWER),
+    MetricSpec("power__switching__total", "Switching power",
+               meaning="power charging the wires and input pins the cells drive", **_POWER),
+    MetricSpec("power__leakage__total", "Leakage power", meaning="power the cells draw while idle", **_POWER),
+    # ---- GDSII (06-gds) ----------------------------------------------------------------------------------------
+    _text("gds__top_cell", "Top cell", "name of the GDSII top cell"),
+    _count("gds__instance__count", "Cells in GDS", "cells", "cell instances read back from the GDSII top cell"),
+    _text("gds__bbox_um", "GDS bounding box", "extent of the layout (x0, y0, x1, y1 in um)", "list"),
+    _count("gds__file_bytes", "GDS size", "bytes", "size of the GDSII file", scale=1e-3, display_unit="kB"),
+    _count("gds__layer__count", "GDS layers", "layers", "layers written into the GDSII (metals, vias, outlines, "
+           "pins)"),
+    _text("gds__routed", "Routed", "the GDSII holds the routed wires (not only the placement)", "flag"),
+    _text("gds__renderer", "Renderer", "what drew layout.png (KLayout or the fallback)"),
+    _text("gds__cells_are_abstracts", "Cell abstracts", "cells are LEF abstracts (outlines and pins), not full "
+          "layouts", "flag"),
+    # ---- verification (07-verify) ------------------------------------------------------------------------------
+    _text("verify__status", "Gate-level check", "the routed netlist simulated against the RTL with the design's "
+          "testbench: pass means they agree"),
+    _count("verify__tests__count", "Outputs compared", "lines", "testbench output lines compared between RTL and "
+           "gate level"),
+    _count("verify__mismatch__count", "Mismatches", "lines", "testbench outputs where gate level and RTL differ: "
+           "must be 0", False, judge={"good_max": 0}),
+    _count("verify__rtl__errors", "RTL errors", "lines", "ERROR/FAIL lines the testbench printed on the RTL",
+           False, judge={"good_max": 0}),
+    _count("verify__gate__errors", "Gate-level errors", "lines", "ERROR/FAIL lines the testbench printed on the "
+           "gate-level netlist", False, judge={"good_max": 0}),
+    MetricSpec("verify__sim__rtl_s", "RTL simulation time", meaning="seconds of the RTL simulation", **_RUNTIME),
+    MetricSpec("verify__sim__gate_s", "Gate simulation time", meaning="seconds of the gate-level simulation",
+               **_RUNTIME),
+    _text("verify__vcd_scope", "VCD scope", "the instance path of the design inside the testbench's VCD"),
+]
+# Every step's wall-clock time, added by the flow runner.
+_SPECS += [MetricSpec(f"flow__{s}__runtime_s", f"{s.capitalize()} runtime",
+                      meaning=f"wall-clock seconds the {s} step took", **_RUNTIME) for s in _STEPS]
+
+METRICS: dict[str, MetricSpec] = {}
+for _spec in _SPECS:
+    if _spec.name in METRICS:
+        raise RuntimeError(f"metric {_spec.name} registered twice")
+    METRICS[_spec.name] = _spec
+
+# The numbers that tell each step's story in one figure (CLI summary, story lines).
+KEY_METRICS: dict[str, tuple[str, ...]] = {
+    "synth": ("design__instance__count", "design__instance__area"),
+    "floorplan": ("floorplan__utilization", "floorplan__die__area_um2"),
+    "place": ("placement__hpwl", "placement__overflow"),
+    "route": ("route__wirelength", "route__net__unrouted"),
+    "timing": ("timing__setup__ws", "timing__fmax_mhz"),
+    "gds": ("gds__instance__count", "gds__file_bytes"),
+    "verify": ("verify__tests__count", "verify__mismatch__count"),
+}
+
+
+def metric(name: str) -> MetricSpec:
+    """The spec of a metric; an EngineError naming the nearest registered name when it is unknown."""
+    spec = METRICS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(METRICS), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise EngineError(f"unknown metric {name}{hint}", hint="`cda metrics list` prints every metric")
+    return spec
+
+
+def describe(name: str) -> str:
+    """Meaning and unit in one line (the CLI, prompts)."""
+    m = METRICS.get(name)
+    if m is None:
+        return name.replace("__", " ")
+    return f"{m.meaning} ({m.unit})" if m.unit else m.meaning
+
+
+def format_value(name: str, value: Any) -> str:
+    """A compact value for the terminal (no unit): fractions with 3 decimals, large numbers with separators."""
+    if isinstance(value, float):
+        m = METRICS.get(name)
+        if m is not None and m.unit == "fraction":
+            return f"{value:.3f}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    return str(value)
