@@ -18,9 +18,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bad_inputs.corpus import CASES, Case  # noqa: E402 - the corpus lives with the tests
+from bad_inputs.corpus import CASES, Case, materialise  # noqa: E402 - the corpus lives with the tests
 
 RESULTS = ROOT / "bench" / "results" / "bad_inputs.json"
+README = ROOT / "README.md"
+MARK_START, MARK_END = "<!-- bench-bad-inputs:start -->", "<!-- bench-bad-inputs:end -->"
+
+
+def readme_text(out: dict) -> str:
+    c, z = out["counts"], out["must_be_zero"]
+    kinds = {k: sum(r["kind"] == k for r in out["rows"]) for k in ("injection", "message", "works")}
+    return (f"{out['cases']} cases in `tests/bad_inputs/corpus.py` ({kinds['injection']} injection attempts, "
+            f"{kinds['message']} broken or odd designs and commands, {kinds['works']} hostile-looking inputs "
+            "that must just work), each run as its own `cda` process by `bench/bench_bad_inputs.py`:\n\n"
+            "| clear message | works as it should | traceback | hang | silent wrong result | command executed |\n"
+            "|---:|---:|---:|---:|---:|---:|\n"
+            f"| {c.get('clear message', 0)} | {c.get('works', 0)} | {z['traceback']} | {z['hang']} | "
+            f"{z['silent wrong']} | {z['command executed']} |\n")
+
+
+def update_readme(out: dict) -> None:
+    text = README.read_text()
+    if MARK_START in text and MARK_END in text:
+        head, rest = text.split(MARK_START, 1)
+        _, tail = rest.split(MARK_END, 1)
+        README.write_text(head + MARK_START + "\n" + readme_text(out) + MARK_END + tail)
 
 
 def classify(case: Case, rc: int | None, text: str, canary_made: bool) -> str:
@@ -40,7 +62,11 @@ def classify(case: Case, rc: int | None, text: str, canary_made: bool) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a case counts as a hang")
+    ap.add_argument("--replot", action="store_true", help="only rewrite the README block from the saved JSON")
     args = ap.parse_args()
+    if args.replot:
+        update_readme(json.loads(RESULTS.read_text()))
+        return 0
     cda = Path(sys.executable).with_name("cda")
     rows = []
     for case in CASES:
@@ -49,14 +75,7 @@ def main() -> int:
             root = tmp_path / "design"
             root.mkdir()
             canary = tmp_path / "canary"
-            for name, content in case.files.items():
-                p = root / name
-                p.parent.mkdir(parents=True, exist_ok=True)
-                if isinstance(content, bytes):
-                    p.write_bytes(content)
-                else:
-                    p.write_text(content.replace("{canary}", str(canary)), encoding="utf-8")
-            argv = [a.replace("{dir}", str(root)).replace("{canary}", str(canary)) for a in case.argv]
+            argv = materialise(case, root, canary)
             t0 = time.perf_counter()
             try:
                 proc = subprocess.run([str(cda), "--runs-dir", str(tmp_path / "runs"), *argv], capture_output=True,
@@ -74,6 +93,7 @@ def main() -> int:
            "must_be_zero": {k: counts.get(k, 0) for k in ("traceback", "hang", "silent wrong", "command executed")}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    update_readme(out)
     print(json.dumps({"cases": len(rows), "counts": dict(counts)}))
     return 0 if not any(out["must_be_zero"].values()) else 1
 

@@ -56,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cda metrics list | head`: the reader left; not an error worth a traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug, not bad input: one line for the user, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"internal error (a bug in cda, please report it): {type(exc).__name__}: {exc}; "
+              "run again with -v to see the traceback", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from engine.designs import DesignSpec, list_examples
 from engine.errors import EngineError
 from engine.flow.registry import STEP_IDS, STEP_TITLES
 from engine.uploads import UploadConfig, UploadError, check_includes, guess_clock, guess_top, save_files
+from engine.registry import knob
 from engine.validate import size_text, validate_flow_config
 
 
@@ -104,7 +105,9 @@ with left:
                               "purely combinational logic.").strip() or None
         clock_ns = c2.number_input("Clock period (ns)", min_value=0.5, max_value=1000.0, value=float(clock_ns),
                                    step=0.5, help=f"Target frequency {1000 / clock_ns:.0f} MHz at {clock_ns} ns.")
-        util = st.slider("Utilisation (cell area / core area)", 0.2, 0.9, float(base.floorplan.utilization), 0.05,
+        _util = knob("floorplan.utilization")  # range from the registry
+        util = st.slider("Utilisation (cell area / core area)", float(_util.low), float(_util.high),
+                         float(base.floorplan.utilization), 0.05,
                          help="Lower leaves more room between cells for wires (easier routing, bigger chip).")
         until = st.select_slider("Run up to", options=list(STEP_IDS[:-1]) + [STEP_IDS[-1]], value=STEP_IDS[-1],
                                  format_func=lambda s: STEP_TITLES[s])

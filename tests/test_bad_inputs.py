@@ -10,18 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs.corpus import CASES, Case
-
-
-def _materialise(case: Case, root: Path, canary: Path) -> list[str]:
-    for name, content in case.files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content.replace("{canary}", str(canary)), encoding="utf-8")
-    return [a.replace("{dir}", str(root)).replace("{canary}", str(canary)) for a in case.argv]
+from bad_inputs.corpus import CASES, Case, materialise
 
 
 def run_case(case: Case, tmp_path: Path, capsys) -> tuple[int, str, Path]:
@@ -30,7 +19,7 @@ def run_case(case: Case, tmp_path: Path, capsys) -> tuple[int, str, Path]:
     root = tmp_path / "design"
     root.mkdir()
     canary = tmp_path / "canary"
-    argv = ["--runs-dir", str(tmp_path / "runs"), *_materialise(case, root, canary)]
+    argv = ["--runs-dir", str(tmp_path / "runs"), *materialise(case, root, canary)]
     try:
         rc = main(argv)
     except SystemExit as exc:  # argparse's own refusal (exit 2) is a message, not a traceback
@@ -111,3 +100,33 @@ def test_generated_sta_script_survives_hostile_port(tmp_path):
     proc = subprocess.run(["sta", "-no_init", "-exit", str(script)], capture_output=True, text=True, timeout=60)
     assert "CDA_DONE" in proc.stdout
     assert not (tmp_path / "pwned").exists()
+
+
+def test_closed_pipe_is_not_a_traceback(monkeypatch, tmp_path):
+    """`cda knobs list | head -1`: the reader leaves early (writes raise BrokenPipeError); cda exits quietly."""
+    import io
+    import sys
+
+    from engine import cli
+
+    class ClosedPipe(io.TextIOWrapper):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    sink = open(tmp_path / "out", "wb")
+    monkeypatch.setattr(sys, "stdout", ClosedPipe(sink))
+    assert cli.main(["knobs", "list"]) == 0
+
+
+def test_a_bug_is_one_line_without_traceback(monkeypatch, capsys):
+    from engine import cli
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser.set_defaults(func=boom)
+    assert cli.main([]) == 70
+    err = capsys.readouterr().err
+    assert "internal error" in err and "ZeroDivisionError" in err and "Traceback" not in err

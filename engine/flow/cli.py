@@ -37,9 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--top", default=None, help="top module (default: from design.json, or the one Yosys finds)")
     run.add_argument("--clock", type=parse_clock, default=None, help="clock period, e.g. 10ns, 2500ps, 100MHz")
     run.add_argument("--clock-port", default=None, help="clock input port (default: design.json, or clk/clock)")
-    run.add_argument("--utilization", type=_fraction, default=None, help="target core utilisation (default 0.6)")
-    run.add_argument("--aspect-ratio", type=float, default=None, help="core height/width (default 1.0)")
-    run.add_argument("--density", type=float, default=None, help="placement target density (default: placer's)")
+    from engine.registry import knob
+
+    def _knob_help(path: str, what: str) -> str:  # range and default from the registry, never typed twice
+        k = knob(path)
+        return f"{what} ({k.low:g}-{k.high:g}, default {k.default:g}; = --set {path}=...)"
+
+    run.add_argument("--utilization", type=_fraction, default=None,
+                     help=_knob_help("floorplan.utilization", "target core utilisation"))
+    run.add_argument("--aspect-ratio", type=float, default=None,
+                     help=_knob_help("floorplan.aspect_ratio", "core height/width"))
+    run.add_argument("--density", type=float, default=None,
+                     help=_knob_help("place.target_density", "placement target density"))
     run.add_argument("--synth-strategy", default=None, choices=["default", "delay", "fast", "area"],
                      help="ABC mapping script")
     run.add_argument("--until", default=None, help="stop after this step (synth, floorplan, place, route, ...)")

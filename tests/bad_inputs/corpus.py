@@ -8,6 +8,7 @@ Grow it: add a Case. ``{dir}`` in argv is the case's folder, ``{canary}`` the fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 INV = "module inv(input a, output y);\n  assign y = ~a;\nendmodule\n"
 COUNTER = """module cnt(input clk, input rst, output reg [3:0] q);
@@ -133,3 +134,15 @@ CASES: list[Case] = [
                    "    assign w[i] = a[i % 8] ^ (i > 0 ? w[i-1] : 1'b0);\n  end endgenerate\n"
                    "  assign y = w[7:0];\nendmodule\n"}, slow=True),
 ]
+
+
+def materialise(case: Case, root: Path, canary: Path) -> list[str]:
+    """Write the case's files under ``root`` and return its argv with {dir} and {canary} filled in."""
+    for name, content in case.files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content.replace("{canary}", str(canary)), encoding="utf-8")
+    return [a.replace("{dir}", str(root)).replace("{canary}", str(canary)) for a in case.argv]
