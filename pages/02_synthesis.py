@@ -7,13 +7,20 @@ from cockpit import data, figures, runpicker, story
 from cockpit.jobs_panel import live
 from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 run = runpicker.current_run()
 m = run.metrics().get("synth", {}) if run else {}
 happened = None
 if m:
     happened = (f"Yosys mapped **{m.get('design__top', 'the design')}** onto **{m.get('design__instance__count', 0):,} "
                 f"cells** ({m.get('design__instance__count__sequential', 0):,} flip-flops) covering "
-                f"**{m.get('design__instance__area', 0):,.0f} µm²**, with {m.get('synth__warning__count', 0)} warnings.")
+                f"**{m.get('design__instance__area', 0):,.0f} µm²**, with {_n(m.get('synth__warning__count', 0), 'Yosys warning')}.")
+    findings = m.get("synth__design_warnings") or []
+    if findings:
+        happened += f" **{_n(len(findings), 'finding')} below** change what the netlist means: read them first."
 story.opener(
     "2 · Synthesis",
     "Yosys reads the Verilog, works out the logic, and maps it onto the standard cells of the osu018 library "
