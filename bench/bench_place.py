@@ -63,7 +63,7 @@ def _internal_hpwl(nl, x, y) -> float:
 
 def measure_ours(spec: str, frames: bool) -> dict:
     from engine.place import PlaceConfig
-    from engine.place.api import place   # imports torch before the clock starts
+    from engine.place.api import place  # imports torch before the clock starts
 
     nl = _netlist(spec)
     n_frames = [0]
@@ -89,7 +89,6 @@ def measure_ours(spec: str, frames: bool) -> dict:
 
 def measure_graywolf(spec: str, timeout_s: float) -> dict:
     from engine.place.graywolf import run_graywolf
-    from engine.place.legalize import check_legality
 
     nl = _netlist(spec)
     with tempfile.TemporaryDirectory(prefix="gw-") as tmp:
@@ -97,13 +96,11 @@ def measure_graywolf(spec: str, timeout_s: float) -> dict:
             r = run_graywolf(nl, Path(tmp), timeout_s=timeout_s)
         except subprocess.TimeoutExpired:
             return dict(design=spec, timeout=True, runtime_s=timeout_s)
-        return dict(design=spec, runtime_s=round(r.runtime_s, 3), cpu_s=round(r.cpu_s, 3), hpwl=float(nl.hpwl(r.x, r.y)),
-                    hpwl_internal=_internal_hpwl(nl, r.x, r.y), timeout=False)
+        return dict(design=spec, runtime_s=round(r.runtime_s, 3), cpu_s=round(r.cpu_s, 3),
+                    hpwl=float(nl.hpwl(r.x, r.y)), hpwl_internal=_internal_hpwl(nl, r.x, r.y), timeout=False)
 
 
 def measure_scaling(n: int, threads: int) -> dict:
-    import torch
-
     from engine.place.config import PlaceConfig
     from engine.place.generate import generate_netlist
     from engine.place.global_place import GlobalPlacer
@@ -190,7 +187,8 @@ def plot(result: dict) -> None:
         fig.tight_layout()
         fig.savefig(RESULTS / "place_scaling.png", dpi=110)
         plt.close(fig)
-    cmp_rows = [c for c in result.get("vs_graywolf", []) if "hpwl" in c.get("ours", {}) and "hpwl" in c.get("graywolf", {})]
+    cmp_rows = [c for c in result.get("vs_graywolf", [])
+                if "hpwl" in c.get("ours", {}) and "hpwl" in c.get("graywolf", {})]
     if cmp_rows:
         names = [c["design"] for c in cmp_rows]
         fig, ax = plt.subplots(1, 2, figsize=(13, 4.2))

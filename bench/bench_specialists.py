@@ -41,8 +41,8 @@ def main() -> int:
     bm25 = rag.evaluate(rag.KnowledgeBase(SpecialistConfig(use_dense=False)))
     queries = [row["query"] for row in rag.load_retrieval_set()]
     rt = router.default_router()
-    chat = Chat(SpecialistConfig(use_ollama=False, allow_tool_runs=False, runs_dir=str(OUT / "spec-runs.tmp")),
-                kb=kb)
+    chat = Chat(SpecialistConfig(use_ollama=False, gguf_model=None, allow_tool_runs=False,
+                                 runs_dir=str(OUT / "spec-runs.tmp")), kb=kb)
     it = iter(queries * 10)
     result = {
         "router": {k: r[k] for k in ("n_train", "n_test", "accuracy", "per_phase", "misses")},

@@ -25,8 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from engine.train.config import (CACHE_DIR, DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig,  # noqa: E402
-                                 TinyModelConfig)
+from engine.train.config import CACHE_DIR, DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig  # noqa: E402
 from engine.train.datagen import generate_dataset  # noqa: E402
 from engine.train.export import export_model  # noqa: E402
 from engine.train.lora import plot_curves, train_lora  # noqa: E402
@@ -47,8 +46,9 @@ def gpu_epoch_time(data_dir: Path, out: Path) -> dict:
     from engine.train.tinymodel import load_model_folder
 
     tok, _ = load_model_folder(CACHE_DIR / "tinymodel")
+    # TinyLlama-1.1B's shape
     cfg = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                      num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=512)  # TinyLlama-1.1B shape
+                      num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=512)
     folder = out / "llama1b-random"
     LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(folder)
     tok.save_pretrained(folder)

@@ -6,16 +6,17 @@ cancel jobs; the work runs in worker processes (engine.jobs).
 from __future__ import annotations
 
 import logging
+
 import streamlit as st
 
 from cockpit import runpicker
 from cockpit.nav import PAGES
 from engine.errors import EngineError
 
-
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-st.set_page_config(page_title="CDA Cockpit", page_icon=":material/memory:", layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(page_title="CDA Cockpit", page_icon=":material/memory:", layout="wide",
+                   initial_sidebar_state="expanded")
 
 
 def page(file: str, title: str, icon: str, **kw) -> st.Page:

@@ -3,7 +3,8 @@
 `describe(name)` gives a metric's words from the engine's registry (engine/registry) and `judge` its verdict
 (good / fair / poor from the registry's thresholds) with a sentence;
 `problems(run)` turns a failed run, or a finished run that missed a goal (open nets, negative slack, a
-placement that did not spread), into: what went wrong, the likely cause, which knob to change; and
+placement that did not spread), into: what went wrong, the likely cause, which knob to change, all read from the
+failure's code through the engine's catalogue (engine.diagnosis), never from the words of its message; and
 `render_problem` shows it with a button that reruns the design with that change.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.story import fmt
+from engine import diagnosis
 from engine.registry import METRICS as REGISTRY
 
 Verdict = tuple[str, str]  # ("good" | "fair" | "poor" | "info", sentence)
@@ -196,6 +198,8 @@ class Problem:
     patch: dict[str, Any] = field(default_factory=dict)  # dotted FlowConfig paths -> new value
     severity: str = "error"  # "error" (the run failed) or "warning" (a goal was missed)
     log: str | None = None
+    code: str = ""  # engine.diagnosis code the explanation comes from ("route.unrouted")
+    knob_path: str | None = None  # the registry knob to turn, if one is the fix
 
     @property
     def button_label(self) -> str:
@@ -215,73 +219,31 @@ def apply_patch(config: dict, patch: dict[str, Any]) -> dict:
     return out
 
 
-def _get(config: dict, dotted: str, default=None):
-    node: Any = config
-    for p in dotted.split("."):
-        if not isinstance(node, dict) or p not in node:
-            return default
-        node = node[p]
-    return node
-
-
 def _default(path: str):
     from engine.registry import knob
 
     return knob(path).default
 
 
-def _lower_util(config: dict) -> dict[str, Any]:
-    util = float(_get(config, "floorplan.utilization") or _default("floorplan.utilization"))
-    return {"floorplan.utilization": round(max(0.2, util * 0.75), 2)}
+def _problem(code: str, step: str, what: str, config: dict, *, knob: str | None = None, severity: str = "error",
+             log: str | None = None, patch: dict[str, Any] | None = None) -> Problem:
+    """A Problem told by the engine's diagnosis of ``code`` (engine.diagnosis): its cause, what to change and the
+    change to try; ``patch`` replaces the catalogue's suggestion where the page knows better (timing's slack)."""
+    d = diagnosis.lookup(code)
+    if patch is None:
+        patch = diagnosis.suggest(code, config, knob=knob, step=step)
+    return Problem(step, what, d.meaning, d.action, patch, severity=severity, log=log, code=d.code,
+                   knob_path=diagnosis.suggested_knob(code, knob, step))
 
 
 def _explain_error(info: dict, config: dict) -> Problem:
     step = info.get("failed_step") or "flow"
     msg = (info.get("error") or "the run failed").strip()
-    hint = info.get("hint") or ""
-    low = msg.lower()
-    log = info.get("log")
-    if "worker process stopped" in low:
-        return Problem(step, msg, "The machine ran out of memory or the worker was killed from outside.",
-                       "Rerun; if it happens again, lower the design size or the placer's iteration count.",
-                       {}, log=log)
-    if "top module" in low and "not found" in low:
-        from engine.uploads import guess_top
-
-        files = [Path(f) for f in config.get("design_files", []) if Path(f).exists()]
-        top, _ = guess_top(files) if files else (None, [])
-        return Problem(step, msg, "The top module name does not match a module in the sources.",
-                       "Design → top module: pick one of the modules the design defines.",
-                       {"top": top} if top and top != config.get("top") else {}, log=log)
-    if step == "synth" and ("syntax" in low or "yosys:" in low or "parse" in low or "error" in low):
-        return Problem(step, msg, "Yosys could not read the Verilog: the message gives the file and line.",
-                       "Fix the Verilog at that line and upload it again.", {}, log=log)
-    if "loop" in low:
-        return Problem(step, msg, "A signal depends on itself without a flip-flop in between.",
-                       "Break the loop in the RTL (register one of the signals).", {}, log=log)
-    if "did not finish within" in low or "timeout" in low:
-        section = {"synth": "synth", "route": "route"}.get(step)
-        patch = {}
-        if section:
-            patch[f"{section}.timeout_s"] = float(_get(config, f"{section}.timeout_s")
-                                                  or _default(f"{section}.timeout_s")) * 2
-        return Problem(step, msg, "The tool needed more time than allowed for this design.",
-                       "Raise the step's time limit (or lower utilisation so routing is easier).", patch, log=log)
-    if step == "place" and any(w in low for w in ("diverge", "nan", "overflow")):
-        return Problem(step, msg, "The placer's density weight grew faster than the wirelength could follow, or "
-                       "the core is too full to spread the cells.", "Lower the utilisation (a bigger core).",
-                       _lower_util(config), log=log)
-    if step in ("floorplan", "place") and any(w in low for w in ("fit", "too small", "utilization", "utilisation")):
-        return Problem(step, msg, "The cells do not fit in the core at this utilisation.",
-                       "Lower the utilisation.", _lower_util(config), log=log)
-    if step == "route":
-        return Problem(step, msg, "The router could not finish: usually too little room between cells.",
-                       "Lower the utilisation or allow more metal layers.",
-                       {**_lower_util(config),
-                        "route.layers": min(6, int(_get(config, "route.layers") or _default("route.layers")) + 1)},
-                       log=log)
-    return Problem(step, msg, hint or "See the step's log for the tool's own words.",
-                   hint or "Check the inputs of this step, then rerun.", {}, log=log)
+    code, knob = diagnosis.of_run(info)  # run.json's code; old runs without one: diagnosis.legacy_code
+    problem = _problem(code, step, msg, config, knob=knob, log=info.get("log"))
+    if code == "step.failed" and info.get("hint"):  # no catalogued cause: the step's own hint says more
+        problem.cause = problem.knob = info["hint"]
+    return problem
 
 
 def problems(info: dict, metrics: dict[str, dict]) -> list[Problem]:
@@ -293,31 +255,22 @@ def problems(info: dict, metrics: dict[str, dict]) -> list[Problem]:
     place = metrics.get("place", {})
     ovf = place.get("placement__overflow")
     if isinstance(ovf, (int, float)) and ovf > 0.25 and info.get("failed_step") != "place":
-        out.append(Problem("place", f"Placement stopped with overflow {fmt(ovf)}: cells still overlap.",
-                           "The core is too full, or the placer ran out of iterations.",
-                           "Lower the utilisation (or raise place.max_iterations).", _lower_util(config),
-                           severity="warning"))
+        out.append(_problem("place.overflow", "place", f"Placement stopped with overflow {fmt(ovf)}: cells still "
+                            "overlap.", config, severity="warning"))
     failed_step = info.get("failed_step") if info.get("status") == "failed" else None
     route = metrics.get("route", {})
     unrouted = route.get("route__net__unrouted")
     if isinstance(unrouted, (int, float)) and unrouted > 0 and failed_step != "route":
-        layers = int(_get(config, "route.layers") or _default("route.layers"))
-        patch = _lower_util(config)
-        if layers < 6:
-            patch["route.layers"] = layers + 1
-        out.append(Problem("route", f"Routing left {fmt(int(unrouted))} nets open.",
-                           "Congested regions have more wires than tracks (see the congestion map).",
-                           "Give the router room: lower utilisation, allow another metal layer.", patch,
-                           severity="warning"))
+        out.append(_problem("route.unrouted", "route", f"Routing left {fmt(int(unrouted))} nets open.", config,
+                            severity="warning"))
     timing = metrics.get("timing", {})
     ws = timing.get("timing__setup__ws")
     if isinstance(ws, (int, float)) and ws < 0:
         period = float(config.get("clock_ns") or _default("clock_ns"))
         new_period = round(period - ws + 0.05 * period, 2)
-        out.append(Problem("timing", f"Timing is missed: the worst path is {fmt(-ws)} ns late at a {fmt(period)} ns "
-                           "clock.", "The logic between two flip-flops is slower than one clock period.",
-                           "Relax the clock period (or synthesise for delay).", {"clock_ns": new_period},
-                           severity="warning"))
+        out.append(_problem("timing.setup", "timing", f"Timing is missed: the worst path is {fmt(-ws)} ns late at "
+                            f"a {fmt(period)} ns clock.", config, severity="warning",
+                            patch={"clock_ns": new_period}))
     return out
 
 

@@ -6,7 +6,7 @@ polling (run_every=None) once it has ended, then reruns the page once so every f
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 

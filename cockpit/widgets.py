@@ -55,8 +55,11 @@ def problem_boxes(run: Run, step: str | None = None) -> None:
             continue
         box = st.error if p.severity == "error" else st.warning
         title = STEP_TITLES.get(p.step, p.step)
-        box(f"**{title}: what went wrong.** {p.what}\n\n**Likely cause.** {p.cause}\n\n**What to change.** {p.knob}",
-            icon=":material/report:" if p.severity == "error" else ":material/warning:")
+        knob = f" Knob: `{p.knob_path}`." if p.knob_path else ""
+        box(f"**{title}: what went wrong.** {p.what}\n\n**Likely cause.** {p.cause}\n\n**What to change.** "
+            f"{p.knob}{knob}", icon=":material/report:" if p.severity == "error" else ":material/warning:")
+        if p.code:
+            st.caption(f"Diagnosis `{p.code}` (`cda runs show {run.id}` prints the same).")
         tail = explain.log_tail(p.log)
         if tail:
             with st.expander("The tool's last words (log tail)"):

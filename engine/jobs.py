@@ -28,9 +28,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from engine.errors import EngineError, RunStoreError
 from engine.runs import ACTIVE, move_aside, owner_record, proc_start, sqlite_trouble
@@ -240,8 +241,8 @@ class JobQueue:
         except OSError as exc:  # no log file (disk full) or no Python to start: settle the job, say why
             msg = f"Could not start the worker for run {run_id} ({exc.strerror or exc})."
             self._finish(run_id, "failed", msg)
-            run.set_status("failed", error=msg)
-            raise RunStoreError(msg) from None
+            run.set_status("failed", error=msg, code="job.start_failed")
+            raise RunStoreError(msg, code="job.start_failed") from None
         # The worker may already have claimed its row; only fill the pid if it has not.
         self._sql(lambda db: db.execute("UPDATE jobs SET pid=COALESCE(pid, ?), pid_start=COALESCE(pid_start, ?) "
                                         "WHERE run_id=?", (proc.pid, _proc_start(proc.pid), run_id)))
@@ -309,17 +310,17 @@ class JobQueue:
         for r in dead:
             msg = ("The worker process stopped without finishing (killed, or out of memory). "
                    "Its log is worker.log in the run folder.")
-            n = self._sql(lambda db: db.execute("UPDATE jobs SET state='failed', ended_at=?, message=? "
-                                                "WHERE run_id=? AND state IN ('queued','running') AND pid=?",
-                                                (time.time(), msg, r["run_id"], r["pid"])).rowcount, default=0)
+            n = self._sql(lambda db, msg=msg, r=r: db.execute(
+                "UPDATE jobs SET state='failed', ended_at=?, message=? WHERE run_id=? AND state IN "
+                "('queued','running') AND pid=?", (time.time(), msg, r["run_id"], r["pid"])).rowcount, default=0)
             if not n:
                 continue
             reaped.append(r["run_id"])
             try:
                 run = self.store.get(r["run_id"])
                 if run.status not in TERMINAL:  # (reading it may already have settled it: run.json's owner)
-                    run.set_status("failed", error=msg, log=str(run.dir / "worker.log"))
-                    run.event("error", message=msg, log="worker.log")
+                    run.set_status("failed", error=msg, log=str(run.dir / "worker.log"), code="job.worker_died")
+                    run.event("error", message=msg, log="worker.log", code="job.worker_died")
             except EngineError as exc:  # the run folder itself may be gone or read-only
                 log.warning("run %s of a dead worker could not be updated: %s", r["run_id"], exc.message)
         return reaped
@@ -439,16 +440,17 @@ def worker_main(run_id: str, root: Path, config: JobsConfig) -> int:
     def progress(fraction: float, message: str = "") -> None:
         run.event("progress", fraction=float(fraction), message=message)
 
-    state, message = "done", ""
+    state, message, code, knob = "done", "", None, None
     try:
         _load_target(target)(run, progress, run.cancel_requested)
     except Cancelled:
         state, message = "cancelled", "cancelled by the user"
     except EngineError as exc:
-        state, message = "failed", exc.message
+        state, message, code, knob = "failed", exc.message, exc.code, exc.knob
     except Exception as exc:  # a bug, not bad input: keep the traceback in the log, a sentence on screen
         traceback.print_exc()
         state, message = "failed", f"Internal error ({type(exc).__name__}: {exc}); the traceback is in worker.log."
+        code = "flow.internal"
     finally:
         done.set()
     info = run.info()
@@ -459,7 +461,10 @@ def worker_main(run_id: str, root: Path, config: JobsConfig) -> int:
         state = "cancelled"
         run.set_status(state)
     elif state == "failed":
-        run.set_status("failed", error=message, log=str(Path(run.dir) / "worker.log"))
+        from engine.diagnosis import suggested_knob
+
+        run.set_status("failed", error=message, log=str(Path(run.dir) / "worker.log"), code=code,
+                       knob=suggested_knob(code, knob))
     else:
         run.set_status(state)
     queue._finish(run_id, state, message)

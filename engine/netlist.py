@@ -121,7 +121,7 @@ class Netlist:
         """Total weighted half-perimeter wirelength in microns."""
         return float((self.net_hpwl(x, y) * self.net_weight).sum())
 
-    def copy(self) -> "Netlist":
+    def copy(self) -> Netlist:
         return replace(
             self,
             x=self.x.copy(),
@@ -139,7 +139,8 @@ class Netlist:
         c, p, n = self.n_cells, self.n_pins, self.n_nets
         for arr_name in ("cell_w", "cell_h", "cell_fixed", "cell_is_io", "x", "y"):
             if len(getattr(self, arr_name)) != c:
-                raise EngineError(f"netlist {self.name}: {arr_name} has {len(getattr(self, arr_name))} entries, expected {c}")
+                raise EngineError(f"netlist {self.name}: {arr_name} has {len(getattr(self, arr_name))} entries, "
+                                  f"expected {c}")
         if len(self.net_start) != n + 1 or self.net_start[0] != 0 or self.net_start[-1] != len(self.net_pins):
             raise EngineError(f"netlist {self.name}: net CSR is inconsistent")
         if p and (self.pin_cell.min() < 0 or self.pin_cell.max() >= c):

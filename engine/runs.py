@@ -101,17 +101,30 @@ def owner_alive(owner: dict) -> bool | None:
 
 
 # ------------------------------------------------------------------------------------------------ files
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write: readers see the old or the new file, never a torn one."""
+# The project's one atomic writer: every JSON (and JSON-lines) file a reader may poll goes through here.
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see the old or the new file, never a torn one (a temporary file in the same
+    folder, then os.replace). The temporary name is unique per process and call, so two writers never share it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default))
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> None:
+    """Atomic JSON write (numpy values and paths become JSON): readers see the old or the new file."""
+    write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys, default=_json_default))
+
+
+def write_jsonl(path: Path, rows: Any, *, sort_keys: bool = False) -> None:
+    """Atomic JSON-lines write: one JSON object per line, the whole file replaced at once."""
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=sort_keys, ensure_ascii=False, default=_json_default)
+                                    + "\n" for r in rows))
 
 
 def _write_run_json(path: Path, data: dict) -> None:
@@ -147,7 +160,7 @@ def _now() -> str:
 class Run:
     """A handle on one run folder. Cheap to create; every read goes to disk, so two processes agree."""
 
-    def __init__(self, store: "RunStore", run_id: str):
+    def __init__(self, store: RunStore, run_id: str):
         self.store = store
         self.id = run_id
         self.dir = store.root / run_id
@@ -190,7 +203,8 @@ class Run:
         unfinished = [s for s in data.get("steps") or [] if progress.get(s, {}).get("status") not in
                       ("done", "reused", "skipped")]
         step = running[-1] if running else (unfinished[0] if unfinished else data.get("failed_step") or "setup")
-        fields = {"status": "failed", "error": msg, "updated": _now(), "finished": _now(), "failed_step": step}
+        fields = {"status": "failed", "error": msg, "updated": _now(), "finished": _now(), "failed_step": step,
+                  "code": "job.worker_died"}
         if (self.dir / "worker.log").exists():  # a job's worker (engine.jobs): its output is there
             fields["error"] = msg = f"{msg} Its log is worker.log in the run folder."
             fields["log"] = str(self.dir / "worker.log")
@@ -609,7 +623,7 @@ class RunStore:
             if not gone:
                 return out
             log.info("dropping %d index row(s) whose run folder is gone", len(gone))
-            self._sql(lambda db: db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone]))
+            self._sql(lambda db, gone=gone: db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone]))
 
     def latest(self, kind: str | None = "flow", design: str | None = None) -> Run | None:
         rows = self.list(limit=1, kind=kind, design=design)

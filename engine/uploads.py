@@ -272,7 +272,8 @@ def clear_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-_PORT_RE = re.compile(r"\binput\b\s*(?:wire\s*)?(?:\[[^\]]*\]\s*)?([A-Za-z_][A-Za-z0-9_$]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_$]*)*)")
+_PORT_RE = re.compile(r"\binput\b\s*(?:wire\s*)?(?:\[[^\]]*\]\s*)?"
+                      r"([A-Za-z_][A-Za-z0-9_$]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_$]*)*)")
 
 
 def guess_clock(sources: list[Path], top: str) -> str | None:

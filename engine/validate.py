@@ -20,7 +20,35 @@ from engine.errors import EngineError
 
 
 class InvalidInput(EngineError):
-    """A user value that cannot be used safely or meaningfully; the message names the value and the rule."""
+    """A user value that cannot be used safely or meaningfully; the message names the value and the rule.
+
+    The subclasses below name the rule in their ``code`` (engine.diagnosis)."""
+
+    default_code = "input.invalid"
+
+
+class InvalidName(InvalidInput):
+    """A top-module, clock-port or other design name that is not a Verilog identifier the tools can carry."""
+
+    default_code = "input.invalid_name"
+
+
+class InvalidPath(InvalidInput):
+    """A file or folder path the tool scripts cannot carry."""
+
+    default_code = "input.invalid_path"
+
+
+class InvalidLabel(InvalidInput):
+    """A run label that is too long or holds control characters."""
+
+    default_code = "input.invalid_label"
+
+
+class OutOfRange(InvalidInput):
+    """A number outside the range the flow accepts."""
+
+    default_code = "input.out_of_range"
 
 
 MAX_NAME_CHARS = 256  # a Verilog identifier longer than this is almost surely not hand-written
@@ -48,40 +76,40 @@ def verilog_identifier(value: Any, what: str) -> str:
     anything else is refused with a message that names the value and says what is allowed.
     """
     if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be text, not {type(value).__name__} ({_shown(value)})")
+        raise InvalidName(f"{what} must be text, not {type(value).__name__} ({_shown(value)})")
     name = value.rstrip(" ") if value.startswith("\\") else value
     if not name:
-        raise InvalidInput(f"{what} is empty")
+        raise InvalidName(f"{what} is empty")
     if len(name) > MAX_NAME_CHARS:
-        raise InvalidInput(f"{what} is {len(name)} characters long; a Verilog name may have at most "
-                           f"{MAX_NAME_CHARS} here")
+        raise InvalidName(f"{what} is {len(name)} characters long; a Verilog name may have at most "
+                          f"{MAX_NAME_CHARS} here")
     if _SIMPLE_ID.match(name):
         return name
     if _ESCAPED_ID.match(name):
         bad = sorted(set(name[1:]) & _SCRIPT_META)
         if bad:
-            raise InvalidInput(f"{what} {_shown(value)} is an escaped identifier holding {' '.join(bad)}, which the "
-                               "tool scripts cannot carry; rename it with letters, digits and _")
+            raise InvalidName(f"{what} {_shown(value)} is an escaped identifier holding {' '.join(bad)}, which the "
+                              "tool scripts cannot carry; rename it with letters, digits and _")
         return name
-    raise InvalidInput(f"{what} {_shown(value)} is not a Verilog identifier: use letters, digits, _ and $, "
-                       "starting with a letter or _ (or an escaped identifier \\name)")
+    raise InvalidName(f"{what} {_shown(value)} is not a Verilog identifier: use letters, digits, _ and $, "
+                      "starting with a letter or _ (or an escaped identifier \\name)")
 
 
 def user_path(value: Any, what: str) -> str:
     """A file or folder path from the user: text without control characters (spaces and unicode are fine)."""
     if not isinstance(value, (str, Path)):
-        raise InvalidInput(f"{what} must be a path, not {type(value).__name__} ({_shown(value)})")
+        raise InvalidPath(f"{what} must be a path, not {type(value).__name__} ({_shown(value)})")
     text = str(value)
     if not text:
-        raise InvalidInput(f"{what} is empty")
+        raise InvalidPath(f"{what} is empty")
     if len(text) > MAX_PATH_CHARS:
-        raise InvalidInput(f"{what} is {len(text)} characters long (at most {MAX_PATH_CHARS})")
+        raise InvalidPath(f"{what} is {len(text)} characters long (at most {MAX_PATH_CHARS})")
     if _CONTROL.search(text):
-        raise InvalidInput(f"{what} {_shown(text)} contains a control character (newline, tab, NUL...); "
-                           "rename the file")
+        raise InvalidPath(f"{what} {_shown(text)} contains a control character (newline, tab, NUL...); "
+                          "rename the file")
     if '"' in text:
-        raise InvalidInput(f"{what} {_shown(text)} contains a double quote, which the tool scripts cannot "
-                           "quote; rename the file")
+        raise InvalidPath(f"{what} {_shown(text)} contains a double quote, which the tool scripts cannot "
+                          "quote; rename the file")
     return text
 
 
@@ -90,11 +118,11 @@ def label(value: Any) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput(f"label must be text, not {type(value).__name__}")
+        raise InvalidLabel(f"label must be text, not {type(value).__name__}")
     if len(value) > MAX_LABEL_CHARS:
-        raise InvalidInput(f"label is {len(value)} characters long (at most {MAX_LABEL_CHARS})")
+        raise InvalidLabel(f"label is {len(value)} characters long (at most {MAX_LABEL_CHARS})")
     if _CONTROL.search(value):
-        raise InvalidInput("label contains a control character (newline, tab...)")
+        raise InvalidLabel("label contains a control character (newline, tab...)")
     return value
 
 
@@ -102,13 +130,13 @@ def positive_number(value: Any, what: str, *, low: float = 0.0, high: float = ma
                     low_inclusive: bool = False) -> float:
     """A finite number in (low, high]; the message gives the valid range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"{what} must be a number, not {_shown(value)}")
+        raise OutOfRange(f"{what} must be a number, not {_shown(value)}")
     v = float(value)
     ok_low = v >= low if low_inclusive else v > low
     if not math.isfinite(v) or not ok_low or v > high:
         bound = "[" if low_inclusive else "("
         hi = "" if math.isinf(high) else f"{high:g}"
-        raise InvalidInput(f"{what} = {value!r} is out of range {bound}{low:g}, {hi or 'inf'}]")
+        raise OutOfRange(f"{what} = {value!r} is out of range {bound}{low:g}, {hi or 'inf'}]")
     return v
 
 
@@ -145,7 +173,7 @@ def tcl_word(value: Any) -> str:
     """
     text = str(value)
     if _CONTROL.search(text):
-        raise InvalidInput(f"{_shown(text)} contains a control character and cannot go into a Tcl script")
+        raise InvalidName(f"{_shown(text)} contains a control character and cannot go into a Tcl script")
     if _TCL_BARE.match(text):
         return text
     return '"' + re.sub(r'([\\"$\[\]{};])', r"\\\1", text) + '"'
@@ -170,7 +198,7 @@ def verilog_string(value: Any) -> str:
     """A Verilog string literal (for $dumpfile and friends) holding exactly ``value``."""
     text = str(value)
     if _CONTROL.search(text):
-        raise InvalidInput(f"{_shown(text)} contains a control character and cannot go into a Verilog string")
+        raise InvalidName(f"{_shown(text)} contains a control character and cannot go into a Verilog string")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

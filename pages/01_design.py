@@ -13,10 +13,9 @@ from engine.config import FlowConfig
 from engine.designs import DesignSpec, list_examples
 from engine.errors import EngineError
 from engine.flow.registry import STEP_IDS, STEP_TITLES
-from engine.uploads import UploadConfig, UploadError, check_includes, guess_clock, guess_top, save_files
 from engine.registry import knob
+from engine.uploads import UploadConfig, UploadError, check_includes, guess_clock, guess_top, save_files
 from engine.validate import size_text, validate_flow_config
-
 
 
 def examples() -> dict[str, DesignSpec]:

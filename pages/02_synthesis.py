@@ -7,6 +7,7 @@ from cockpit import data, figures, runpicker, story
 from cockpit.jobs_panel import live
 from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
 
+
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -17,7 +18,8 @@ happened = None
 if m:
     happened = (f"Yosys mapped **{m.get('design__top', 'the design')}** onto **{m.get('design__instance__count', 0):,} "
                 f"cells** ({m.get('design__instance__count__sequential', 0):,} flip-flops) covering "
-                f"**{m.get('design__instance__area', 0):,.0f} µm²**, with {_n(m.get('synth__warning__count', 0), 'Yosys warning')}.")
+                f"**{m.get('design__instance__area', 0):,.0f} µm²**, with "
+                f"{_n(m.get('synth__warning__count', 0), 'Yosys warning')}.")
     findings = m.get("synth__design_warnings") or []
     if findings:
         happened += f" **{_n(len(findings), 'finding')} below** change what the netlist means: read them first."

@@ -48,7 +48,8 @@ if not needs_run(run):
         with right:
             st.markdown("**The die in numbers**")
             st.markdown(
-                f"- Die: **{mm.get('floorplan__die__width_um', 0):.1f} × {mm.get('floorplan__die__height_um', 0):.1f} µm**\n"
+                f"- Die: **{mm.get('floorplan__die__width_um', 0):.1f} × "
+                f"{mm.get('floorplan__die__height_um', 0):.1f} µm**\n"
                 f"- Core (dashed): **{mm.get('floorplan__core__width_um', 0):.1f} × "
                 f"{mm.get('floorplan__core__height_um', 0):.1f} µm**, leaving a margin for the pins\n"
                 f"- **{mm.get('floorplan__row__count', 0)} rows** of **{mm.get('floorplan__site__count', 0):,} sites** "

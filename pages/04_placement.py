@@ -97,7 +97,8 @@ if not needs_run(run):
             step_not_reached(r, "place", "placement")
             return
         if prog.get("status") == "running" and frames:
-            st.caption(f":red[:material/radio_button_checked:] **Live**: frame {len(frames)} · {prog.get('message', '')}")
+            st.caption(f":red[:material/radio_button_checked:] **Live**: frame {len(frames)} · "
+                       f"{prog.get('message', '')}")
             f = data.frame(frames[-1])
             if f is not None:
                 draw_frame(r, f, "live")
@@ -119,7 +120,8 @@ if not needs_run(run):
                 playing = st.session_state.get(PLAY_KEY, False)
                 if "replay_frame" not in st.session_state or st.session_state["replay_frame"] not in options:
                     st.session_state["replay_frame"] = options[-1]
-                if st.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:", key="play-btn",
+                if st.button("Pause" if playing else "Play",
+                             icon=":material/pause:" if playing else ":material/play_arrow:", key="play-btn",
                              help="Replay the frames from the first to the legalised result."):
                     st.session_state[PLAY_KEY] = not playing
                     if not playing and st.session_state["replay_frame"] == options[-1]:

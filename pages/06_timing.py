@@ -1,7 +1,6 @@
 """Chapter 6 · Timing: OpenSTA's slack, the fastest clock, and the worst path drawn on the layout."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 

@@ -27,7 +27,8 @@ POLL_S = 2.0
 def run_title(info: dict) -> str:
     opt = (info.get("config") or {}).get("optimize") or {}
     agent = opt.get("agent", "?") + (" (from policy)" if opt.get("policy") else "")
-    return f"{agent} · {info.get('design', '')} · {opt.get('budget', '?')} evals · {info.get('status')} · {info['id'][-4:]}"
+    return (f"{agent} · {info.get('design', '')} · {opt.get('budget', '?')} evals · {info.get('status')} · "
+            f"{info['id'][-4:]}")
 
 
 def optimize_runs(store) -> list[Run]:

@@ -82,14 +82,17 @@ def show_chapter(r, step: str) -> None:
         return
     if step == "synth":
         types = mm.get("synth__cell_types") or {}
-        st.markdown(f"### {mm.get('design__instance__count', 0):,} cells · {mm.get('design__instance__area', 0):,.0f} µm²")
+        st.markdown(f"### {mm.get('design__instance__count', 0):,} cells · "
+                    f"{mm.get('design__instance__area', 0):,.0f} µm²")
         if types:
             items = sorted(types.items(), key=lambda kv: -kv[1])[:12]
             st.plotly_chart(figures.bar_figure([k for k, _ in items], [v for _, v in items], title="Cells by type"),
                             width="stretch")
     elif step == "floorplan":
-        st.markdown(f"### {mm.get('floorplan__core__width_um', 0):.0f} × {mm.get('floorplan__core__height_um', 0):.0f} µm "
-                    f"core · {mm.get('floorplan__row__count', 0)} rows · {100 * mm.get('floorplan__utilization', 0):.0f} % full")
+        st.markdown(f"### {mm.get('floorplan__core__width_um', 0):.0f} × "
+                    f"{mm.get('floorplan__core__height_um', 0):.0f} µm core · "
+                    f"{mm.get('floorplan__row__count', 0)} rows · "
+                    f"{100 * mm.get('floorplan__utilization', 0):.0f} % full")
         lay = data.layout(r, "floorplan", "def", "floorplan.def")
         if lay is not None:
             io = lay.is_io
@@ -98,7 +101,8 @@ def show_chapter(r, step: str) -> None:
     elif step == "place":
         frames = data.frame_files(r)
         if mm:
-            st.markdown(f"### HPWL {mm.get('placement__hpwl', 0):,.0f} µm · overflow {mm.get('placement__overflow', 0):.3f}")
+            st.markdown(f"### HPWL {mm.get('placement__hpwl', 0):,.0f} µm · "
+                        f"overflow {mm.get('placement__overflow', 0):.3f}")
         if frames and is_active(r) and not mm:
             f = data.frame(frames[-1])  # live: the newest frame the placer wrote
             if f is not None:

@@ -43,7 +43,7 @@ class FakeOllama:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeOllama":
+    def start(self) -> FakeOllama:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -145,7 +145,7 @@ class FakeOllama:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeOllama":
+    def __enter__(self) -> FakeOllama:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from bad_inputs.corpus import CASES, Case, materialise
 
 

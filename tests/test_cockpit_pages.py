@@ -75,7 +75,8 @@ def test_design_page_starts_a_job(runs_dir):
 
 
 def test_failures_are_explained_with_a_knob():
-    info = {"status": "failed", "failed_step": "synth", "error": "top module 'nope' not found; the design defines: counter",
+    info = {"status": "failed", "failed_step": "synth",
+            "error": "top module 'nope' not found; the design defines: counter",
             "config": {"design_files": [str(COUNTER)], "top": "nope"}}
     (p,) = explain.problems(info, {})
     assert p.step == "synth" and p.patch == {"top": "counter"} and "top module" in p.cause

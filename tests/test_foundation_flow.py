@@ -54,7 +54,8 @@ def test_repeated_run_reuses_synthesis(store, tmp_path):
     assert second.id != first.id
     ends = {e["step"]: e for e in second.events() if e["kind"] == "step_end"}
     assert ends["synth"]["status"] == "reused" and ends["synth"]["reused_from"] == first.id
-    assert (second.dir / "01-synth" / "netlist.json").read_text() == (first.dir / "01-synth" / "netlist.json").read_text()
+    netlist = "01-synth/netlist.json"
+    assert (second.dir / netlist).read_text() == (first.dir / netlist).read_text()
     # A change in the Verilog is a new input: synthesis runs again.
     third = _synth(store, tmp_path, COUNTER.replace("q + 1", "q + 2"), top="c")
     ends = {e["step"]: e for e in third.events() if e["kind"] == "step_end"}

@@ -6,8 +6,16 @@ import zipfile
 
 import pytest
 
-from engine.uploads import (UploadConfig, UploadError, check_includes, extract_zip, guess_clock, guess_top,
-                            safe_name, save_files)
+from engine.uploads import (
+    UploadConfig,
+    UploadError,
+    check_includes,
+    extract_zip,
+    guess_clock,
+    guess_top,
+    safe_name,
+    save_files,
+)
 
 COUNTER = b"""module counter(input clk, input rst, output reg [3:0] q);
   always @(posedge clk) q <= rst ? 4'd0 : q + 1;

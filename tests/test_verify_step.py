@@ -2,7 +2,6 @@
 a flop without reset shows up as x, and bad testbenches give clear messages instead of hangs."""
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,16 @@ import pytest
 from engine.config import FlowConfig
 from engine.designs import resolve
 from engine.flow.flow import run_flow
-from engine.flow.verify import (SimulationError, VerifyConfig, compare_outputs, dut_instance, simulate,
-                                tb_top_module, vcd_activity, verify_design)
+from engine.flow.verify import (
+    SimulationError,
+    VerifyConfig,
+    compare_outputs,
+    dut_instance,
+    simulate,
+    tb_top_module,
+    vcd_activity,
+    verify_design,
+)
 from engine.pdk import load_pdk
 from engine.runs import RunStore
 

@@ -9,14 +9,15 @@ import logging
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from engine.config import FlowConfig
 from engine.errors import Cancelled, EngineError, FlowError, ToolMissing
 from engine.flow.artefacts import Input, describe
-from engine.flow.limits import LimitsConfig, limit_message, preexec
+from engine.flow.limits import LimitsConfig, limit_stop, preexec
 from engine.pdk import Pdk
 from engine.runs import Run, read_json, write_json
 
@@ -49,10 +50,10 @@ class StepContext:
         fname = rec.get("artefacts", {}).get(name)
         if not fname:
             raise FlowError(self.step_id, f"step '{self.step_id}' needs '{name}' from step '{step_id}', which has "
-                            f"not produced it; run '{step_id}' first")
+                            f"not produced it; run '{step_id}' first", code="flow.missing_input")
         path = self.run.step_dir(step_id, create=False) / fname
         if not path.exists():
-            raise FlowError(self.step_id, f"{path} is missing from the run folder")
+            raise FlowError(self.step_id, f"{path} is missing from the run folder", code="flow.missing_input")
         return path
 
     def has_artefact(self, step_id: str, name: str) -> bool:
@@ -76,8 +77,12 @@ class StepContext:
         if self.cancelled():
             raise Cancelled(self.step_id)
 
-    def fail(self, message: str, *, hint: str | None = None, log_path: Path | None = None) -> FlowError:
-        return FlowError(self.step_id, message, hint=hint, log_path=str(log_path) if log_path else None)
+    def fail(self, message: str, *, hint: str | None = None, log_path: Path | None = None, code: str | None = None,
+             knob: str | None = None) -> FlowError:
+        """The step's failure; ``code`` is a key of engine.diagnosis.CATALOGUE, ``knob`` the registry knob to turn
+        when it is not the catalogue's first."""
+        return FlowError(self.step_id, message, hint=hint, log_path=str(log_path) if log_path else None,
+                         code=code, knob=knob)
 
     def tool(self, argv: Sequence[str], log_name: str, *, timeout: float | None = None, cwd: Path | None = None,
              ok_codes: Sequence[int] = (0,), stdin: str | None = None,
@@ -116,16 +121,19 @@ class StepContext:
                         proc.wait()
                         raise self.fail(f"{argv[0]} did not finish within {timeout * limits.wall_factor:.0f} s "
                                         f"of wall-clock time", log_path=log_path,
-                                        hint=f"raise {knob} or simplify the design")
+                                        hint=f"raise {knob} or simplify the design", code="tool.timeout",
+                                        knob=knob) from None
         result = subprocess.CompletedProcess(list(argv), proc.returncode, log_path.read_text(errors="replace"), "")
         extra = [self.step_dir / n for n in ("yosys.log",) if (self.step_dir / n).exists() and n != log_name]
-        why = limit_message(argv[0], proc.returncode, result.stdout + "".join(
+        stop = limit_stop(argv[0], proc.returncode, result.stdout + "".join(
             p.read_text(errors="replace")[-4000:] for p in extra), limits, timeout, knob)
-        if why:
+        if stop:
+            code, why, limit_knob = stop
             raise self.fail(why, log_path=log_path, hint=f"raise {knob} or limits.memory_fraction, or make the "
-                                                          "design smaller")
+                                                          "design smaller", code=code, knob=limit_knob)
         if proc.returncode not in ok_codes:
-            raise self.fail(f"{argv[0]} failed (exit {proc.returncode}); see {log_path.name}", log_path=log_path)
+            raise self.fail(f"{argv[0]} failed (exit {proc.returncode}); see {log_path.name}", log_path=log_path,
+                            code="tool.failed")
         return result
 
 
@@ -160,7 +168,7 @@ class Step:
             if inp.required and not ctx.has_artefact(inp.step, inp.artefact):
                 raise FlowError(self.id, f"step '{self.id}' needs the {describe(inp.step, inp.artefact)} from "
                                 f"step '{inp.step}', which is not in this run; run '{inp.step}' first",
-                                hint=f"run the flow from '{inp.step}' (or from the start)")
+                                hint=f"run the flow from '{inp.step}' (or from the start)", code="flow.missing_input")
 
     def check_outputs(self, ctx: StepContext, result: StepResult) -> None:
         if result.status != "done":
@@ -169,7 +177,7 @@ class Step:
                    if o not in result.artefacts or not (ctx.step_dir / result.artefacts[o]).exists()]
         if missing:
             raise FlowError(self.id, f"internal error: step '{self.id}' finished without its declared output(s) "
-                            f"{', '.join(missing)}")
+                            f"{', '.join(missing)}", code="flow.internal")
 
     # ------------------------------------------------------------------ reuse
     def key(self, config: FlowConfig, upstream_keys: dict[str, str], run: Run | None = None) -> str:
@@ -238,5 +246,6 @@ def wrap_unexpected(step_id: str, exc: BaseException) -> FlowError:
     if isinstance(exc, FlowError):
         return exc
     if isinstance(exc, EngineError):
-        return FlowError(step_id, exc.message, hint=exc.hint, log_path=exc.log_path)
-    return FlowError(step_id, f"internal error in step '{step_id}': {type(exc).__name__}: {exc}")
+        return FlowError(step_id, exc.message, hint=exc.hint, log_path=exc.log_path, code=exc.code, knob=exc.knob)
+    return FlowError(step_id, f"internal error in step '{step_id}': {type(exc).__name__}: {exc}",
+                     code="flow.internal")

@@ -195,8 +195,29 @@ def print_summary(run) -> None:
         print(f"\nerror in step '{info.get('failed_step')}': {info.get('error')}", file=sys.stderr)
         if info.get("hint"):
             print(f"hint: {info['hint']}", file=sys.stderr)
+        for line in _diagnosis_lines(info):
+            print(line, file=sys.stderr)
         if info.get("log"):
             print(f"log: {info['log']}", file=sys.stderr)
+
+
+def _diagnosis_lines(info: dict) -> list[str]:
+    """The failure's code, what it means and the knob to turn (engine.diagnosis), for a failed run's run.json."""
+    from engine.diagnosis import lookup, of_run, suggest
+    from engine.registry import knob as registry_knob
+
+    code, knob = of_run(info)
+    d = lookup(code)
+    lines = [f"code: {code}  ({d.title}{'' if info.get('code') else '; guessed: recorded before codes'})",
+             f"why: {d.meaning}", f"what to change: {d.action}"]
+    if knob:
+        spec = registry_knob(knob)
+        unit = f" {spec.unit}" if spec.unit else ""
+        lines.append(f"knob: {spec.path} ({spec.label}; range {spec.range_text}{unit}; default {spec.default})")
+    patch = suggest(code, info.get("config") or {}, knob=knob, step=info.get("failed_step"))
+    if patch:
+        lines.append("try: " + " ".join(f"--set {k}={v}" for k, v in patch.items()))
+    return lines
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
@@ -243,6 +264,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(f"  error in step '{info.get('failed_step')}': {info.get('error')}")
         if info.get("hint"):
             print(f"  hint: {info['hint']}")
+        for line in _diagnosis_lines(info):
+            print(f"  {line}")
         if info.get("log"):
             print(f"  log: {info['log']}")
     return 0 if info["status"] != "failed" else 1

@@ -32,13 +32,14 @@ def make_floorplan(netlist: Netlist, pdk: Pdk, utilization: float, aspect_ratio:
     """Set die, core, rows and IO positions on ``netlist`` in place; returns {terminal: layer}."""
     if not 0.05 <= utilization <= 1.0:
         raise EngineError(f"utilisation {utilization:.2f} is outside 0.05..1.0: above 1 the cells cannot fit the "
-                          "core at all", hint="use a target utilisation between 0.3 and 0.8")
+                          "core at all", hint="use a target utilisation between 0.3 and 0.8",
+                          code="floorplan.utilization")
     if not 0.1 <= aspect_ratio <= 10:
-        raise EngineError(f"aspect ratio {aspect_ratio} is outside 0.1..10")
+        raise EngineError(f"aspect ratio {aspect_ratio} is outside 0.1..10", code="floorplan.aspect_ratio")
     site = pdk.site
     area = netlist.cell_area()
     if area <= 0:
-        raise EngineError("the design has no cells to place")
+        raise EngineError("the design has no cells to place", code="floorplan.no_cells")
     core_area = area / utilization
     width = math.sqrt(core_area / aspect_ratio)
     n_rows = max(1, math.ceil(width * aspect_ratio / site.height_um - 1e-9))
@@ -85,7 +86,8 @@ def place_io(netlist: Netlist, pdk: Pdk, pin_layer_h: str, pin_layer_v: str) -> 
     total_cap = sum(cap.values())
     if len(ios) > total_cap:
         raise EngineError(f"{len(ios)} IO pins do not fit on the die edge ({total_cap} track positions)",
-                          hint="lower the utilisation or change the aspect ratio to enlarge the die")
+                          hint="lower the utilisation or change the aspect ratio to enlarge the die",
+                          code="floorplan.pins")
 
     def fill(cells, order):
         for c in cells:
@@ -134,7 +136,9 @@ class FloorplanStep(Step):
             layers = make_floorplan(netlist, ctx.pdk, fp.utilization, fp.aspect_ratio, fp.core_margin_um,
                                     fp.pin_layer_h, fp.pin_layer_v)
         except EngineError as exc:
-            raise ctx.fail(exc.message, hint=exc.hint or "change floorplan.utilization or aspect_ratio") from None
+            raise ctx.fail(exc.message, hint=exc.hint or "change floorplan.utilization or aspect_ratio",
+                           code=exc.code if exc.code != EngineError.default_code else "floorplan.utilization",
+                           knob=exc.knob) from None
         write_def(netlist, ctx.step_dir / "floorplan.def", ctx.pdk, pin_layers=layers)
         write_json(ctx.step_dir / "pins.json", layers)
         cx0, cy0, cx1, cy1 = netlist.core

@@ -10,10 +10,11 @@ import logging
 import shutil
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from engine.config import FlowConfig
+from engine.diagnosis import suggested_knob
 from engine.errors import Cancelled, EngineError, FlowError
 from engine.flow.base import ProgressFn, Step, StepContext, order_steps, record_step, wrap_unexpected
 from engine.flow.registry import STEP_IDS
@@ -70,7 +71,8 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
     returned. Raises EngineError only for a configuration that cannot start (unknown step names, a top-module
     name or path that is not safe to hand to a tool: see engine.validate).
     """
-    from engine.validate import label as check_label, validate_flow_config
+    from engine.validate import label as check_label
+    from engine.validate import validate_flow_config
 
     validate_flow_config(config)  # every entry point (CLI, cockpit job, optimizer, datagen) passes here
     check_label(label)
@@ -145,17 +147,22 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
             run.event("step_end", step=current, status="cancelled", message="cancelled by the user")
         run.set_status("cancelled")
     except FlowError as err:
+        knob = suggested_knob(err.code, err.knob, err.step)
         run.event("step_end", step=err.step, status="failed", message=err.message)
-        run.event("error", step=err.step, message=err.message, hint=err.hint, log=err.log_path)
-        run.set_status("failed", error=err.message, failed_step=err.step, hint=err.hint, log=err.log_path)
+        run.event("error", step=err.step, message=err.message, hint=err.hint, log=err.log_path, code=err.code,
+                  knob=knob)
+        run.set_status("failed", error=err.message, failed_step=err.step, hint=err.hint, log=err.log_path,
+                       code=err.code, knob=knob)
     except EngineError as err:
         step = current or "setup"
+        knob = suggested_knob(err.code, err.knob, step)
         run.event("step_end", step=step, status="failed", message=err.message)
-        run.event("error", step=step, message=err.message, hint=err.hint)
-        run.set_status("failed", error=err.message, failed_step=step, hint=err.hint)
+        run.event("error", step=step, message=err.message, hint=err.hint, code=err.code, knob=knob)
+        run.set_status("failed", error=err.message, failed_step=step, hint=err.hint, code=err.code, knob=knob)
     except BaseException as exc:
         (run.dir / "error.log").write_text(traceback.format_exc())
-        run.set_status("failed", error=f"internal error: {type(exc).__name__}: {exc}", failed_step=current)
+        run.set_status("failed", error=f"internal error: {type(exc).__name__}: {exc}", failed_step=current,
+                       code="flow.internal", knob=None)
         if not isinstance(exc, Exception):
             raise
     return run

@@ -138,7 +138,8 @@ class GdsStep(Step):
         try:
             import klayout.db as db
         except ImportError:
-            raise ctx.fail("KLayout's Python module is not installed: pip install klayout") from None
+            raise ctx.fail("KLayout's Python module is not installed: pip install klayout",
+                           code="gds.klayout_missing") from None
         if ctx.has_artefact("route", "def"):
             def_path, routed = ctx.artefact("route", "def"), True
         else:
@@ -149,7 +150,8 @@ class GdsStep(Step):
         try:
             layout = load_lefdef(def_path, ctx.pdk.lef_path)
         except RuntimeError as exc:
-            raise ctx.fail(f"KLayout could not read {def_path.name} with {ctx.pdk.lef_path.name}: {exc}") from None
+            raise ctx.fail(f"KLayout could not read {def_path.name} with {ctx.pdk.lef_path.name}: {exc}",
+                           code="gds.mismatch") from None
         ctx.check_cancel()
         gds_path = ctx.step_dir / "design.gds"
         opts = db.SaveLayoutOptions()
@@ -162,14 +164,16 @@ class GdsStep(Step):
         back.read(str(gds_path))
         tops = back.top_cells()
         if len(tops) != 1:
-            raise ctx.fail(f"the GDSII has {len(tops)} top cells ({', '.join(c.name for c in tops)}); expected one")
+            raise ctx.fail(f"the GDSII has {len(tops)} top cells ({', '.join(c.name for c in tops)}); expected one",
+                           code="gds.mismatch")
         top = tops[0]
         if top_name and top.name != top_name:
-            raise ctx.fail(f"the GDSII's top cell is '{top.name}', expected the design's top '{top_name}'")
+            raise ctx.fail(f"the GDSII's top cell is '{top.name}', expected the design's top '{top_name}'",
+                           code="gds.mismatch")
         instances = count_instances(back, set(ctx.pdk.macros))
         if expected is not None and instances != expected:
             raise ctx.fail(f"the GDSII holds {instances} cell instances but the netlist has {expected}",
-                           hint="the DEF and the netlist disagree; run place and route again")
+                           hint="the DEF and the netlist disagree; run place and route again", code="gds.mismatch")
         bbox = top.dbbox()
         ctx.progress(0.7, "rendering the layout")
         renderer = render_png(gds_path, ctx.step_dir / "layout.png", ctx.config.gds.png_width)

@@ -4,8 +4,9 @@ A design can ask a tool for more than the machine has (a generate loop of 10^6 i
 bound), and a wall-clock timeout alone lets it take the whole machine's memory first. Each tool therefore runs
 with ``RLIMIT_AS`` (default: half of this machine's memory) and ``RLIMIT_CPU`` (the step's own ``timeout_s``, so
 the knob in the message is the one to raise). The budget is CPU time, not wall time, so a step that fits on an
-idle machine still fits on a busy one; a wall-clock stop at ``wall_factor`` x the budget remains as a safety net. When the kernel enforces either, the step says which limit and which
-knob, instead of "exit -6".
+idle machine still fits on a busy one; a wall-clock stop at ``wall_factor`` x the budget remains as a safety net.
+When the kernel enforces either, the step says which limit and which knob (and its code, engine.diagnosis),
+instead of "exit -6".
 """
 from __future__ import annotations
 
@@ -54,19 +55,30 @@ def preexec(cfg: LimitsConfig, timeout_s: float | None):
 _OOM_WORDS = ("bad_alloc", "out of memory", "cannot allocate memory", "memory exhausted", "alloc failed")
 
 
-def limit_message(tool: str, returncode: int, log_text: str, cfg: LimitsConfig, timeout_s: float | None,
-                  timeout_knob: str) -> str | None:
-    """Which limit stopped the tool, in words naming the knob; None when the exit was not a limit."""
+def limit_stop(tool: str, returncode: int, log_text: str, cfg: LimitsConfig, timeout_s: float | None,
+               timeout_knob: str) -> tuple[str, str, str] | None:
+    """Which limit stopped the tool: (code, message naming the knob, knob) with code ``tool.cpu_limit`` or
+    ``tool.memory_limit`` (engine.diagnosis); None when the exit was not a limit."""
     tail = log_text[-4000:].lower()
     if returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or (returncode == -signal.SIGKILL and "cpu time" in tail):
         cpu = int(max(1.0, (timeout_s or 0) * cfg.cpu_factor))
-        return (f"{tool} used up its CPU-time limit of {cpu} s; the design is too large or loops (a generate "
-                f"loop or a recursion that does not end?). Raise {timeout_knob} if the design really needs it")
+        return ("tool.cpu_limit",
+                f"{tool} used up its CPU-time limit of {cpu} s; the design is too large or loops (a generate "
+                f"loop or a recursion that does not end?). Raise {timeout_knob} if the design really needs it",
+                timeout_knob)
     mem = memory_cap_bytes(cfg)
     if mem and (any(w in tail for w in _OOM_WORDS) or returncode in (-signal.SIGABRT, -signal.SIGSEGV)
                 and any(w in tail for w in _OOM_WORDS + ("terminate called",))):
-        return (f"{tool} ran out of its memory limit of {mem / 2**20:,.0f} MiB "
+        return ("tool.memory_limit",
+                f"{tool} ran out of its memory limit of {mem / 2**20:,.0f} MiB "
                 f"(limits.memory_fraction = {cfg.memory_fraction:g} of this machine's memory); the design asks "
                 "for more than the machine can give (a huge generate loop or array?). Make the design smaller, "
-                "or raise limits.memory_fraction / limits.memory_mb")
+                "or raise limits.memory_fraction / limits.memory_mb", "limits.memory_fraction")
     return None
+
+
+def limit_message(tool: str, returncode: int, log_text: str, cfg: LimitsConfig, timeout_s: float | None,
+                  timeout_knob: str) -> str | None:
+    """Which limit stopped the tool, in words naming the knob; None when the exit was not a limit."""
+    stop = limit_stop(tool, returncode, log_text, cfg, timeout_s, timeout_knob)
+    return stop[1] if stop else None

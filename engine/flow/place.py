@@ -2,7 +2,8 @@
 
 Frames (what the cockpit replays live) are `frames/frame_<iteration>.npz`, one per `place.frame_every`
 iterations: cells (indices into the netlist), x, y (lower-left, float32, subsampled), density and rudy maps
-(images: [iy, ix], row 0 at the bottom), core, iteration, hpwl, overflow. `history.json` holds every iteration's numbers.
+(images: [iy, ix], row 0 at the bottom), core, iteration, hpwl, overflow. `history.json` holds every iteration's
+numbers.
 """
 from __future__ import annotations
 
@@ -36,11 +37,11 @@ class PlaceStep(Step):
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ctx.fail(f"unknown placer setting(s): {', '.join(unknown)}",
-                           hint=f"place settings are: {', '.join(sorted(known))}")
+                           hint=f"place settings are: {', '.join(sorted(known))}", code="place.bad_settings")
         try:
             cfg = PlaceConfig(**overrides)
         except TypeError as exc:
-            raise ctx.fail(f"bad placer settings: {exc}") from None
+            raise ctx.fail(f"bad placer settings: {exc}", code="place.bad_settings") from None
         netlist = read_def(ctx.artefact("floorplan", "def"), ctx.pdk)
         pin_layers = read_json(ctx.run.step_dir("floorplan", create=False) / "pins.json", None)
         frames_dir = ctx.step_dir / "frames"
@@ -61,7 +62,9 @@ class PlaceStep(Step):
         except Cancelled:
             raise
         except EngineError as exc:
-            raise ctx.fail(exc.message, hint=exc.hint or "see the place.* settings") from None
+            raise ctx.fail(exc.message, hint=exc.hint or "see the place.* settings",
+                           code=exc.code if exc.code != EngineError.default_code else "place.failed",
+                           knob=exc.knob) from None
         placed = result.netlist
         kw = {"pin_layers": pin_layers} if isinstance(pin_layers, dict) else {}
         write_def(placed, ctx.step_dir / "placed.def", ctx.pdk, **kw)

@@ -35,7 +35,8 @@ def placed_def_path(ctx: StepContext) -> Path:
     path = ctx.run.step_dir("place", create=False) / "placed.def"
     if path.is_file():
         return path
-    raise ctx.fail("no placement to route: run the 'place' step first (03-place/placed.def is missing)")
+    raise ctx.fail("no placement to route: run the 'place' step first (03-place/placed.def is missing)",
+                   code="route.no_placement")
 
 
 def qrouter_def(def_text: str, pdk: Pdk) -> str:
@@ -120,7 +121,8 @@ class RouteStep(Step):
         n_layers = len(ctx.pdk.routing_layers())
         if not 2 <= cfg.layers <= n_layers:
             raise ctx.fail(f"route.layers is {cfg.layers}; {ctx.pdk.name} has {n_layers} routing layers and "
-                           "qrouter needs at least 2", hint=f"choose route.layers between 2 and {n_layers}")
+                           "qrouter needs at least 2", hint=f"choose route.layers between 2 and {n_layers}",
+                           code="route.layers")
         placed = placed_def_path(ctx)
         ctx.progress(0.02, "RUDY congestion estimate")
         netlist = read_def(placed, ctx.pdk)
@@ -145,18 +147,19 @@ class RouteStep(Step):
         try:
             proc = ctx.tool(list(QROUTER_ARGS), "qrouter.log", timeout=cfg.timeout_s, ok_codes=(0, 1))
         except FlowError as err:
-            if "did not finish" in err.message or "CPU-time limit" in err.message:
+            if err.code in ("tool.timeout", "tool.cpu_limit"):
                 raise ctx.fail(f"qrouter did not finish within {cfg.timeout_s:.0f} CPU-s: the design is too congested "
                                "to route in that time", log_path=log_path,
                                hint="lower floorplan.utilization (more room between cells), allow more "
-                                    "route.layers, or raise route.timeout_s") from None
+                                    "route.layers, or raise route.timeout_s", code="route.timeout",
+                               knob="route.timeout_s") from None
             raise
         report = parse_qrouter_log(proc.stdout)
         routed = ctx.step_dir / "routed.def"
         if not report.finished or not routed.is_file():
             tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
             raise ctx.fail(f"qrouter stopped before writing its result (exit {proc.returncode}):\n{tail}",
-                           log_path=log_path)
+                           log_path=log_path, code="route.no_result")
         ctx.progress(0.9, "reading the routed DEF")
         layers = {layer.name for layer in ctx.pdk.routing_layers()}
         wires, _ = read_routed_wires(routed, layers)
@@ -190,7 +193,7 @@ class RouteStep(Step):
             raise ctx.fail(f"qrouter could not route {len(report.failed)} of {metrics['route__net__count']} nets; "
                            + "; ".join(parts), log_path=log_path,
                            hint="lower floorplan.utilization to leave more room for wires (or allow more "
-                                "route.layers)")
+                                "route.layers)", code="route.unrouted")
         return StepResult(metrics=metrics, artefacts=artefacts,
                           message=f"routed {metrics['route__net__count']} nets, {wirelength:,.0f} um of wire, "
                                   f"{vias} vias, 0 open")

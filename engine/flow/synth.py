@@ -33,7 +33,8 @@ MAX_FILE_BYTES = 20 * 1024 * 1024  # a single Verilog file larger than this is r
 def synth_script(files: list[str], top: str, lib: str, *, flatten: bool, abc: str, clock_ns: float,
                  include_dirs: list[str]) -> str:
     if abc not in ABC_SCRIPTS:
-        raise EngineError(f"unknown synthesis strategy '{abc}'; choose one of {', '.join(ABC_SCRIPTS)}")
+        raise EngineError(f"unknown synthesis strategy '{abc}'; choose one of {', '.join(ABC_SCRIPTS)}",
+                          code="input.out_of_range", knob="synth.abc_script")
     # Every user string is validated or quoted here, whoever called us: paths double-quoted (Yosys keeps ; and #
     # inside quotes), the top name a validated Verilog identifier (Yosys' script language has no escape syntax).
     incs = " ".join(f"-I {yosys_path(d)}" for d in include_dirs)
@@ -69,24 +70,25 @@ _ERROR_RE = re.compile(r"^(?:(\S+?:\d+):\s*)?ERROR:\s*(.*)$", re.M)
 _WARN_RE = re.compile(r"^Warning:\s*(.*)$", re.M)
 
 
-def yosys_error(log_text: str, step_dir: Path, top: str) -> tuple[str, str]:
-    """Turn Yosys' log into (message, hint) a person can act on: Yosys' own file, line and words."""
+def yosys_error(log_text: str, step_dir: Path, top: str) -> tuple[str, str, str]:
+    """Turn Yosys' log into (message, hint, code) a person can act on: Yosys' own file, line and words, and the
+    failure's code (engine.diagnosis)."""
     m = _ERROR_RE.search(log_text)
     if not m:
         tail = "\n".join(log_text.strip().splitlines()[-5:])
-        return f"Yosys failed:\n{tail}", "read the Yosys log"
+        return f"Yosys failed:\n{tail}", "read the Yosys log", "synth.failed"
     where, err = m.group(1), m.group(2).strip()
     if ("Module" in err and "not found" in err) or "No such module" in err:
         mods = _modules_found(step_dir)
         return (f"top module '{top}' not found; the design defines: {', '.join(mods) or 'no modules'}",
-                "choose the top module from the list")
+                "choose the top module from the list", "synth.top_not_found")
     if "logic loop" in err.lower() or "combinational loop" in err.lower():
-        return f"combinational loop: {err}", "break the loop with a register"
+        return f"combinational loop: {err}", "break the loop with a register", "synth.loop"
     if where:
         src = Path(where.rsplit(":", 1)[0]).name
-        return f"Verilog error in {src} line {where.rsplit(':', 1)[1]}: {err}", \
-            "fix the Verilog at the line Yosys names, then run again"
-    return f"Yosys: {err}", "read the Yosys log"
+        return (f"Verilog error in {src} line {where.rsplit(':', 1)[1]}: {err}",
+                "fix the Verilog at the line Yosys names, then run again", "synth.syntax")
+    return f"Yosys: {err}", "read the Yosys log", "synth.syntax"
 
 
 def _modules_found(step_dir: Path) -> list[str]:
@@ -165,7 +167,7 @@ def scan_sources(files: list[str]) -> SourceScan:
         data = Path(f).read_bytes()
         if b"\x00" in data[:65536]:
             raise EngineError(f"{Path(f).name} is binary data, not Verilog text",
-                              hint="upload the .v source, not a compiled or archived file")
+                              hint="upload the .v source, not a compiled or archived file", code="input.not_verilog")
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
@@ -173,13 +175,14 @@ def scan_sources(files: list[str]) -> SourceScan:
             printable = sum(c.isprintable() or c.isspace() for c in text[:65536]) / max(1, len(text[:65536]))
             if printable < 0.9:
                 raise EngineError(f"{Path(f).name} is not a text file (mostly unprintable bytes)",
-                                  hint="upload the Verilog source") from None
+                                  hint="upload the Verilog source", code="input.not_verilog") from None
     modules = verilog_modules([Path(f) for f in files])
     names = list(modules)
     if not names:
         which = ", ".join(Path(f).name for f in files)
         raise EngineError(f"{which}: no Verilog module found (the file holds only comments, or is not Verilog)",
-                          hint="a design needs at least one `module name(...); ... endmodule`")
+                          hint="a design needs at least one `module name(...); ... endmodule`",
+                          code="input.not_verilog")
     empty = []
     for f in files:
         text = _COMMENT_RE.sub("", Path(f).read_text(errors="replace"))
@@ -196,26 +199,29 @@ class SynthStep(Step):
     id = "synth"
     uses = ("design_files", "top", "synth", "tech_dir", "clock_ns")
     outputs = ("netlist_v", "netlist_json", "log")
-    version = 5  # 5: source scan, top-module choice reported; 4: design warnings; 3: tri-state ports mapped onto TBUFX1, .sv read as SystemVerilog, quoted paths
+    # 5: source scan, top-module choice reported; 4: design warnings; 3: tri-state ports mapped onto TBUFX1,
+    # .sv read as SystemVerilog, quoted paths
+    version = 5
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
         files = [str(Path(f).resolve()) for f in cfg.design_files]
         if not files:
-            raise ctx.fail("no Verilog files given", hint="pick an example design or upload your Verilog")
+            raise ctx.fail("no Verilog files given", hint="pick an example design or upload your Verilog",
+                           code="input.no_design")
         for f in files:
             p = Path(f)
             if not p.is_file():
-                raise ctx.fail(f"Verilog file {f} not found")
+                raise ctx.fail(f"Verilog file {f} not found", code="input.file_not_found")
             if p.stat().st_size > MAX_FILE_BYTES:
                 raise ctx.fail(f"{p.name} is {size_text(p.stat().st_size)}; the limit is "
-                               f"{size_text(MAX_FILE_BYTES)} per file")
+                               f"{size_text(MAX_FILE_BYTES)} per file", code="input.file_too_large")
             if p.stat().st_size == 0:
-                raise ctx.fail(f"{p.name} is empty")
+                raise ctx.fail(f"{p.name} is empty", code="input.file_empty")
         try:
             scan = scan_sources(files)
         except EngineError as exc:
-            raise ctx.fail(exc.message, hint=exc.hint) from None
+            raise ctx.fail(exc.message, hint=exc.hint, code=exc.code, knob=exc.knob) from None
         from engine.uploads import UploadError, check_includes
 
         by_folder: dict[str, list[Path]] = {}
@@ -225,16 +231,18 @@ class SynthStep(Step):
             try:  # `include stays inside the design's own folders, from the CLI as from the page
                 check_includes(Path(folder), srcs)
             except UploadError as exc:
-                raise ctx.fail(str(exc), hint="keep included files next to the design's sources") from None
+                raise ctx.fail(str(exc), hint="keep included files next to the design's sources",
+                               code=exc.code) from None
         if cfg.top and cfg.top.lstrip("\\") not in scan.modules and scan.modules:
             raise ctx.fail(f"top module '{cfg.top}' not found; the design defines: {', '.join(scan.modules)}",
-                           hint="choose the top module from the list (--top)")
+                           hint="choose the top module from the list (--top)", code="synth.top_not_found")
         chosen = cfg.top or (scan.roots[0] if scan.roots else "")
         if chosen in scan.empty:
             raise ctx.fail(f"module '{chosen}' is empty: it has no ports and no logic",
-                           hint="give the module its ports and logic, or choose another top with --top")
+                           hint="give the module its ports and logic, or choose another top with --top",
+                           code="synth.empty_module")
         if ctx.pdk.liberty_path is None:
-            raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}")
+            raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}", code="tech.no_liberty")
         lib = str(ctx.pdk.liberty_path)
         include_dirs = sorted({str(Path(f).parent) for f in files})
         script = synth_script(files, cfg.top, lib, flatten=cfg.synth.flatten, abc=cfg.synth.abc_script,
@@ -250,16 +258,16 @@ class SynthStep(Step):
         if loops:
             raise ctx.fail("combinational loop in the design through wires " + "; ".join(loops[:3]),
                            hint="break the loop with a register, or fix the assignment that feeds back",
-                           log_path=ctx.step_dir / "loops.txt")
+                           log_path=ctx.step_dir / "loops.txt", code="synth.loop")
         conflicts = multiple_drivers(log_text)
         if conflicts:
             raise ctx.fail(f"multiple conflicting drivers for {', '.join(conflicts[:5])}: the RTL assigns the same "
                            "signal from more than one place, so no netlist can match it",
-                           hint="drive each signal from one assign or one always block", 
-                           log_path=ctx.step_dir / "yosys.log")
+                           hint="drive each signal from one assign or one always block",
+                           log_path=ctx.step_dir / "yosys.log", code="synth.multiple_drivers")
         if proc.returncode != 0:
-            message, hint = yosys_error(log_text, ctx.step_dir, cfg.top)
-            raise ctx.fail(message, log_path=ctx.step_dir / "yosys.log", hint=hint)
+            message, hint, code = yosys_error(log_text, ctx.step_dir, cfg.top)
+            raise ctx.fail(message, log_path=ctx.step_dir / "yosys.log", hint=hint, code=code)
         ctx.progress(0.8, "reading the mapped netlist")
         data = load_yosys_json(ctx.step_dir / "netlist.json")
         top, module = top_module(data, cfg.top or None)
@@ -267,15 +275,16 @@ class SynthStep(Step):
         n_cells = sum(counts.values())
         if n_cells == 0:
             raise ctx.fail(f"'{top}' has no logic after synthesis: every output is constant or unconnected, "
-                           "so there is nothing to place", hint="check that outputs depend on inputs or registers")
+                           "so there is nothing to place", hint="check that outputs depend on inputs or registers",
+                           code="synth.no_logic")
         if n_cells > cfg.synth.max_cells:
             raise ctx.fail(f"{n_cells} cells after synthesis; the limit is {cfg.synth.max_cells}",
-                           hint="raise synth.max_cells if the machine can take it")
+                           hint="raise synth.max_cells if the machine can take it", code="synth.too_many_cells")
         unknown = sorted(t for t in counts if t not in ctx.pdk.macros)
         if unknown:
             raise ctx.fail(f"Yosys left cells the library cannot implement: {', '.join(unknown)}",
                            hint="latches and special flip-flops may not exist in osu018; rewrite them as "
-                                "plain flip-flops", log_path=ctx.step_dir / "yosys.log")
+                                "plain flip-flops", log_path=ctx.step_dir / "yosys.log", code="synth.unmapped_cells")
         netlist = netlist_from_yosys_json(ctx.step_dir / "netlist.json", ctx.pdk, top)
         area = float(sum(ctx.pdk.macros[t].width_um * ctx.pdk.macros[t].height_um * n for t, n in counts.items()))
         warnings = _WARN_RE.findall(log_text)

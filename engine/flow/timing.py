@@ -233,9 +233,11 @@ class TimingStep(Step):
         cfg = ctx.config
         tcfg = cfg.timing
         if not cfg.clock_ns or cfg.clock_ns <= 0:
-            raise ctx.fail(f"clock period {cfg.clock_ns} ns is not positive", hint="give a period like --clock 10ns")
+            raise ctx.fail(f"clock period {cfg.clock_ns} ns is not positive", hint="give a period like --clock 10ns",
+                           code="timing.clock_period")
         if ctx.pdk.liberty_path is None:
-            raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}: OpenSTA needs one")
+            raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}: OpenSTA needs one",
+                           code="tech.no_liberty")
         netlist_v = ctx.artefact("synth", "netlist_v")
         netlist_json = ctx.artefact("synth", "netlist_json")
         top = ctx.metrics("synth").get("design__top") or cfg.top
@@ -245,8 +247,8 @@ class TimingStep(Step):
         except ValueError:
             raise ctx.fail(f"clock port '{cfg.clock_port}' is not an input of '{top}'; its inputs are: "
                            f"{', '.join(ports.inputs) or 'none'}",
-                           hint="set clock_port to one of the inputs (or leave it empty to detect clk/clock)") \
-                from None
+                           hint="set clock_port to one of the inputs (or leave it empty to detect clk/clock)",
+                           code="timing.clock_port") from None
         period = float(cfg.clock_ns)
 
         # Parasitics: routed wires when routing ran, else the placed pins' half-perimeter.
@@ -276,7 +278,7 @@ class TimingStep(Step):
         errors = [ln for ln in text.splitlines() if ln.startswith("Error")]
         log_path = ctx.step_dir / "sta.log"
         if errors:
-            raise ctx.fail(f"OpenSTA: {errors[0]}", log_path=log_path)
+            raise ctx.fail(f"OpenSTA: {errors[0]}", log_path=log_path, code="timing.sta_error")
         ctx.progress(0.85, "reading the timing report")
         paths = parse_paths(_section(text, "PATHS"))
         constrained = bool(paths)

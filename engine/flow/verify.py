@@ -17,21 +17,21 @@ Quirks of osu018's ``osu018_stdcells.v`` under Icarus 11, handled here:
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from engine.config import VerifyConfig
 from engine.errors import Cancelled, EngineError, ToolMissing
 from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.limits import LimitsConfig, limit_message, preexec
+from engine.runs import write_json
 from engine.validate import MIB, size_text, verilog_string
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class VerifyReport:
 
 class SimulationError(EngineError):
     """A testbench that does not compile, crashes or never finishes."""
+
+    default_code = "verify.simulation"
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -314,7 +316,7 @@ def verify_design(files: Sequence[str | Path], tb: str | Path | None, top: str, 
     out.mkdir(parents=True, exist_ok=True)
     if tb is None:
         report = VerifyReport(status="no testbench", rtl=None, gate=None, comparison=None)
-        _write_json(out / "verify.json", _report_dict(report))
+        write_json(out / "verify.json", _report_dict(report))
         return report
     tb_top = tb_top_module(tb, [top] if top else [])
     report = VerifyReport(status="", rtl=None, gate=None, comparison=None, tb_top=tb_top,
@@ -348,14 +350,14 @@ def verify_design(files: Sequence[str | Path], tb: str | Path | None, top: str, 
         report.status = "rtl fails its testbench"
     else:
         report.status = "pass"
-    _write_json(out / "mismatches.json", {"tests": comparison.tests, "mismatches": comparison.mismatches,
+    write_json(out / "mismatches.json", {"tests": comparison.tests, "mismatches": comparison.mismatches,
                                           "gate_lines": comparison.gate_lines, "first": comparison.first})
     if gate.vcd and cfg.activity_json:
         scope = f"{tb_top}.{report.dut_instance}" if report.dut_instance else tb_top
         acts = vcd_activity(gate.vcd, scope)
-        _write_json(out / "activity.json", {"vcd": Path(gate.vcd).name, "scope": scope,
+        write_json(out / "activity.json", {"vcd": Path(gate.vcd).name, "scope": scope,
                                             "nets": {k: asdict(v) for k, v in sorted(acts.items())}})
-    _write_json(out / "verify.json", _report_dict(report))
+    write_json(out / "verify.json", _report_dict(report))
     if progress:
         progress(1.0, f"{comparison.tests} output lines compared, {comparison.mismatches} mismatches")
     return report
@@ -374,10 +376,6 @@ def _report_dict(report: VerifyReport) -> dict:
     return {"status": report.status, "tb_top": report.tb_top, "dut_instance": report.dut_instance,
             "vcd_scope": report.vcd_scope(), "metrics": report.metrics(), "rtl": sim(report.rtl),
             "gate": sim(report.gate)}
-
-
-def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------- VCD
@@ -509,19 +507,20 @@ class VerifyStep(Step):
             return StepResult(metrics=report.metrics(), artefacts={"report": "verify.json"}, status="skipped",
                               message="no testbench: nothing to simulate (add a tb_<name>.v to verify)")
         if not Path(cfg.testbench).is_file():
-            raise ctx.fail(f"testbench {cfg.testbench} not found")
+            raise ctx.fail(f"testbench {cfg.testbench} not found", code="verify.testbench_not_found")
         models = ctx.pdk.verilog_models_path
         if models is None or not Path(models).is_file():
             raise ctx.fail(f"the technology has no Verilog cell models (*stdcells.v) next to {ctx.pdk.lef_path}",
-                           hint="gate-level simulation needs them; run the flow without the verify step")
+                           hint="gate-level simulation needs them; run the flow without the verify step",
+                           code="tech.no_cell_models")
         netlist_v = ctx.artefact("synth", "netlist_v")
         top = cfg.top or str(ctx.metrics("synth").get("design__top", ""))
         try:
             report = verify_design(cfg.design_files, cfg.testbench, top, netlist_v, models, ctx.step_dir,
                                    config=vcfg, cancel=ctx.cancelled, progress=ctx.progress)
         except SimulationError as exc:
-            raise ctx.fail(exc.message, hint=exc.hint, log_path=Path(exc.log_path) if exc.log_path else None) \
-                from None
+            raise ctx.fail(exc.message, hint=exc.hint, log_path=Path(exc.log_path) if exc.log_path else None,
+                           code=exc.code, knob=exc.knob) from None
         artefacts = {"report": "verify.json", "mismatches": "mismatches.json", "rtl_log": "rtl.log",
                      "gate_log": "gate.log"}
         if report.rtl and report.rtl.vcd:

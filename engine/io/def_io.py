@@ -241,7 +241,7 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
 
     b = NetlistBuilder(name)
     io_net: dict[str, str] = {}
-    for pname, netname, direction, x, y in pins:
+    for pname, netname, _direction, x, y in pins:
         b.add_cell(pname, IO_TYPE, 0.0, 0.0, fixed=True, io=True, x=x, y=y)
         io_net[pname] = netname
     orients = ["N"] * len(pins)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -82,7 +81,9 @@ def _place_bookshelf(aux: Path, cfg, out: str | None) -> int:
 
     result = place(netlist, cfg, progress=_progress, on_frame=on_frame)
     aux_out = write_bookshelf(result.netlist, out_dir, netlist.name)
-    (out_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    from engine.runs import write_json
+
+    write_json(out_dir / "metrics.json", result.metrics)
     _summary(result.metrics)
     print(f"placed netlist: {aux_out}")
     return 0

@@ -64,7 +64,8 @@ class _State:
         pin_net[self.net_pins] = np.repeat(np.arange(len(self.deg)), self.deg)
         ok = (pin_net >= 0)
         ok[ok] = self.deg[pin_net[ok]] >= 2
-        pairs = np.unique(np.stack([self.pin_cell[ok], pin_net[ok]], 1), axis=0) if ok.any() else np.zeros((0, 2), np.int64)
+        pairs = (np.unique(np.stack([self.pin_cell[ok], pin_net[ok]], 1), axis=0) if ok.any()
+                 else np.zeros((0, 2), np.int64))
         self.pair_cell, self.pair_net = pairs[:, 0], pairs[:, 1]
         n = netlist.n_cells
         self.cn_start = np.zeros(n + 1, dtype=np.int64)
@@ -273,7 +274,7 @@ def _global_swap(st: _State, max_cells: int, deadline: float) -> tuple[int, int]
 
 def _local_reorder(st: _State, deadline: float) -> int:
     moves = 0
-    for r, cells in enumerate(st.row_cells):
+    for cells in st.row_cells:
         if time.perf_counter() > deadline:
             break
         for s in range(len(cells) - 1):
@@ -486,8 +487,8 @@ def detailed_place(netlist, x: np.ndarray, y: np.ndarray, passes: int = 2, time_
         cur = new
         if gain < 1e-3 * max(before, 1e-9):
             break
-    stats = DetailedStats(hpwl_before=before, hpwl_after=cur, swaps=swaps, gap_moves=gap_moves, reorders=reorders, passes=done,
-                          runtime_s=time.perf_counter() - t0)
+    stats = DetailedStats(hpwl_before=before, hpwl_after=cur, swaps=swaps, gap_moves=gap_moves, reorders=reorders,
+                          passes=done, runtime_s=time.perf_counter() - t0)
     log.info("detailed placement: HPWL %.6g -> %.6g (%d swaps, %d gap moves, %d reorders, %.2fs)", before, cur,
              swaps, gap_moves, reorders, stats.runtime_s)
     return st.x, st.y, stats

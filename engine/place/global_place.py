@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,12 +77,13 @@ def check_input(netlist, core) -> None:
         i = int(np.flatnonzero(mov)[np.flatnonzero(big)[0]])
         raise PlaceError(
             f"cell {netlist.cell_names[i]} ({netlist.cell_w[i]:g} x {netlist.cell_h[i]:g} um) is larger than the "
-            f"core ({x1 - x0:g} x {y1 - y0:g} um)", hint="lower floorplan.utilization to get a larger core")
+            f"core ({x1 - x0:g} x {y1 - y0:g} um)", hint="lower floorplan.utilization to get a larger core",
+            code="place.too_full")
     free = (x1 - x0) * (y1 - y0) - fixed_area_in_core(netlist, core)
     util = float((w * h).sum()) / max(free, 1e-12)
     if util > 1.0:
         raise PlaceError(f"utilisation {util:.0%}: the movable cells need more area than the free core has",
-                         hint="lower floorplan.utilization (more core area)")
+                         hint="lower floorplan.utilization (more core area)", code="place.too_full")
 
 
 def fixed_area_in_core(netlist, core) -> float:
@@ -291,7 +293,8 @@ class GlobalPlacer:
             new_hpwl = float(self.wa.last_hpwl)   # HPWL of the kept nets at v, a by-product of the WA pass
             if not (math.isfinite(new_hpwl) and math.isfinite(float(opt.obj))):
                 raise PlaceError(f"global placement diverged at iteration {it} (objective is not finite)",
-                                 hint="lower place.density_weight_init or use place.dtype=float64")
+                                 hint="lower place.density_weight_init or use place.dtype=float64",
+                                 code="place.diverged")
             # density weight: grow ~1.05x, less when the wirelength jumps (DREAMPlace's rule, relative ref)
             delta = new_hpwl - hpwl
             ref = max(cfg.density_weight_ref_delta * max(hpwl, 1e-9), 1e-12)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import signal
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass

@@ -116,7 +116,7 @@ def tetris_assign(segs: Segments, x: np.ndarray, y: np.ndarray, w: np.ndarray, r
                 break
             if a == 0 and b == n_seg:
                 raise PlaceError(f"legalization: no row segment has room for a cell {wi:g} um wide",
-                                 hint="lower floorplan.utilization or place.target_density")
+                                 hint="lower floorplan.utilization or place.target_density", code="place.too_full")
             radius *= 2
     return assign
 

@@ -29,8 +29,11 @@ def density_map(netlist, core, bins: int, x=None, y=None, movable_only: bool = F
     ky = int(np.ceil(hs.max() / bh)) + 1 if len(hs) else 1
     ix = np.floor((xs - x0) / bw).astype(np.int64)[:, None] + np.arange(kx)[None, :]
     iy = np.floor((ys - y0) / bh).astype(np.int64)[:, None] + np.arange(ky)[None, :]
-    ox = np.clip(np.minimum(xs[:, None] + ws[:, None], x0 + (ix + 1) * bw) - np.maximum(xs[:, None], x0 + ix * bw), 0, None)
-    oy = np.clip(np.minimum(ys[:, None] + hs[:, None], y0 + (iy + 1) * bh) - np.maximum(ys[:, None], y0 + iy * bh), 0, None)
+    # overlap of each cell with each of the bins it touches: (N, kx) and (N, ky)
+    ox = np.clip(np.minimum(xs[:, None] + ws[:, None], x0 + (ix + 1) * bw) - np.maximum(xs[:, None], x0 + ix * bw),
+                 0, None)
+    oy = np.clip(np.minimum(ys[:, None] + hs[:, None], y0 + (iy + 1) * bh) - np.maximum(ys[:, None], y0 + iy * bh),
+                 0, None)
     ox[(ix < 0) | (ix >= bins)] = 0
     oy[(iy < 0) | (iy >= bins)] = 0
     area = ox[:, :, None] * oy[:, None, :]

@@ -6,7 +6,7 @@ retried with the new estimate while the estimate shrinks by more than 5% (backtr
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

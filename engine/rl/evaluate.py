@@ -11,13 +11,15 @@ which is also the serial reference of the speed-up benchmark.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,41 +97,20 @@ def with_place_overrides(config: FlowConfig, overrides: dict[str, Any]) -> FlowC
     return out
 
 
-# ------------------------------------------------------------------ Ray
-_REMOTE = None
-
-
+# ------------------------------------------------------------------ Ray (engine.parallel)
 def ensure_ray(address: str | None = None, num_cpus: int = 0) -> None:
-    """Start (or join) Ray once per process. A Ray already started by the caller (a test, a notebook) is used."""
-    import ray
+    """Start (or join) Ray once per process (engine.parallel.ensure_ray)."""
+    from engine.parallel import ensure_ray as start
 
-    if ray.is_initialized():
-        return
-    # Workers import the engine from this checkout even when it is not installed as a package.
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if str(PROJECT_ROOT) not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *paths])
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.WARNING, "configure_logging": False}
-    if address:
-        kwargs["address"] = address
-    else:
-        kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
-    log.info("starting Ray (%s)", address or f"local, {kwargs.get('num_cpus')} CPUs")
-    try:
-        ray.init(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - Ray's own errors are not user-facing sentences
-        raise EngineError(f"Ray could not start ({type(exc).__name__}: {exc})",
-                          hint="check ray_address, or run with --parallel 1 (no Ray)") from None
+    start(address, num_cpus)
 
 
-def _remote():
-    global _REMOTE
-    if _REMOTE is None:
-        import ray
-
-        _REMOTE = ray.remote(num_cpus=1, max_retries=0)(evaluate_config)
-    return _REMOTE
+def _crashed(i: int, exc: BaseException) -> dict:
+    """The result of an evaluation whose Ray task died: one failed evaluation, not a failed optimisation."""
+    now = time.time()
+    return {"run_id": None, "status": "failed", "failed_step": None, "metrics": {},
+            "error": f"Ray task failed: {type(exc).__name__}: {exc}", "started": now, "ended": now, "seconds": 0.0,
+            "pid": None}
 
 
 class Evaluator:
@@ -155,40 +136,14 @@ class Evaluator:
         progress while the rest still run.
         """
         # The configs derive from a base that has the overrides already (make_context), with knobs set after them.
+        from engine.parallel import fan_out
+
         payloads = [c.to_dict() for c in configs]
         cancel = str(self.cancel_file) if self.cancel_file else None
-        results: list[dict | None] = [None] * len(payloads)
-        if self.cfg.parallel <= 1 or len(payloads) == 1:
-            for i, p in enumerate(payloads):
-                results[i] = evaluate_config(p, str(self.store.root), self.cfg.until, self.label, cancel,
-                                             self.cfg.reuse)
-                if on_result:
-                    on_result(i, results[i])
-            return results  # type: ignore[return-value]
-        import ray
-
-        remote = _remote()
-        pending: dict[Any, int] = {}
-        queue = list(enumerate(payloads))
-        while queue or pending:
-            # Keep at most `parallel` tasks in flight: the cluster may have more CPUs than we were given.
-            while queue and len(pending) < self.cfg.parallel:
-                i, p = queue.pop(0)
-                ref = remote.remote(p, str(self.store.root), self.cfg.until, self.label, cancel, self.cfg.reuse)
-                pending[ref] = i
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                i = pending.pop(ref)
-                try:
-                    results[i] = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - a dead worker is one failed evaluation
-                    now = time.time()
-                    results[i] = {"run_id": None, "status": "failed", "failed_step": None, "metrics": {},
-                                  "error": f"Ray task failed: {type(exc).__name__}: {exc}", "started": now,
-                                  "ended": now, "seconds": 0.0, "pid": None}
-                if on_result:
-                    on_result(i, results[i])
-        return results  # type: ignore[return-value]
+        evaluate = functools.partial(evaluate_config, runs_root=str(self.store.root), until=self.cfg.until,
+                                     label=self.label, cancel_file=cancel, reuse=self.cfg.reuse)
+        return fan_out(evaluate, payloads, self.cfg.parallel, on_result=on_result, on_error=_crashed,
+                       address=self.cfg.ray_address, num_cpus=self.cfg.ray_num_cpus)  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------ design features (observations)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import EngineError
 from engine.rl.env import EnvConfig, FlowEnv, FlowVecEnv, design_config
@@ -52,7 +52,7 @@ class OptimizeConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "OptimizeConfig":
+    def from_dict(cls, d: dict) -> OptimizeConfig:
         env = dict(d.get("env", {}))
         ev = EvalConfig(**env.pop("eval", {}))
         rw = RewardConfig(**env.pop("reward", {}))
@@ -159,8 +159,8 @@ def optimize(designs: list[str], cfg: OptimizeConfig, store: RunStore | None = N
         if cancelled():  # a baseline interrupted by the cancel: not a failure
             run.set_status("cancelled")
             return run
-        run.event("error", message=err.message, hint=err.hint)
-        run.set_status("failed", error=err.message, hint=err.hint)
+        run.event("error", message=err.message, hint=err.hint, code=err.code)
+        run.set_status("failed", error=err.message, hint=err.hint, code=err.code, knob=err.knob)
         return run
     summary = {"evaluations": rec.index, "failures": rec.failures, "seconds": round(time.time() - t0, 2),
                "best_reward": rec.best["reward"] if rec.best else None,

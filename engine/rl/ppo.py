@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -210,7 +210,7 @@ def _train(vec: FlowVecEnv, args: Args, agent: Agent | None, cancelled: Callable
         # ---- PPO update: the rollout is small, so one minibatch per epoch
         b_obs, b_cont = obs_b.reshape(T * E, -1), cont_b.reshape(T * E, -1)
         b_disc, b_logp = disc_b.reshape(T * E, -1), logp_b.reshape(-1)
-        b_adv, b_ret, b_val = adv.reshape(-1), returns.reshape(-1), val_b.reshape(-1)
+        b_adv, b_ret = adv.reshape(-1), returns.reshape(-1)
         for _ in range(args.update_epochs):
             _, _, newlogp, entropy, newvalue = agent.get_action_and_value(b_obs, b_cont, b_disc)
             ratio = (newlogp - b_logp).exp()

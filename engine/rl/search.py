@@ -9,7 +9,7 @@ OpenROAD's AutoTuner does with Ray Tune.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

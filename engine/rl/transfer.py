@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from engine.rl.env import EnvConfig
 from engine.rl.evaluate import EvalConfig
