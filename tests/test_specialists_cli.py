@@ -10,7 +10,7 @@ def test_cda_ask_without_a_model(capsys, tmp_path):
     out = capsys.readouterr().out
     assert rc == 0
     assert out.startswith("specialist: synthesis (")
-    assert "**No model used**" in out and "model: none used" in out
+    assert "**No model used**" in out and "model: none\n" in out
     assert "sources:\n  [1] assets/docs/" in out and "tool-yosys.md" in out
 
 

@@ -1,5 +1,6 @@
 """The local Hugging Face backend with a tiny Llama built here: random weights, a word-level tokenizer made with
 `tokenizers`, saved to a folder and loaded back through transformers (no downloads), streaming token by token."""
+import json
 import re
 
 import pytest
@@ -50,7 +51,7 @@ def test_hf_backend_streams_token_by_token(tiny_model):
 
 
 def test_chat_uses_the_local_model_when_ollama_is_off(tiny_model, tmp_path):
-    cfg = SpecialistConfig(use_ollama=False, hf_model_dir=str(tiny_model), max_new_tokens=8,
+    cfg = SpecialistConfig(use_ollama=False, gguf_model=None, hf_model_dir=str(tiny_model), max_new_tokens=8,
                            runs_dir=str(tmp_path / "runs"))
     events = list(Chat(cfg, kb=knowledge_base()).ask_stream("How does the placer spread cells with density?"))
     answer = events[-1]["answer"]
@@ -66,3 +67,91 @@ def test_bad_model_folder_is_a_clear_message(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(LLMError, match="Could not load the model"):
         HFBackend(tmp_path)
+
+
+# ------------------------------------------------------------------ the JSON-schema constraint (no model needed)
+ANSWER_SCHEMA = {"type": "object", "required": ["direction", "percent"],
+                 "properties": {"direction": {"enum": ["rise", "fall", "no clear effect"]},
+                                "percent": {"type": "number"},
+                                "knobs": {"type": "array", "items": {"type": "string"}, "maxItems": 2}}}
+
+
+@pytest.mark.parametrize("text", ['{"direction": "rise", "percent": -12.5}',
+                                  '{ "direction": "no clear effect", "percent": 3e2, "knobs": ["a", "b\\u00e9"] }',
+                                  '{"direction":"fall","percent":0}'])
+def test_json_prefix_accepts_every_prefix_of_a_valid_answer(text):
+    from engine.specialists.json_constraint import JsonPrefix
+
+    for i in range(len(text) + 1):
+        assert JsonPrefix(ANSWER_SCHEMA).feed(text[:i]) is not None, text[:i]
+    state = JsonPrefix(ANSWER_SCHEMA).feed(text)
+    assert state.closed and state.can_end()
+    assert not JsonPrefix(ANSWER_SCHEMA).feed(text[:-1]).can_end()
+
+
+@pytest.mark.parametrize("text", ['{"direction": "up"',  # not in the enum
+                                  '{"direction": "rise"}',  # required key missing
+                                  '{"direction": "rise", "percent": 01',  # leading zero
+                                  '{"direction": "rise", "percent": 1,}',  # trailing comma
+                                  '{"direction": "rise", "direction"',  # repeated key
+                                  '{"colour": 1',  # undeclared key
+                                  '{"percent": 1',  # out of llama.cpp's order: required keys first, in order
+                                  '{"direction": "rise", "percent": 1, "knobs": ["a", "b", "c"]',  # maxItems
+                                  '{"direction": "rise", "percent": true',  # wrong type
+                                  '{' + ' ' * 10 + '"direction"',  # endless whitespace is cut off
+                                  'Sure! {"direction": "rise"'])  # text before the object
+def test_json_prefix_rejects_what_breaks_the_schema(text):
+    from engine.specialists.json_constraint import JsonPrefix
+
+    assert JsonPrefix(ANSWER_SCHEMA).feed(text) is None
+
+
+def test_integer_and_free_json():
+    from engine.specialists.json_constraint import JsonPrefix, schema_errors
+
+    assert JsonPrefix({"type": "integer"}).feed("12").can_end()
+    assert not JsonPrefix({"type": "integer"}).feed("12").closed  # a number may go on
+    assert JsonPrefix({"type": "integer"}).feed("1.5") is None
+    free = JsonPrefix({}).feed('{"a": [1, {"b": null}], "c": "x"}')
+    assert free is not None and free.closed
+    assert schema_errors({"direction": "rise", "percent": 4}, ANSWER_SCHEMA) == []
+    assert schema_errors({"direction": "up", "percent": True}, ANSWER_SCHEMA) == [
+        "$.direction: 'up' is not one of ['rise', 'fall', 'no clear effect']", "$.percent: expected number, got bool"]
+
+
+def test_parse_json_answer_counts_what_is_not_valid():
+    from engine.specialists.llm import parse_json_answer
+
+    assert parse_json_answer('{"direction": "fall", "percent": 2}', ANSWER_SCHEMA) == {"direction": "fall",
+                                                                                         "percent": 2}
+    assert parse_json_answer('```json\n{"direction": "fall", "percent": 2}\n```', ANSWER_SCHEMA)["percent"] == 2
+    assert parse_json_answer('{"direction": "up", "percent": 2}', ANSWER_SCHEMA) is None
+    assert parse_json_answer("rise, by about 5%", ANSWER_SCHEMA) is None
+    assert parse_json_answer('[1, 2]', None) is None
+
+
+def test_constrained_generate_with_a_tiny_model_gives_valid_json(tiny_model):
+    from engine.specialists.llm import answer_json
+
+    backend = HFBackend(tiny_model, max_new_tokens=8)
+    schema = {"type": "object", "properties": {"word": {"enum": ["slack", "density"]}}, "required": ["word"]}
+    value, raw = answer_json(backend, [{"role": "user", "content": "the placer spreads cells"}], schema, 32)
+    # The word-level tokenizer has no '{' token: the only way to a valid answer would be none at all.
+    assert value is None and raw == ""
+
+
+def test_ollama_json_answers_send_the_schema_and_parse_the_reply():
+    from fake_ollama import FakeOllama
+
+    from engine.specialists.llm import OllamaBackend, answer_json
+
+    with FakeOllama(models=["llama3.2:3b"], reply='{"direction": "fall", "percent": 4.5}') as fake:
+        backend = OllamaBackend(SpecialistConfig(host=fake.url, timeout_s=5))
+        value, raw = answer_json(backend, [{"role": "user", "content": "density 0.7 -> 0.9?"}], ANSWER_SCHEMA, 32,
+                                 model="llama3.2:3b")
+        assert value == {"direction": "fall", "percent": 4.5} and json.loads(raw) == value
+        body = [b for _, path, b in fake.requests if path == "/api/chat"][-1]
+        assert body["format"] == ANSWER_SCHEMA and body["options"]["num_predict"] == 32 and not body["stream"]
+        fake.reply = "The HPWL falls by about 4%."  # a server that ignores the schema: a parse failure, not a crash
+        assert answer_json(backend, [{"role": "user", "content": "?"}], ANSWER_SCHEMA, 32, model="llama3.2:3b") == \
+            (None, "The HPWL falls by about 4%.")

@@ -27,6 +27,7 @@ def fake():
 
 
 def chat_for(url, kb, tmp_path, **kw):
+    kw.setdefault("gguf_model", None)  # Ollama is what these tests ask (llama.cpp comes first by default)
     cfg = SpecialistConfig(host=url, timeout_s=kw.pop("timeout_s", 5.0), runs_dir=str(tmp_path / "runs"), **kw)
     return Chat(cfg, kb=kb)
 

@@ -5,9 +5,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from fake_ollama import FakeOllama
+from streamlit.testing.v1 import AppTest
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "09_specialists.py"
 
@@ -22,6 +21,7 @@ def page(tmp_path, monkeypatch):
     def make(host: str) -> AppTest:
         at = AppTest.from_file(str(PAGE), default_timeout=90)
         at.session_state["spec_host"] = host
+        at.session_state["spec_backend"] = "ollama"  # these tests are about Ollama (llama.cpp comes first in auto)
         at.session_state["spec_timeout"] = 2.0
         at.run()
         assert not at.exception, at.exception
@@ -45,7 +45,7 @@ def test_question_streams_an_answer_with_specialist_model_and_sources(page):
     with FakeOllama(models=["cda-placement", "llama3.2:3b"]) as fake:
         at = page(fake.url)
         assert at.title[0].value.startswith("9 · Specialists")
-        assert "ollama at" in _all_text(at) and "placement: cda-placement" in _all_text(at)
+        assert "Ollama at" in _all_text(at) and "placement: cda-placement" in _all_text(at)
         at.chat_input[0].set_value("How does the placer spread cells with electrostatics?").run()
         assert not at.exception, at.exception
         text = _all_text(at)

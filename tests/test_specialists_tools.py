@@ -26,7 +26,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chat(store):
-    return Chat(SpecialistConfig(use_ollama=False, runs_dir=str(store.root)), kb=knowledge_base())
+    return Chat(SpecialistConfig(use_ollama=False, gguf_model=None, runs_dir=str(store.root)), kb=knowledge_base())
 
 
 def test_detect_picks_the_tool_and_its_arguments():
@@ -74,13 +74,13 @@ def test_bad_tool_requests_start_nothing(store, chat):
     assert not out.ok and "outside the range" in out.text
     missing = chat.ask("What is the HPWL of run 20200101-000000-nothing-0000?").tool
     assert not missing.ok and "no run" in missing.text
-    off = Chat(SpecialistConfig(use_ollama=False, allow_tool_runs=False, runs_dir=str(store.root)),
+    off = Chat(SpecialistConfig(use_ollama=False, gguf_model=None, allow_tool_runs=False, runs_dir=str(store.root)),
                kb=knowledge_base()).ask("what happens at utilization 0.7").tool
     assert not off.ok and "switched off" in off.text
     assert len(store.list()) == n
 
 
 def test_no_runs_yet_is_a_message(tmp_path):
-    chat = Chat(SpecialistConfig(use_ollama=False, runs_dir=str(tmp_path)), kb=knowledge_base())
+    chat = Chat(SpecialistConfig(use_ollama=False, gguf_model=None, runs_dir=str(tmp_path)), kb=knowledge_base())
     res = chat.ask("What is the worst slack of my last run?").tool
     assert not res.ok and "no flow run" in res.text.lower()

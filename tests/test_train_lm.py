@@ -17,8 +17,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engine.train import export as export_mod  # noqa: E402
-from engine.train.config import (ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig,  # noqa: E402
-                                 TrainError)
+from engine.train.config import ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig, TrainError  # noqa: E402
 from engine.train.export import export_model, read_gguf, verify_gguf, write_gguf  # noqa: E402
 from engine.train.lora import IGNORE, encode_example, load_adapter, train_lora  # noqa: E402
 from engine.train.search import run_search  # noqa: E402
@@ -61,13 +60,13 @@ def workdir(tmp_path_factory) -> Path:
 def tiny_model(workdir) -> Path:
     cfg = TinyModelConfig(out_dir=str(workdir / "tiny"), corpus=(str(workdir / "docs"),),
                           vocab_size=320, hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, intermediate_size=128,
-                          max_len=96, steps=40, batch_size=8, lr=3e-3)
+                          max_len=160, steps=40, batch_size=8, lr=3e-3)
     return build_tiny_model(cfg)
 
 
 def _lora_cfg(workdir: Path, tiny_model: Path, name: str, **kw) -> LoraTrainConfig:
     base = dict(base_model=str(tiny_model), data_dir=str(workdir / "data"), out_dir=str(workdir / name),
-                r=8, alpha=16, lr=5e-3, batch_size=8, max_len=96, max_steps=30, eval_every=10,
+                r=8, alpha=16, lr=5e-3, batch_size=8, max_len=160, max_steps=30, eval_every=10,
                 max_val_examples=24, checkpoint_every=10, seed=0)
     base.update(kw)
     return LoraTrainConfig(**base)
@@ -99,7 +98,7 @@ def test_tiny_model_is_a_normal_hf_folder(tiny_model):
 def test_prompt_tokens_are_masked(tiny_model):
     tok, _ = load_model_folder(tiny_model)
     ex = {"instruction": "Is 0.9 above 0.75?", "answer": "Yes."}
-    ids, labels = encode_example(tok, ex, 96)
+    ids, labels = encode_example(tok, ex, 160)
     n_prompt = len(tok("### Instruction:\nIs 0.9 above 0.75?\n### Response:\n")["input_ids"])
     assert labels[:n_prompt] == [IGNORE] * n_prompt
     assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tok.eos_token_id
@@ -144,20 +143,22 @@ def test_cancel_keeps_checkpoint(workdir, tiny_model):
 
 def test_export_gguf_round_trip(trained, workdir):
     res = export_model(ExportConfig(adapter_dir=trained.adapter_dir, out_dir=str(workdir / "export"),
-                                    model_name="cda-test"))
+                                    model_name="cda-test", dtype="f32", agreement_prompts=0))
     v = res.verify
     assert v["ok"] and v["max_abs_diff"] == 0.0 and not v["missing"] and v["n_tensors"] == 2 * 9 + 3
     assert v["logits_max_abs_diff"] < 1e-4 and v["next_token_hf"] == v["next_token_gguf"]
     meta, tensors = read_gguf(res.gguf_path)
     assert meta["general.architecture"] == "llama" and meta["general.name"] == "cda-test"
-    assert meta["tokenizer.ggml.model"] == "gpt2" and len(meta["tokenizer.ggml.tokens"]) == tensors["token_embd.weight"].shape[0]
+    assert meta["tokenizer.ggml.model"] == "gpt2"
+    assert len(meta["tokenizer.ggml.tokens"]) == tensors["token_embd.weight"].shape[0]
     # The merged safetensors folder gives the adapter model's logits.
     tok, merged = load_model_folder(res.merged_dir)
     torch.testing.assert_close(_logits(merged, tok), _logits(trained.model, tok), rtol=1e-4, atol=1e-4)
     assert (Path(res.merged_dir) / "model.safetensors").is_file()
     modelfile = Path(res.modelfile_path).read_text()
-    assert "FROM ./model.gguf" in modelfile and 'TEMPLATE """### Instruction:\n{{ .Prompt }}\n### Response:\n"""' in modelfile
-    assert "PARAMETER temperature" in modelfile and "PARAMETER num_ctx 96" in modelfile
+    assert "FROM ./model.gguf" in modelfile
+    assert 'TEMPLATE """### Instruction:\n{{ .Prompt }}\n### Response:\n"""' in modelfile
+    assert "PARAMETER temperature" in modelfile and "PARAMETER num_ctx 160" in modelfile
 
 
 def test_gguf_logit_check_catches_wrong_rope_layout(trained, workdir, monkeypatch):
@@ -176,6 +177,10 @@ def test_two_trial_search(workdir, tiny_model):
     assert summary["best"]["val_loss"] == min(t["val_loss"] for t in trials)
     assert all(t["params"]["alpha"] / t["params"]["r"] in (1.0, 2.0, 4.0) for t in trials)
     assert (workdir / "search" / "trials.png").is_file() and (workdir / "search" / "best.json").is_file()
+    # Run again with one more trial: the finished two are kept (SQLite study), only the third one runs.
+    more = run_search(SearchConfig(base=base, out_dir=str(workdir / "search"), n_trials=3, seed=1))
+    assert [t["number"] for t in more["trials"]] == [0, 1, 2]
+    assert more["trials"][:2] == trials and more["trials"][2]["state"] in ("done", "pruned")
 
 
 def test_bad_inputs_give_clear_errors(workdir, tiny_model, tmp_path):

@@ -12,10 +12,11 @@ def register(subparsers) -> None:
                                             "the engine)")
     ask.add_argument("question", nargs="+", help="the question (quote it)")
     ask.add_argument("--specialist", choices=SPECIALISTS, help="skip the router and ask this specialist")
-    ask.add_argument("--host", help="Ollama server URL (default http://127.0.0.1:11434)")
-    ask.add_argument("--timeout", type=float, help="seconds to wait for the Ollama server")
-    ask.add_argument("--model-dir", help="a local Hugging Face model folder used when Ollama gives nothing")
-    ask.add_argument("--no-llm", action="store_true", help="use no model: answer from retrieval and the engine")
+    ask.add_argument("--run", metavar="ID|last", help="ground the answer in this run's facts ('last' = the newest "
+                                                      "flow run)")
+    _model_options(ask)
+    ask.add_argument("--no-llm", action="store_true", help="use no model: answer from the run's facts, retrieval "
+                                                           "and the engine (same as --backend none)")
     ask.add_argument("--no-runs", action="store_true", help="never start a flow run to answer")
     ask.add_argument("--bm25-only", action="store_true", help="keyword retrieval only (no embedding model)")
     ask.add_argument("-k", type=int, help="passages to retrieve (default 5)")
@@ -27,9 +28,9 @@ def register(subparsers) -> None:
     ev = sub.add_parser("eval", help="router held-out accuracy, retrieval hit@5 and MRR on the labelled sets")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_eval)
-    md = sub.add_parser("models", help="which models each backend has, and which one each specialist would use")
-    md.add_argument("--host")
-    md.add_argument("--model-dir")
+    md = sub.add_parser("models", help="which backends can answer, in the order the chat tries them, and which "
+                                       "model each specialist would use")
+    _model_options(md)
     md.set_defaults(func=_models)
     ix = sub.add_parser("index", help="embed the knowledge base (cached); --ship writes the embeddings into assets")
     ix.add_argument("--ship", action="store_true")
@@ -37,7 +38,27 @@ def register(subparsers) -> None:
     sp.set_defaults(func=lambda args: (sp.print_help(), 2)[1])
 
 
+BACKENDS = ("auto", "llamacpp", "ollama", "hf", "none")
+_DEFAULTS = SpecialistConfig()
+
+
+def _model_options(p) -> None:
+    """The model flags `cda ask` and `cda specialists models` share (defaults: SpecialistConfig)."""
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto: llama.cpp (tuned specialist GGUF, else the SmolLM2 base), then Ollama, then --model-dir;"
+                        " or only the one named; none: no model")
+    p.add_argument("--gguf", metavar="PATH|auto", help=f"GGUF file for llama.cpp (default {_DEFAULTS.gguf_model})")
+    p.add_argument("--threads", type=int, help=f"llama.cpp CPU threads (default {_DEFAULTS.n_threads})")
+    p.add_argument("--max-tokens", type=int, help=f"answer length limit in tokens (default {_DEFAULTS.max_new_tokens})")
+    p.add_argument("--host", help=f"Ollama server URL (default {_DEFAULTS.host})")
+    p.add_argument("--timeout", type=float,
+                   help=f"seconds to wait for the Ollama server (default {_DEFAULTS.timeout_s:g})")
+    p.add_argument("--model-dir", help="a local Hugging Face model folder, tried after llama.cpp and Ollama")
+
+
 def _config(args) -> SpecialistConfig:
+    from engine.errors import EngineError
+
     cfg = SpecialistConfig()
     if getattr(args, "host", None):
         cfg.host = args.host
@@ -45,8 +66,24 @@ def _config(args) -> SpecialistConfig:
         cfg.timeout_s = args.timeout
     if getattr(args, "model_dir", None):
         cfg.hf_model_dir = args.model_dir
-    if getattr(args, "no_llm", False):
+    if getattr(args, "gguf", None):
+        cfg.gguf_model = args.gguf
+    if getattr(args, "threads", None):
+        if args.threads < 1:
+            raise EngineError(f"--threads {args.threads} is not a thread count; give 1 or more.")
+        cfg.n_threads = args.threads
+    if getattr(args, "max_tokens", None):
+        if not 1 <= args.max_tokens <= 4096:
+            raise EngineError(f"--max-tokens {args.max_tokens} is outside 1-4096.")
+        cfg.max_new_tokens = args.max_tokens
+    backend = "none" if getattr(args, "no_llm", False) else getattr(args, "backend", "auto") or "auto"
+    if backend == "hf" and not cfg.hf_model_dir:
+        raise EngineError("--backend hf needs --model-dir (a local Hugging Face model folder).")
+    if backend not in ("auto", "llamacpp"):
+        cfg.gguf_model = None
+    if backend not in ("auto", "ollama"):
         cfg.use_ollama = False
+    if backend not in ("auto", "hf"):
         cfg.hf_model_dir = None
     if getattr(args, "no_runs", False):
         cfg.allow_tool_runs = False
@@ -60,14 +97,14 @@ def _config(args) -> SpecialistConfig:
 
 
 def _ask(args) -> int:
-    from engine.specialists.chat import Chat
+    from engine.specialists.chat import Chat, unsaid_notes
 
     chat = Chat(_config(args))
     question = " ".join(args.question)
     out = sys.stdout
     answer = None
     streaming = not args.json
-    for event in chat.ask_stream(question, specialist=args.specialist):
+    for event in chat.ask_stream(question, specialist=args.specialist, run_id=args.run):
         kind = event["type"]
         if kind == "done":
             answer = event["answer"]
@@ -75,6 +112,8 @@ def _ask(args) -> int:
             continue
         elif kind == "route":
             out.write(f"specialist: {event['specialist']} ({event['reason']})\n")
+        elif kind == "run":
+            out.write(f"run: {event['result'].run_ids[0]}\n")
         elif kind == "tool_start":
             out.write(f"engine tool: {event['name']} {json.dumps(event['args'])}\n")
         elif kind == "status":
@@ -89,12 +128,15 @@ def _ask(args) -> int:
         out.write(json.dumps(answer.to_dict(), indent=2, default=str) + "\n")
         return 0
     out.write("\n")
-    if answer.flagged_citations or answer.notes:
-        out.write("\nnotes:\n" + "".join(f"  - {n}\n" for n in answer.notes))
+    notes = unsaid_notes(answer)
+    if notes:
+        out.write("\nnotes:\n" + "".join(f"  - {n}\n" for n in notes))
     if answer.model:
-        out.write(f"\nmodel: {answer.model} ({answer.backend}{', fallback' if answer.fallback_used else ''})\n")
+        kind = {"specialist": ", tuned specialist", "exported": ", exported specialist",
+                "base": ", base model"}.get(answer.model_kind or "", "")
+        out.write(f"\nmodel: {answer.model} ({answer.backend}{kind}{', fallback' if answer.fallback_used else ''})\n")
     else:
-        out.write("\nmodel: none used\n")
+        out.write("\nmodel: none\n")
     if answer.tool and answer.tool.run_ids:
         out.write(f"runs: {', '.join(answer.tool.run_ids)}\n")
     if answer.retrieval and answer.retrieval.hits:
@@ -125,22 +167,28 @@ def _eval(args) -> int:
 
 
 def _models(args) -> int:
-    from engine.specialists.llm import LLMError, OllamaBackend, models_status
+    from engine.specialists.llm import LLMError, OllamaBackend
+    from engine.specialists.resolve import models_status
 
     cfg = _config(args)
-    for st in models_status(cfg):
-        state = "reachable" if st.reachable else f"unreachable: {st.error}"
-        sys.stdout.write(f"{st.backend} at {st.location}: {state}\n")
-        for m in st.models:
+    rows = models_status(cfg)
+    if not rows:
+        sys.stdout.write("no backend is configured: the chat answers without a model\n")
+    for i, row in enumerate(rows, 1):
+        sys.stdout.write(f"{i}. {row.backend}: {row.message}\n")
+        for m in row.models:
             sys.stdout.write(f"  - {m}\n")
-        if st.backend == "ollama" and st.reachable:
+        if row.backend == "ollama" and row.usable:
             backend = OllamaBackend(cfg)
             for name in SPECIALISTS:
                 try:
-                    c = backend.choose(name, st.models)
+                    c = backend.choose(name, row.models)
                     sys.stdout.write(f"  {name:<13} -> {c.model}{' (fallback)' if c.fallback else ''}\n")
                 except LLMError as exc:
                     sys.stdout.write(f"  {name:<13} -> none ({exc})\n")
+    usable = next((r for r in rows if r.usable), None)
+    sys.stdout.write(f"the chat answers with: {usable.backend} ({usable.location})\n" if usable
+                     else "the chat answers without a model (from the run's facts, the engine and the docs)\n")
     return 0
 
 

