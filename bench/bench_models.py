@@ -1,9 +1,13 @@
-"""`make bench`: every model reachable here answers the placement problems; the table goes into README.md.
+"""`make bench`: the v2 benchmark table: trivial baselines, the engine oracle and every model reachable here.
 
-Models, in order: the rule-of-thumb baseline (no LLM, no engine), the engine-grounded specialist (engine tools +
-retrieval, no LLM), the project's own tiny model from engine/train as baseline and as specialist (its LoRA
-adapter when one was trained; the base model is built first if missing), and each Ollama model the specialists'
-host lists (none here: no server). Results: bench/results/<model>-<mode>.json, bench_models.json, bench_models.png.
+Rows, on the same problems (assets/bench/problems_v2.jsonl, built by `cda bench build` on held-out designs):
+- baselines, always: copy-reference, majority label, random (seeded, averaged), textbook rules;
+- the engine oracle (fresh seeds): an upper bound, marked as one and never ranked;
+- the base model (SmolLM2-135M-Instruct, imported by `make setup`) in plain and rag-tools modes;
+- the LoRA specialist (assets/specialist/adapter, or --adapter) in plain and rag-tools modes, when present;
+- a GGUF file given with --gguf, and each Ollama model the specialists' host lists (none here: no server).
+Results: bench/results/v2/<model>-<mode>.json, bench/results/bench_models_v2.json and bench_models_v2.png.
+A model that cannot be loaded is listed under "missing" with the reason, never silently dropped.
 """
 from __future__ import annotations
 
@@ -20,13 +24,24 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.chdir(ROOT)
 
-from engine.bench.problems import PROBLEMS_PATH, load_problems  # noqa: E402
-from engine.bench.report import markdown_table  # noqa: E402
-from engine.bench.runner import RESULTS_DIR, RunnerConfig, run_bench, tiny_model_folder  # noqa: E402
+from engine.bench.v2 import (  # noqa: E402
+    BASELINES,
+    KINDS,
+    PROBLEMS_V2,
+    RESULTS_V2,
+    RunV2Config,
+    compare_v2,
+    load_v2,
+    markdown_v2,
+    run_v2,
+)
 from engine.errors import EngineError  # noqa: E402
 
 log = logging.getLogger("bench_models")
 START, END = "<!-- bench-models:start -->", "<!-- bench-models:end -->"
+ADAPTER = ROOT / "assets" / "specialist" / "adapter"
+SUMMARY = ROOT / "bench" / "results" / "bench_models_v2.json"
+PLOT = ROOT / "bench" / "results" / "bench_models_v2.png"
 
 
 def ollama_models() -> list[str]:
@@ -41,23 +56,6 @@ def ollama_models() -> list[str]:
         return []
 
 
-def ensure_tiny() -> str | None:
-    try:
-        return str(tiny_model_folder())
-    except EngineError:
-        pass
-    try:
-        from engine.train.config import TinyModelConfig
-        from engine.train.tinymodel import build_tiny_model
-
-        log.warning("building the project's tiny model (a few minutes) ...")
-        build_tiny_model(TinyModelConfig())
-        return str(tiny_model_folder())
-    except Exception as exc:  # noqa: BLE001 - the table says the model was not available
-        log.warning("the tiny model could not be built: %s", exc)
-        return None
-
-
 def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -65,86 +63,128 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    kinds = ["overall", "predict", "choose", "diagnose", "act"]
-    fig, ax = plt.subplots(figsize=(9, 4))
-    w = 0.8 / max(len(results), 1)
+    kinds = ["overall", *KINDS]
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    w = 0.85 / max(len(results), 1)
     for i, r in enumerate(results):
         s = r["summary"]
         blocks = [s["overall"] if k == "overall" else s["by_kind"].get(k) for k in kinds]
         y = [b["score"] if b else 0 for b in blocks]
         err = [[(b["score"] - b["ci95"][0]) if b else 0 for b in blocks],
                [(b["ci95"][1] - b["score"]) if b else 0 for b in blocks]]
-        ax.bar(np.arange(len(kinds)) + i * w, y, w, yerr=err, capsize=3, label=f"{r['model']} · {r['mode']}")
+        oracle = r.get("family") == "oracle"
+        ax.bar(np.arange(len(kinds)) + i * w, y, w, yerr=err, capsize=2, hatch="//" if oracle else None,
+               alpha=0.55 if oracle else 1.0,
+               label=f"{r['model']} · {r['mode']}" + (" (oracle, upper bound)" if oracle else ""))
     ax.set_xticks(np.arange(len(kinds)) + w * (len(results) - 1) / 2, kinds)
-    ax.set_ylabel("mean score (95% CI)")
+    ax.set_ylabel("mean score (95% bootstrap CI)")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=max(1, len(results)), frameon=False)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def plan_runs(args) -> tuple[list[tuple[str, str]], list[str]]:
+    """(model, mode) pairs to run, and the reasons models are missing."""
+    runs = [(b, "plain") for b in BASELINES] + [("oracle", "plain")]
+    missing = []
+    llm_modes = ("plain", "rag-tools") if not args.plain_only else ("plain",)
+    try:
+        from engine.train.models import resolve_base
+
+        resolve_base(None).require_hf()
+        runs += [("base", m) for m in llm_modes]
+    except Exception as exc:  # noqa: BLE001 - reported in the table's notes
+        missing.append(f"base model: {exc}")
+    adapter = Path(args.adapter) if args.adapter else ADAPTER
+    if (adapter / "adapter_config.json").is_file():
+        runs += [(f"lora:{adapter}", m) for m in llm_modes]
+    else:
+        missing.append(f"LoRA specialist: no adapter at {adapter}")
+    if args.gguf:
+        runs += [(f"gguf:{args.gguf}", m) for m in llm_modes]
+    models = ollama_models()
+    runs += [(f"ollama:{m}", mode) for m in models for mode in llm_modes]
+    if not models:
+        missing.append("Ollama: no server answered")
+    return runs, missing
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-tiny", action="store_true", help="leave the project's tiny model out (it is slow on CPU)")
-    ap.add_argument("--max-new-tokens", type=int, default=48, help="answer length cap for local models")
-    ap.add_argument("--from-results", action="store_true",
-                    help="rewrite the README table and plot from the result files of the last run (no model runs)")
+    ap.add_argument("--problems", default=str(PROBLEMS_V2), help="v2 problem file")
+    ap.add_argument("--adapter", default="", help="LoRA adapter folder (default assets/specialist/adapter)")
+    ap.add_argument("--gguf", default="", help="also run this GGUF file through llama.cpp")
+    ap.add_argument("--plain-only", action="store_true", help="language models in plain mode only")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N problems (a quick look)")
+    ap.add_argument("--readme", action="store_true", help="also write the table between the README markers")
+    ap.add_argument("--from-results", action="store_true", help="redo the table and plot from the last results")
     args = ap.parse_args(argv)
-    if args.from_results:
-        from engine.bench.runner import load_results
-
-        last = json.loads((RESULTS_DIR / "bench_models.json").read_text())
-        results = [load_results(p) for p in last["results"]]
-        plot(results, RESULTS_DIR / "bench_models.png")
-        write_readme(results, last["problems"], last["models_used"], last.get("missing", ""))
-        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    problems = load_problems(PROBLEMS_PATH)
-    runs = [("rules", "baseline"), ("engine", "specialist")]
-    tiny = None if args.no_tiny else ensure_tiny()
-    if tiny:
-        runs += [("tiny", "baseline"), ("tiny", "specialist")]
-    runs += [(f"ollama:{m}", mode) for m in ollama_models() for mode in ("baseline", "specialist")]
-    results = []
-    t0 = time.monotonic()
-    for model, mode in runs:
-        t = time.monotonic()
-        res = run_bench(RunnerConfig(model=model, mode=mode, max_new_tokens=args.max_new_tokens), problems=problems)
-        log.warning("%s %s: %.3f in %.0f s", model, mode, res["summary"]["overall"]["score"], time.monotonic() - t)
-        results.append(res)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    plot(results, RESULTS_DIR / "bench_models.png")
-    table = markdown_table(results)
-    used = "; ".join(f"{r['model']} · {r['mode']}: {', '.join(r['models_used'])}" for r in results)
-    missing = "" if tiny else (" The project's tiny model was left out (--no-tiny)." if args.no_tiny else
-                               " The project's tiny model could not be built, so it is not in the table.")
-    if not any(m.startswith("ollama:") for m, _ in runs):
-        missing += " No Ollama server answered, so no Ollama model is in the table."
-    by = {f"{r['model']}-{r['mode']}": r["summary"]["overall"]["score"] for r in results}
-    summary = {"problems": len(problems), "problems_file": str(PROBLEMS_PATH.relative_to(ROOT)),
-               "seconds": round(time.monotonic() - t0, 1), "scores": by, "models_used": used, "missing": missing,
-               "results": [str(Path(r["path"]).relative_to(ROOT)) for r in results]}
-    (RESULTS_DIR / "bench_models.json").write_text(json.dumps(summary, indent=1))
-    write_readme(results, len(problems), used, missing)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    if args.from_results:  # the result files already in bench/results/v2 (each run by `cda bench run`)
+        results = []
+        for f in sorted(RESULTS_V2.glob("*.json")):
+            data = json.loads(f.read_text())
+            same = Path(data.get("problems_file", "")).resolve() == Path(args.problems).resolve()
+            if data.get("version") == 2 and same:
+                data["path"] = str(f)
+                results.append(data)
+        missing = plan_runs(args)[1]
+        last = {"problems_file": str(Path(args.problems).resolve().relative_to(ROOT))}
+    else:
+        problems = load_v2(args.problems)
+        runs, missing = plan_runs(args)
+        results = []
+        for model, mode in runs:
+            t = time.monotonic()
+            try:
+                res = run_v2(RunV2Config(model=model, mode=mode, problems=args.problems, limit=args.limit),
+                             records=problems[: args.limit] if args.limit else problems)
+            except EngineError as exc:
+                missing.append(f"{model} · {mode}: {exc.message}")
+                log.warning("%s %s failed: %s", model, mode, exc.message)
+                continue
+            log.warning("%s %s: %.3f in %.0f s", model, mode, res["summary"]["overall"]["score"],
+                        time.monotonic() - t)
+            results.append(res)
+    SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+    plot(results, PLOT)
+    cmp = compare_v2(results) if len(results) > 1 else {}
+    table = markdown_v2(results)
+    summary = {"problems_file": str(Path(args.problems).resolve().relative_to(ROOT)) if not args.from_results
+               else last["problems_file"],
+               "problems": results[0]["n_problems"] if results else 0,
+               "scores": {r["label"]: r["summary"]["overall"] for r in results},
+               "by_kind": {r["label"]: r["summary"]["by_kind"] for r in results},
+               "families": {r["label"]: r.get("family") for r in results},
+               "ranking": cmp.get("ranking", []), "solved_by_no_baseline": cmp.get("solved_by_no_baseline", {}),
+               "missing": missing,
+               "results": [str(Path(r["path"]).resolve().relative_to(ROOT)) if "path" in r
+                           else str((RESULTS_V2 / f"{r['label']}.json").relative_to(ROOT)) for r in results]}
+    SUMMARY.write_text(json.dumps(summary, indent=1))
+    if args.readme:
+        write_readme(table, summary)
     print(table)
-    print(f"models used: {used}")
+    if missing:
+        print("missing: " + "; ".join(missing))
     return 0
 
 
-def write_readme(results: list[dict], n_problems: int, used: str, missing: str) -> None:
-    table = markdown_table(results)
-    block = (f"{START}\n{n_problems} placement problems (assets/bench/problems_v1.jsonl, truth computed by the "
-             f"engine), `make bench` on this machine. Mean score per kind with bootstrap 95% CI; solved = score >= "
-             f"0.75; retrieval hit / miss = ChipNeMo's split (a retrieved passage names the gold knob, or not). "
-             f"Models used — {used}.{missing}\n\n{table}\n\n"
-             "Read with care: the engine-grounded specialist answers predict and choose by running the same placer "
-             "that computed the truth, so its full marks there are by construction (what a tool-using specialist "
-             "gains over guessing); diagnose depends on retrieval naming the right knob to try, and act on its "
-             "4-run search against the engine's own sweep. The rules baseline uses the reference run given in "
-             "each question, which is why it does well on predict.\n\n"
-             f"![scores](bench/results/bench_models.png)\n{END}")
+def write_readme(table: str, summary: dict) -> None:
+    block = (f"{START}\n{summary['problems']} placement problems ({summary['problems_file']}: held-out designs, "
+             "truth from 3 placer seeds, labels clear of the seed noise), `make bench` on this machine. Mean score "
+             "per kind with bootstrap 95% CI; parse / schema failures counted apart (they score 0). The oracle "
+             "re-measures with fresh seeds: an upper bound, not a model."
+             + (f" Missing: {'; '.join(summary['missing'])}." if summary["missing"] else "")
+             + f"\n\n{table}\n\n![scores](bench/results/bench_models_v2.png)\n{END}")
     readme = ROOT / "README.md"
     text = readme.read_text()
     if START in text and END in text:

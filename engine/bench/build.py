@@ -10,8 +10,8 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from engine.bench.measure import MEASURE_VERSION, Measurer
 from engine.bench.problems import PROBLEMS_PATH, PROBLEMS_VERSION, generate_problems, save_problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -21,28 +22,76 @@ def _fmt_block(b: dict) -> str:
     return f"{b['score']:.3f} [{lo:.3f}, {hi:.3f}]  solved {b['solved']}/{b['n']}"
 
 
+def _parse_counts(text: str, kinds) -> dict:
+    from engine.errors import EngineError
+
+    out = {}
+    for part in text.split(","):
+        kind, _, n = part.partition("=")
+        if kind not in kinds or not n.isdigit():
+            raise EngineError(f"--counts wants kind=N,... with kinds {', '.join(kinds)}; got '{part}'")
+        out[kind] = int(n)
+    return out
+
+
 def _cmd_build(args) -> int:
+    if not args.v1:
+        return _cmd_build_v2(args)
     from engine.bench.build import BuildConfig, build
+    from engine.bench.problems import PROBLEMS_PATH
 
-    cfg = BuildConfig(out=args.out, seed=args.seed)
+    cfg = BuildConfig(out=args.out or str(PROBLEMS_PATH), seed=args.seed)
     if args.counts:
-        for part in args.counts.split(","):
-            kind, _, n = part.partition("=")
-            if kind not in cfg.counts or not n.isdigit():
-                from engine.errors import EngineError
-
-                raise EngineError(f"--counts wants kind=N,... with kinds {', '.join(cfg.counts)}; got '{part}'")
-            cfg.counts[kind] = int(n)
+        cfg.counts.update(_parse_counts(args.counts, tuple(cfg.counts)))
     res = build(cfg, _store(args), progress=None if args.quiet else _progress)
     print(f"{res['problems']} problems {res['by_kind']} from {res['engine_runs']} engine runs in {res['seconds']} s")
     print(f"wrote {res['path']} and {res['truth_path']}")
     return 0
 
 
+def _cmd_build_v2(args) -> int:
+    from engine.bench.v2 import PROBLEMS_V2, BuildV2Config, build_v2
+
+    cfg = BuildV2Config(out=args.out or str(PROBLEMS_V2), seed=args.seed, root=args.root,
+                        designs=tuple(x for x in args.designs.split(",") if x.strip()) if args.designs else ())
+    if args.counts:
+        cfg.counts.update(_parse_counts(args.counts, tuple(cfg.counts)))
+    if args.margin:
+        cfg.margin_x = args.margin
+    res = build_v2(cfg, progress=None if args.quiet else _progress)
+    print(f"{res['problems']} problems {res['by_kind']} on {len(res['designs'])} designs "
+          f"({res['engine_runs_new']} new placements) in {res['seconds']} s")
+    if res["not_held_out"]:
+        print(f"note: {', '.join(res['not_held_out'])} are in the training data; their scores do not show transfer")
+    print(f"wrote {res['path']}")
+    return 0
+
+
+def _cmd_run_v2(args) -> int:
+    from engine.bench.v2 import PROBLEMS_V2, RunV2Config, run_v2
+
+    cfg = RunV2Config(model=args.model, mode=args.mode, problems=args.problems or str(PROBLEMS_V2), out=args.out,
+                      limit=args.limit, kinds=tuple(args.kinds.split(",")) if args.kinds else (),
+                      host=args.host or "", shots=args.shots, tool_budget=args.tool_budget, root=args.root)
+    res = run_v2(cfg, progress=None if args.quiet else _progress)
+    s = res["summary"]
+    tag = "  (oracle: an upper bound, not a model)" if res["family"] == "oracle" else ""
+    print(f"{res['label']}: overall {_fmt_block(s['overall'])}  parse failures {s['overall']['parse_failures']}, "
+          f"schema failures {s['overall']['schema_failures']}{tag}")
+    for kind, b in s["by_kind"].items():
+        print(f"  {kind:9s} {_fmt_block(b)}")
+    print(f"results: {res['path']}")
+    return 0
+
+
 def _cmd_run(args) -> int:
+    if args.mode in ("plain", "rag-tools"):
+        return _cmd_run_v2(args)
+    from engine.bench.problems import PROBLEMS_PATH
     from engine.bench.runner import RunnerConfig, run_bench
 
-    cfg = RunnerConfig(model=args.model, mode=args.mode, problems=args.problems, out=args.out, limit=args.limit,
+    cfg = RunnerConfig(model=args.model, mode=args.mode, problems=args.problems or str(PROBLEMS_PATH), out=args.out,
+                       limit=args.limit,
                        kinds=tuple(args.kinds.split(",")) if args.kinds else (), host=args.host or "",
                        timeout_s=args.timeout, retrieval=args.retrieval)
     res = run_bench(cfg, _store(args), progress=None if args.quiet else _progress)
@@ -59,7 +108,10 @@ def _cmd_run(args) -> int:
 def _cmd_compare(args) -> int:
     from engine.bench.runner import compare, load_results
 
-    cmp = compare([load_results(p) for p in args.results])
+    loaded = [load_results(p) for p in args.results]
+    if all(r.get("version") == 2 for r in loaded):
+        return _compare_v2(loaded, args)
+    cmp = compare(loaded)
     if args.json:
         print(json.dumps(cmp, indent=1))
         return 0
@@ -76,7 +128,52 @@ def _cmd_compare(args) -> int:
             cells.append(f"{_fmt_block(b):>{width + 26}s}" if b else f"{'-':>{width + 26}s}")
         print(f"{kind:10s}" + "".join(cells))
     for key, ids in cmp["solved_only_by"].items():
-        print(f"solved by {key}: {len(ids)}" + (f" ({', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''})" if ids else ""))
+        more = f" ({', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''})" if ids else ""
+        print(f"solved by {key}: {len(ids)}{more}")
+    return 0
+
+
+def _compare_v2(loaded, args) -> int:
+    from engine.bench.v2 import KINDS, compare_v2
+
+    cmp = compare_v2(loaded)
+    if args.json:
+        print(json.dumps(cmp, indent=1))
+        return 0
+    labels = cmp["labels"]
+    print(f"{cmp['common_problems']} problems in common; oracle rows are an upper bound, not ranked")
+    width = max(30, max(len(x) for x in labels) + 2)
+    print(f"{'':10s}" + "".join(f"{x + (' [oracle]' if cmp['families'][x] == 'oracle' else ''):>{width}s}"
+                                for x in labels))
+    for kind in ["overall", *KINDS]:
+        cells = []
+        for la in labels:
+            s = cmp["summaries"][la]
+            b = s["overall"] if kind == "overall" else s["by_kind"].get(kind)
+            cells.append(f"{b['score']:.3f} [{b['ci95'][0]:.2f},{b['ci95'][1]:.2f}]".rjust(width) if b
+                         else "-".rjust(width))
+        print(f"{kind:10s}" + "".join(cells))
+    print(f"{'parse/sch':10s}" + "".join(
+        f"{cmp['summaries'][la]['overall']['parse_failures']}/{cmp['summaries'][la]['overall']['schema_failures']}"
+        .rjust(width) for la in labels))
+    print("ranking (oracle excluded): " + " > ".join(cmp["ranking"]))
+    for la, ids in cmp["solved_by_no_baseline"].items():
+        print(f"solved by {la} and by no baseline: {len(ids)}" + (f" ({', '.join(ids[:6])})" if ids else ""))
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from engine.train.data_v2 import DataV2Config, generate
+
+    cfg = DataV2Config(out_dir=args.out_dir, limit_designs=args.limit_designs, run=not args.no_run,
+                       families=tuple(x for x in args.families.split(",") if x) if args.families else (),
+                       verify_sample=args.verify, instances=args.instances, root=args.root)
+    card = generate(cfg, progress=None if args.quiet else _progress)
+    print(f"{card['total']} records {card['splits']} from {card['engine_runs']} placements of {card['designs']} "
+          f"designs in {card['seconds']} s -> {cfg.out_dir}")
+    if card.get("verify"):
+        v = card["verify"]
+        print(f"verifier: {v['agree']}/{v['checked']} records agree with fresh placements")
     return 0
 
 
@@ -106,21 +203,38 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="placement problems with engine truth; run and compare models")
     sub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
 
-    b = sub.add_parser("build", help="compute every problem's truth with the engine; write assets/bench/problems_v1.jsonl")
-    b.add_argument("--out", default=str(PROBLEMS_PATH), help="problem file to write")
-    b.add_argument("--seed", type=int, default=2026, help="seed of the problem generator")
-    b.add_argument("--counts", default="", help="problems per kind, e.g. predict=20,choose=16,diagnose=12,act=12")
+    b = sub.add_parser("build", help="compute problems with engine truth on a design list; write "
+                                    "assets/bench/problems_v2.jsonl")
+    b.add_argument("--designs", default="", help="comma-separated designs: generated families (g400-t1.6-m2), "
+                   "example designs or design folders; default: the training data's held-out test families")
+    b.add_argument("--out", default="", help="problem file to write (default assets/bench/problems_v2.jsonl)")
+    b.add_argument("--seed", type=int, default=2026, help="seed of the problem selection")
+    b.add_argument("--counts", default="", help="problems per kind, e.g. direction=24,choose=20,percent=16,"
+                   "diagnose=14,act=8 (v1: predict=20,choose=16,diagnose=12,act=12)")
+    b.add_argument("--margin", type=float, default=0.0, help="labels clear the seed noise by this factor over the "
+                   "training data's (default 2)")
+    b.add_argument("--v1", action="store_true", help="build the v1 problem set instead (problems_v1.jsonl)")
+    b.add_argument("--root", default="", help="v2 placement store (default .cache/bench/runs_v2, shared with "
+                   "`cda bench data`)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     b.set_defaults(func=_cmd_build)
 
-    r = sub.add_parser("run", help="a model answers every problem (baseline or specialist); results JSON")
-    r.add_argument("--model", default="engine", help="engine | rules | ollama:<name> | hf:<folder> | tiny")
-    r.add_argument("--mode", default="specialist", choices=("baseline", "specialist"),
-                   help="baseline: plain prompt; specialist: routing + retrieval + engine tools")
-    r.add_argument("--problems", default=str(PROBLEMS_PATH), help="problem file")
+    r = sub.add_parser("run", help="a model or baseline answers every problem; results JSON")
+    r.add_argument("--model", default="rules", help="v2: copy | majority | random | rules | oracle | base | "
+                   "lora:<adapter> | gguf:<file> | ollama:<name> | hf:<folder>; v1: engine | rules | tiny | ...")
+    r.add_argument("--mode", default="plain", choices=("plain", "rag-tools", "baseline", "specialist"),
+                   help="v2 problems: plain (chat template, one worked example) or rag-tools (+ retrieval and a "
+                        "fixed budget of engine runs on an analogous design); v1 problems: baseline or specialist")
+    r.add_argument("--problems", default="", help="problem file (default: problems_v2.jsonl for plain/rag-tools, "
+                   "problems_v1.jsonl for baseline/specialist)")
+    r.add_argument("--shots", type=int, default=-1, help="v2: worked examples before the question (LLMs); "
+                   "-1 = one for general models, none for a LoRA specialist")
+    r.add_argument("--tool-budget", type=int, default=4, help="v2 rag-tools: engine runs per problem")
+    r.add_argument("--root", default="", help="v2 placement store (default .cache/bench/runs_v2)")
     r.add_argument("--out", default="", help="results JSON (default bench/results/<model>-<mode>.json)")
     r.add_argument("--limit", type=int, default=0, help="only the first N problems")
-    r.add_argument("--kinds", default="", help="only these kinds, comma-separated (predict,choose,diagnose,act)")
+    r.add_argument("--kinds", default="", help="only these kinds, comma-separated (v2: direction,choose,percent,"
+                   "diagnose,act; v1: predict,choose,diagnose,act)")
     r.add_argument("--host", default="", help="Ollama server (default: the specialists' host)")
     r.add_argument("--timeout", type=float, default=60.0, help="seconds per model call")
     r.add_argument("--retrieval", default="auto", choices=("auto", "specialists", "bench"),
@@ -133,6 +247,18 @@ def register(subparsers) -> None:
     c.add_argument("results", nargs="+", help="results JSON files from `cda bench run`")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
     c.set_defaults(func=_cmd_compare)
+
+    d = sub.add_parser("data", help="training data v2 in the benchmark's formats, from the current placer")
+    d.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / ".cache" / "train" / "data_v2"),
+                   help="folder of train/val/test.jsonl")
+    d.add_argument("--families", default="", help="only these families (comma-separated), e.g. g150-t1.6-m0")
+    d.add_argument("--limit-designs", type=int, default=0, help="only the first N designs")
+    d.add_argument("--instances", type=int, default=1, help="designs per generated family")
+    d.add_argument("--no-run", action="store_true", help="derive from the placements already measured")
+    d.add_argument("--verify", type=int, default=0, help="re-derive this many records from fresh placements")
+    d.add_argument("--root", default="", help="placement store (default .cache/bench/runs_v2)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    d.set_defaults(func=_cmd_data)
 
     v = sub.add_parser("verify", help="re-run problems' truth runs fresh and report any difference")
     v.add_argument("--problems", default=str(PROBLEMS_PATH), help="problem file")

@@ -97,7 +97,8 @@ class BM25:
             for t in q:
                 f = d.get(t, 0)
                 if f:
-                    s += self.idf[t] * f * (self.k1 + 1) / (f + self.k1 * (1 - self.b + self.b * self.lens[i] / self.avg))
+                    norm = self.k1 * (1 - self.b + self.b * self.lens[i] / self.avg)
+                    s += self.idf[t] * f * (self.k1 + 1) / (f + norm)
             scores.append(s)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
         return [Passage(self.ids[i], self.texts[i], round(scores[i], 3)) for i in order]

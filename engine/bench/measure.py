@@ -63,7 +63,7 @@ class Source:
                 "n_macros": self.n_macros}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Source":
+    def from_dict(cls, d: dict) -> Source:
         return cls(kind=d["kind"], name=d["name"], n_cells=int(d.get("n_cells", 0)), seed=int(d.get("seed", 0)),
                    n_macros=int(d.get("n_macros", 0)))
 
@@ -196,7 +196,7 @@ class Measurer:
                                     name=source.name)
         if source.kind != "design":
             raise EngineError(f"unknown source kind '{source.kind}' (design or generated)")
-        from engine.config import FlowConfig, FloorplanConfig
+        from engine.config import FloorplanConfig, FlowConfig
         from engine.designs import resolve
         from engine.flow.flow import run_flow
         from engine.io.def_io import read_def

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from engine.bench.measure import KNOBS, MEASURE_VERSION, PROPOSABLE, Measurement, Measurer, Source
 
@@ -62,7 +62,7 @@ class Problem:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Problem":
+    def from_dict(cls, d: dict) -> Problem:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -288,13 +288,17 @@ def generate_problems(measurer: Measurer, *, counts: dict[str, int] | None = Non
         note(f"predict {i + 1}/{counts['predict']}")
 
     # choose --------------------------------------------------------------
+    def one_knob(knob: str, values: list[float]):
+        return lambda: [{knob: v} for v in rng.sample(values, 3)]
+
     families = [
-        ("placement__hpwl", 150, lambda: [{"floorplan.utilization": u} for u in rng.sample([0.4, 0.5, 0.6, 0.7, 0.8], 3)]),
-        ("placement__overflow", 60, lambda: [{"place.target_density": t} for t in rng.sample([0.6, 0.7, 0.8, 0.9, 1.0], 3)]),
-        ("placement__overflow", 60, lambda: [{"place.density_weight_init": w} for w in rng.sample([1.0, 3.0, 10.0, 30.0, 100.0], 3)]),
-        ("placement__hpwl", 150, lambda: [{"place.gamma_base": g} for g in rng.sample([1.0, 2.0, 4.0, 8.0, 12.0], 3)]),
+        ("placement__hpwl", 150, one_knob("floorplan.utilization", [0.4, 0.5, 0.6, 0.7, 0.8])),
+        ("placement__overflow", 60, one_knob("place.target_density", [0.6, 0.7, 0.8, 0.9, 1.0])),
+        ("placement__overflow", 60, one_knob("place.density_weight_init", [1.0, 3.0, 10.0, 30.0, 100.0])),
+        ("placement__hpwl", 150, one_knob("place.gamma_base", [1.0, 2.0, 4.0, 8.0, 12.0])),
         ("placement__rudy__max", 150, lambda: [{"floorplan.utilization": u, "place.target_density": t}
-                                               for u, t in zip(rng.sample([0.45, 0.6, 0.75], 3), rng.sample([0.7, 0.85, 1.0], 3))]),
+                                               for u, t in zip(rng.sample([0.45, 0.6, 0.75], 3),
+                                                               rng.sample([0.7, 0.85, 1.0], 3))]),
     ]
     i = tries = 0
     while i < counts["choose"] and tries < counts["choose"] * 3:

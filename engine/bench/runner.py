@@ -18,10 +18,11 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.bench.knowledge import Retriever, knobs_in, retrieval_hit
 from engine.bench.measure import KNOBS, PROPOSABLE, Measurer
@@ -438,7 +439,8 @@ def compare(results: list[dict]) -> dict:
     for i, la in enumerate(labels):
         for j, lb in enumerate(labels):
             if i != j:
-                only[f"{la} not {lb}"] = [pid for pid in common if by_id[i][pid]["solved"] and not by_id[j][pid]["solved"]]
+                only[f"{la} not {lb}"] = [pid for pid in common
+                                          if by_id[i][pid]["solved"] and not by_id[j][pid]["solved"]]
     common_rows = [[b[pid] for pid in common] for b in by_id]
     return {"labels": labels, "common_problems": len(common),
             "summaries": {la: summarize(rows) for la, rows in zip(labels, common_rows)},

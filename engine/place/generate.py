@@ -23,10 +23,12 @@ _SITES_P = np.array([0.14, 0.22, 0.24, 0.1, 0.08, 0.07, 0.05, 0.08, 0.02])
 
 def generate_netlist(n_cells: int = 1000, *, utilization: float = 0.6, seed: int = 0, site_w: float = 0.8,
                      row_h: float = 10.0, n_io: int | None = None, n_macros: int = 0, macro_frac: float = 0.15,
-                     margin_um: float = 10.0, name: str | None = None) -> Netlist:
+                     margin_um: float = 10.0, name: str | None = None,
+                     tail: float = 1.6) -> Netlist:
     """A floorplanned Netlist (rows, core, die, fixed IO terminals) with movable cells at the core centre.
 
     utilization: movable cell area / free core area; n_macros fixed blocks take macro_frac of the core.
+    tail: Pareto shape of sink distances; lower gives more long nets (a higher Rent exponent), higher more local.
     """
     if n_cells < 2:
         raise ValueError("generate_netlist needs at least 2 cells")
@@ -47,7 +49,7 @@ def generate_netlist(n_cells: int = 1000, *, utilization: float = 0.6, seed: int
 
     fanout = rng.choice(_FANOUT, n, p=fp)
     drivers = np.repeat(np.arange(n), fanout)                            # (S,) driver of each sink
-    scale = 1.0 + rng.pareto(1.6, len(drivers))                          # heavy tail: a few long nets
+    scale = 1.0 + rng.pareto(tail, len(drivers))                          # heavy tail: a few long nets
     ang = rng.uniform(0, 2 * np.pi, len(drivers))
     sx = np.clip(np.rint(gx[drivers] + scale * np.cos(ang)), 0, side - 1).astype(np.int64)
     sy = np.clip(np.rint(gy[drivers] + scale * np.sin(ang)), 0, side - 1).astype(np.int64)
