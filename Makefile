@@ -38,7 +38,7 @@ venv:
 	@if [ -f assets/specialist/adapter/adapter_config.json ] && [ ! -f .cache/models/specialist/model.gguf ]; then \
 	  $(VENV)/bin/cda train export --adapter assets/specialist/adapter --out-dir .cache/models/specialist; fi
 
-test:
+test: lint
 	$(VENV)/bin/pytest -q
 
 # ruff, configured in pyproject.toml ([tool.ruff]); installed by `make setup` through the [test] extras.

@@ -13,8 +13,7 @@ import streamlit as st
 
 from cockpit import figures, runpicker, story
 from engine.errors import EngineError
-from engine.train.config import (DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig,
-                                 field_docs)
+from engine.train.config import DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig, field_docs
 from engine.train.jobs import list_outputs, submit_train_job
 
 ACTIVE = ("queued", "running")
@@ -237,8 +236,8 @@ with tab_search:
             steps = st.number_input("Steps per trial", 1, 100_000, 60)
             go_search = st.form_submit_button("Start", icon=":material/play_arrow:")
         if go_search:
-            start("search", SearchConfig(n_trials=int(n_trials),
-                                         base=LoraTrainConfig(max_steps=int(steps), eval_every=max(1, int(steps) // 3))))
+            trial = LoraTrainConfig(max_steps=int(steps), eval_every=max(1, int(steps) // 3))
+            start("search", SearchConfig(n_trials=int(n_trials), base=trial))
 
 # ------------------------------------------------------------------------------------------ export
 with tab_export:

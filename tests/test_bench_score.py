@@ -4,7 +4,7 @@ import copy
 import pytest
 
 from engine.bench.problems import PROBLEMS_PATH, Problem, load_problems
-from engine.bench.score import (bootstrap_ci, parse_answer, score_answer, summarize, normalize_region)
+from engine.bench.score import bootstrap_ci, normalize_region, parse_answer, score_answer, summarize
 
 
 def _problems():

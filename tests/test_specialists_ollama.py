@@ -4,13 +4,13 @@ import socket
 import time
 
 import pytest
+from fake_ollama import FakeOllama
 
 from engine.errors import EngineError
 from engine.specialists.chat import NOT_IN_KB, Chat
 from engine.specialists.config import SpecialistConfig
 from engine.specialists.llm import LLMError, OllamaBackend, looks_like_garbage, models_status
 from engine.specialists.rag import knowledge_base
-from fake_ollama import FakeOllama
 
 TIMING_Q = "Why is the worst negative slack of the design negative at a 5 ns clock period?"
 

@@ -6,8 +6,15 @@ import numpy as np
 
 from engine.specialists.chat import check_citations, cited
 from engine.specialists.config import REPO_ROOT, SpecialistConfig
-from engine.specialists.rag import BM25, KnowledgeBase, bm25_tokens, chunk_markdown, evaluate, knowledge_base, \
-    load_retrieval_set
+from engine.specialists.rag import (
+    BM25,
+    KnowledgeBase,
+    bm25_tokens,
+    chunk_markdown,
+    evaluate,
+    knowledge_base,
+    load_retrieval_set,
+)
 
 
 def test_corpus_is_substantial_and_passages_have_ids_and_sources():

@@ -10,8 +10,15 @@ import pytest
 from engine.errors import EngineError
 from engine.runs import RunStore
 from engine.train.config import DatagenConfig, TrainError
-from engine.train.datagen import (PHASES, check_examples, congestion_grid, fmt, generate_dataset, split_designs,
-                                  verify_dataset)
+from engine.train.datagen import (
+    PHASES,
+    check_examples,
+    congestion_grid,
+    fmt,
+    generate_dataset,
+    split_designs,
+    verify_dataset,
+)
 from engine.train.tinymodel import read_jsonl
 
 

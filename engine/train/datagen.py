@@ -20,9 +20,10 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -531,7 +532,7 @@ def _choose(b: Builder, phase: str, design: str, recs: list[dict], step: str, ke
     if constraint:
         ans += f", {METRIC_WORDS[constraint[1]][0]} {fmt(_value(best, constraint[0], constraint[1]))}"
         uses.append((best, constraint[0], constraint[1]))
-    ans += f"."
+    ans += "."
     b.add(phase, "choose_settings", design, q, ans, uses)
 
 
@@ -577,11 +578,13 @@ def _place_stages(b: Builder, design: str, recs: list[dict]) -> None:
     for r in recs:
         if not all(_has(r, "place", k) for k in ("placement__hpwl__global", "placement__hpwl__legal", "placement__hpwl")):
             continue
-        g, l, d = (_value(r, "place", k) for k in ("placement__hpwl__global", "placement__hpwl__legal", "placement__hpwl"))
+        stages = ("placement__hpwl__global", "placement__hpwl__legal", "placement__hpwl")
+        g, legal, d = (_value(r, "place", k) for k in stages)
         b.add("place", "stages", design,
               f"Placing {design} with {describe(r['knobs'])}: how did the HPWL change from global placement through "
               f"legalisation to detailed placement?",
-              f"Global {fmt(g)} um, legalised {fmt(l)} um ({pct(g, l)}), detailed {fmt(d)} um ({pct(l, d)} from "
+              f"Global {fmt(g)} um, legalised {fmt(legal)} um ({pct(g, legal)}), detailed {fmt(d)} um "
+              f"({pct(legal, d)} from "
               f"legal). Legalisation removes overlaps at some wirelength cost; detailed placement wins part of it back.",
               [(r, "place", "placement__hpwl__global"), (r, "place", "placement__hpwl__legal"),
                (r, "place", "placement__hpwl")])
@@ -651,7 +654,7 @@ def derive_examples(records: list[dict], seed: int = 0) -> list[dict]:
             _pairs(b, "place", design, groups, knob, "route", ("route__rudy__max",), fixed)
         _threshold(b, "place", design, place, "place", "placement__overflow", 0.1, True,
                    "the usual stop target for global placement")
-        for u, recs_u in _by(place, "utilization").items():
+        for recs_u in _by(place, "utilization").values():
             _choose(b, "place", design, recs_u, "place", "placement__hpwl", ("utilization", "target_density", "gamma"))
             _choose(b, "place", design, recs_u, "place", "placement__hpwl", ("utilization", "target_density", "gamma"),
                     constraint=("route", "route__rudy__max", 1.0))
@@ -692,7 +695,7 @@ def derive_examples(records: list[dict], seed: int = 0) -> list[dict]:
                 b.add("timing", "meets_clock", design,
                       f"Does {design} meet its {r['knobs']['clock_ns']} ns clock with {describe(r['knobs'])}?",
                       (f"Yes: worst setup slack is {fmt(ws)} ns" if ws >= 0 else f"No: worst setup slack is {fmt(ws)} ns, "
-                       "so some paths are too slow; relax the clock or improve placement") + f".",
+                       "so some paths are too slow; relax the clock or improve placement") + ".",
                       [(r, "timing", "timing__setup__ws")])
         # ---- gds
         gds = [r for r in full if "gds" in r["metrics"]]
@@ -714,8 +717,8 @@ def derive_examples(records: list[dict], seed: int = 0) -> list[dict]:
                 mm = _value(r, "verify", "verify__mismatch__count")
                 b.add("verify", "verify_pass", design,
                       f"Does the gate-level netlist of {design} ({describe(r['knobs'])}) behave like the RTL in its testbench?",
-                      (f"Yes: 0 mismatching output lines" if mm == 0 else f"No: {fmt(mm)} output lines differ")
-                      + f" between gate-level and RTL simulation.",
+                      ("Yes: 0 mismatching output lines" if mm == 0 else f"No: {fmt(mm)} output lines differ")
+                      + " between gate-level and RTL simulation.",
                       [(r, "verify", "verify__mismatch__count")])
     return b.examples
 

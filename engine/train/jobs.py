@@ -6,12 +6,12 @@ The page (or anyone) calls ``submit_train_job("lora", config)``; the worker call
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from engine.train.config import (DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig,
-                                 TrainError)
+from engine.train.config import DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig, TrainError
 
 log = logging.getLogger(__name__)
 

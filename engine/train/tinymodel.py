@@ -11,8 +11,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 
@@ -222,7 +222,8 @@ def load_model_folder(path: str | Path, device: torch.device | None = None, dtyp
     path = Path(path)
     if not path.is_dir():
         raise TrainError(f"model folder {path} does not exist",
-                         hint="build the project's tiny model with `cda train tiny` or set base_model to a local HF folder")
+                         hint="build the project's tiny model with `cda train tiny` or set base_model to a "
+                              "local HF folder")
     if not (path / "config.json").is_file():
         raise TrainError(f"model folder {path} has no config.json, so it is not a Hugging Face model folder")
     try:
