@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                "by_kind": {r["label"]: r["summary"]["by_kind"] for r in results},
                "families": {r["label"]: r.get("family") for r in results},
                "ranking": cmp.get("ranking", []), "solved_by_no_baseline": cmp.get("solved_by_no_baseline", {}),
-               "missing": missing,
+               "missing": missing, "runtime_agreement": runtime_agreement(results),
                "results": [str(Path(r["path"]).resolve().relative_to(ROOT)) if "path" in r
                            else str((RESULTS_V2 / f"{r['label']}.json").relative_to(ROOT)) for r in results]}
     SUMMARY.write_text(json.dumps(summary, indent=1))
@@ -176,6 +176,28 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print("missing: " + "; ".join(missing))
     return 0
+
+
+def runtime_agreement(results: list[dict]) -> dict:
+    """Same answers from transformers (lora:<adapter>) and llama.cpp (gguf:<its export>) on the same problems?"""
+    def answers(r: dict) -> dict:
+        out = {}
+        for x in r["results"]:
+            try:
+                out[x["id"]] = json.loads(x["answer"]) if isinstance(x["answer"], str) else x["answer"]
+            except (TypeError, json.JSONDecodeError):
+                out[x["id"]] = x["answer"]
+        return out
+
+    hf = [r for r in results if str(r.get("model", "")).startswith("lora:") and r.get("mode") == "plain"]
+    cpp = [r for r in results if str(r.get("model", "")).startswith("gguf:") and r.get("mode") == "plain"]
+    if not hf or not cpp:
+        return {}
+    a, b = answers(hf[0]), answers(cpp[0])
+    common = sorted(set(a) & set(b))
+    same = sum(a[i] == b[i] for i in common)
+    return {"transformers": hf[0]["label"], "llama_cpp": cpp[0]["label"], "problems": len(common), "same": same,
+            "fraction": round(same / len(common), 4) if common else None}
 
 
 def write_readme(table: str, summary: dict) -> None:

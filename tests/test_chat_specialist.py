@@ -106,11 +106,11 @@ def test_cda_ask_run_answers_with_llama_cpp_from_the_run(store, run, facts, caps
 
 def test_llama_cpp_streams_token_by_token_and_auto_picks_a_gguf(store, run):
     _llama_cpp()
-    choice = resolve_gguf("auto")  # the tuned specialist first, then your own export, then the SmolLM2 base
-    expected = ("specialist" if SPECIALIST_GGUF.is_file() else "exported" if EXPORTED_GGUF.is_file() else "base")
-    assert choice.kind == expected and choice.path.is_file()
-    if expected == "base":
-        assert str(choice.path) == _base_gguf()
+    choice = resolve_gguf("auto")  # free-text chat: the SmolLM2 base (the specialist answers structured questions)
+    assert choice.kind == "base" and choice.path.is_file() and str(choice.path) == _base_gguf()
+    tuned = resolve_gguf("specialist")
+    expected = "specialist" if SPECIALIST_GGUF.is_file() else "exported" if EXPORTED_GGUF.is_file() else "none"
+    assert tuned.kind == expected and (tuned.path is None) == (expected == "none")
     assert resolve_gguf("").path is None and resolve_gguf("/no/such.gguf").note.endswith("does not exist")
     cfg = SpecialistConfig(use_ollama=False, runs_dir=str(store.root), max_new_tokens=40, use_dense=False)
     events = list(Chat(cfg, kb=knowledge_base(cfg)).ask_stream("Where is the congestion hot spot of my run?",

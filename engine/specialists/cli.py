@@ -45,9 +45,11 @@ _DEFAULTS = SpecialistConfig()
 def _model_options(p) -> None:
     """The model flags `cda ask` and `cda specialists models` share (defaults: SpecialistConfig)."""
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="auto: llama.cpp (tuned specialist GGUF, else the SmolLM2 base), then Ollama, then --model-dir;"
-                        " or only the one named; none: no model")
-    p.add_argument("--gguf", metavar="PATH|auto", help=f"GGUF file for llama.cpp (default {_DEFAULTS.gguf_model})")
+                   help="auto: llama.cpp (the SmolLM2 base; --gguf specialist for the tuned LoRA), then Ollama, "
+                        "then --model-dir; or only the one named; none: no model")
+    p.add_argument("--gguf", metavar="PATH|auto|specialist",
+                   help=f"GGUF file for llama.cpp: auto = the SmolLM2 base, specialist = the tuned LoRA (default "
+                        f"{_DEFAULTS.gguf_model})")
     p.add_argument("--threads", type=int, help=f"llama.cpp CPU threads (default {_DEFAULTS.n_threads})")
     p.add_argument("--max-tokens", type=int, help=f"answer length limit in tokens (default {_DEFAULTS.max_new_tokens})")
     p.add_argument("--host", help=f"Ollama server URL (default {_DEFAULTS.host})")

