@@ -20,6 +20,7 @@ import secrets
 import socket
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -125,6 +126,20 @@ def write_jsonl(path: Path, rows: Any, *, sort_keys: bool = False) -> None:
     """Atomic JSON-lines write: one JSON object per line, the whole file replaced at once."""
     write_text_atomic(path, "".join(json.dumps(r, sort_keys=sort_keys, ensure_ascii=False, default=_json_default)
                                     + "\n" for r in rows))
+
+
+def read_jsonl(path: Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-empty line of a JSON-lines file; a broken line raises ``error`` naming
+    the file and the line (the one reader behind every JSONL the project loads)."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
 
 
 def _write_run_json(path: Path, data: dict) -> None:

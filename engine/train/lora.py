@@ -54,20 +54,13 @@ class LoraResult:
 def read_examples(path: str | Path) -> list[dict]:
     """Examples of a JSONL file: {"system", "prompt", "answer", ...} lines (benchmark v2 data), or the older
     {"instruction", "answer"} lines. A broken line is an error naming the file and line."""
-    path = Path(path)
+    from engine.runs import read_jsonl
+
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or "answer" not in row or not ("prompt" in row or "instruction" in row):
-                raise TrainError(f"{path}:{lineno} has no 'prompt' (or 'instruction') and 'answer' fields")
-            rows.append(row)
+    for lineno, row in read_jsonl(Path(path), TrainError):
+        if not isinstance(row, dict) or "answer" not in row or not ("prompt" in row or "instruction" in row):
+            raise TrainError(f"{path}:{lineno} has no 'prompt' (or 'instruction') and 'answer' fields")
+        rows.append(row)
     return rows
 
 

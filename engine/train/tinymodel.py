@@ -35,20 +35,13 @@ def example_text(example: dict) -> str:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read a JSONL file of examples; a broken line is a clear error naming the file and line."""
-    path = Path(path)
+    from engine.runs import read_jsonl as _rows
+
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or "instruction" not in row or "answer" not in row:
-                raise TrainError(f"{path}:{lineno} has no 'instruction'/'answer' fields")
-            rows.append(row)
+    for lineno, row in _rows(Path(path), TrainError):
+        if not isinstance(row, dict) or "instruction" not in row or "answer" not in row:
+            raise TrainError(f"{path}:{lineno} has no 'instruction'/'answer' fields")
+        rows.append(row)
     return rows
 
 
