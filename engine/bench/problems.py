@@ -77,13 +77,13 @@ def load_problems(path: str | Path | None = None) -> list[Problem]:
     path = Path(path or PROBLEMS_PATH)
     if not path.exists():
         raise EngineError(f"{path} does not exist", hint="run `cda bench build` to compute the problems")
+    from engine.runs import read_jsonl
+
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, d in read_jsonl(path, EngineError):
         try:
-            out.append(Problem.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError) as exc:
+            out.append(Problem.from_dict(d))
+        except TypeError as exc:
             raise EngineError(f"{path}:{n}: not a problem record ({exc})") from None
     return out
 

@@ -323,15 +323,11 @@ def load_v2(path: str | Path | None = None) -> list[Record]:
     path = Path(path or PROBLEMS_V2)
     if not path.exists():
         raise EngineError(f"{path} does not exist", hint="run `cda bench build` to compute the problems")
+    from engine.runs import read_jsonl
+
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EngineError(f"{path}:{n}: not JSON ({exc.msg})") from None
-        if "prompt" not in d or "schema" not in d:
+    for n, d in read_jsonl(path, EngineError):
+        if not isinstance(d, dict) or "prompt" not in d or "schema" not in d:
             raise EngineError(f"{path}:{n}: not a v2 problem (no prompt/schema); v1 files run with "
                               "--mode baseline|specialist")
         out.append(Record.from_dict(d))
