@@ -116,3 +116,12 @@ def test_design_json_fields_are_checked(tmp_path):
         (tmp_path / "design.json").write_text(json.dumps(meta))
         with pytest.raises(EngineError, match=words):
             resolve(str(tmp_path))
+
+
+def test_cpu_budgets_scale_with_the_design():
+    from engine.flow.limits import LimitsConfig, design_scale
+
+    cfg = LimitsConfig()
+    assert design_scale(cfg, 5_000, 20_000) == 1.0  # small designs keep the step's own timeout_s
+    assert design_scale(cfg, 100_000, 20_000) == 5.0  # a 100k-net core gets 5x without a knob turned
+    assert design_scale(LimitsConfig(scale_with_design=False), 100_000, 20_000) == 1.0

@@ -22,6 +22,7 @@ class LimitsConfig:
     memory_mb: float = 0.0  # an explicit cap in MiB instead of memory_fraction (0 = use the fraction)
     cpu_factor: float = 1.0  # each tool's CPU-time cap = cpu_factor x the step's timeout_s (load-independent)
     wall_factor: float = 3.0  # the wall-clock safety stop = wall_factor x timeout_s (a tool stuck on I/O or asleep)
+    scale_with_design: bool = True  # budgets grow with the design past a reference size (1 MiB of RTL, 20k nets)
 
 
 def machine_memory_bytes() -> int:
@@ -36,6 +37,12 @@ def memory_cap_bytes(cfg: LimitsConfig) -> int:
         return int(cfg.memory_mb * 1024 * 1024)
     total = machine_memory_bytes()
     return int(total * cfg.memory_fraction) if total and 0 < cfg.memory_fraction < 1 else 0
+
+
+def design_scale(cfg: LimitsConfig, size: float, reference: float) -> float:
+    """How much a step's time budget grows for a design of ``size`` (bytes of RTL, nets): 1 up to ``reference``,
+    then in proportion, so a 100k-net CPU core gets 5x the budget of a 20k-net one without a knob turned."""
+    return max(1.0, float(size) / reference) if cfg.scale_with_design and reference > 0 else 1.0
 
 
 def preexec(cfg: LimitsConfig, timeout_s: float | None):

@@ -16,6 +16,7 @@ from engine.errors import FlowError
 from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.congestion import congestion
+from engine.flow.limits import design_scale
 from engine.flow.spef import read_routed_wires
 from engine.io.def_io import read_def
 from engine.pdk import Pdk
@@ -145,10 +146,11 @@ class RouteStep(Step):
                                                           cfg.via_stack, "routed.def"))
         log_path = ctx.step_dir / "qrouter.log"
         try:
-            proc = ctx.tool(list(QROUTER_ARGS), "qrouter.log", timeout=cfg.timeout_s, ok_codes=(0, 1))
+            budget = cfg.timeout_s * design_scale(ctx.config.limits, netlist.n_nets, 20_000)
+            proc = ctx.tool(list(QROUTER_ARGS), "qrouter.log", timeout=budget, ok_codes=(0, 1))
         except FlowError as err:
             if err.code in ("tool.timeout", "tool.cpu_limit"):
-                raise ctx.fail(f"qrouter did not finish within {cfg.timeout_s:.0f} CPU-s: the design is too congested "
+                raise ctx.fail(f"qrouter did not finish within {budget:.0f} CPU-s: the design is too congested "
                                "to route in that time", log_path=log_path,
                                hint="lower floorplan.utilization (more room between cells), allow more "
                                     "route.layers, or raise route.timeout_s", code="route.timeout",

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from engine.errors import EngineError
 from engine.flow.base import Step, StepContext, StepResult
+from engine.flow.limits import design_scale
 from engine.io.yosys_json import load_yosys_json, netlist_from_yosys_json, top_module
-from engine.validate import size_text, yosys_name, yosys_path
+from engine.validate import MIB, size_text, yosys_name, yosys_path
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,9 @@ class SynthStep(Step):
         (ctx.step_dir / "synth.ys").write_text(script)
         ctx.progress(0.05, "Yosys: reading Verilog and synthesising")
         proc = ctx.tool(["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"], "yosys.stdout",
-                        timeout=cfg.synth.timeout_s, ok_codes=(0, 1))
+                        timeout=cfg.synth.timeout_s * design_scale(cfg.limits, sum(Path(f).stat().st_size
+                                                                                    for f in files), MIB),
+                        ok_codes=(0, 1))
         log_text = (ctx.step_dir / "yosys.log").read_text(errors="replace") if (ctx.step_dir / "yosys.log").exists() \
             else proc.stdout
         loops_txt = ctx.step_dir / "loops.txt"

@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.errors import FlowError
 from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
+from engine.flow.limits import design_scale
 from engine.flow.spef import estimate, oriented_pin_positions, parasitics_summary, read_routed_wires, write_spef
 from engine.io.def_io import read_def
 from engine.io.yosys_json import bit_name, load_yosys_json, top_module
@@ -273,7 +274,9 @@ class TimingStep(Step):
                             paths=max(1, tcfg.paths), activity=activity, default_activity=tcfg.default_activity)
         (ctx.step_dir / "sta.tcl").write_text(script)
         ctx.progress(0.2, f"OpenSTA: {'clock ' + clock if clock else 'virtual clock'} at {period:g} ns")
-        proc = ctx.tool(["sta", "-no_init", "-exit", "sta.tcl"], "sta.log", timeout=tcfg.timeout_s)
+        cells = int(ctx.metrics("synth").get("design__instance__count") or 0)
+        proc = ctx.tool(["sta", "-no_init", "-exit", "sta.tcl"], "sta.log",
+                        timeout=tcfg.timeout_s * design_scale(cfg.limits, cells, 50_000))
         text = proc.stdout
         errors = [ln for ln in text.splitlines() if ln.startswith("Error")]
         log_path = ctx.step_dir / "sta.log"
