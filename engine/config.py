@@ -9,12 +9,11 @@ run.json files go through the migration map (RENAMED_KEYS, DROPPED_KEYS).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import EngineError, nearest
 from engine.flow.limits import LimitsConfig
 from engine.place.config import PlaceConfig
 
@@ -193,11 +192,11 @@ def _all_paths() -> list[str]:
 
 def unknown_key_error(key: str, valid: list[str]) -> EngineError:
     """"unknown key floorplan.utilisation; did you mean floorplan.utilization?" """
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    if not close and "." in key:  # a key under the wrong section: compare the field names alone
+    close = nearest(key, valid)
+    if close is None and "." in key:  # a key under the wrong section: compare the field names alone
         tail = key.rpartition(".")[2]
-        close = [v for v in valid if v.rpartition(".")[2] == tail][:1]
-    hint = f"; did you mean {close[0]}?" if close else ""
+        close = next((v for v in valid if v.rpartition(".")[2] == tail), None)
+    hint = f"; did you mean {close}?" if close else ""
     return EngineError(f"unknown key {key}{hint}", hint="`cda knobs list` prints every setting")
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import FlowConfig
-from engine.errors import EngineError
+from engine.errors import EngineError, nearest
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DESIGNS_DIR = ASSETS / "designs"
@@ -59,8 +59,6 @@ def read_design_json(path: Path) -> dict:
 
     Every field ends up in a tool script or a limit, so a bad one is refused here with the file and the key.
     """
-    import difflib
-
     from engine.validate import InvalidInput, positive_number, verilog_identifier
 
     try:
@@ -73,8 +71,8 @@ def read_design_json(path: Path) -> dict:
         raise InvalidInput(f"{path}: must hold a JSON object ({{\"top\": ...}}), not a {type(meta).__name__}")
     for key, value in meta.items():
         if key not in DESIGN_JSON_KEYS:
-            near = difflib.get_close_matches(key, DESIGN_JSON_KEYS, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(DESIGN_JSON_KEYS)}"
+            near = nearest(key, DESIGN_JSON_KEYS)
+            hint = f"; did you mean '{near}'?" if near else f"; known keys: {', '.join(DESIGN_JSON_KEYS)}"
             raise InvalidInput(f"{path}: unknown key '{key}'{hint}")
         want = DESIGN_JSON_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, want):

@@ -66,3 +66,11 @@ class RunStoreError(EngineError):
     """The run store cannot be used: its folder is read-only or not a folder, its index cannot be opened."""
 
     default_code = "runs.store"
+
+
+def nearest(word: str, choices) -> str | None:
+    """The valid name closest to a mistyped one (for "did you mean ...?"), or None when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None

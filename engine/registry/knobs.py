@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import inspect
 import io
 import math
@@ -17,7 +16,7 @@ import tokenize
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from engine.errors import EngineError
+from engine.errors import EngineError, nearest
 
 # Only the sections whose fields a person or an optimizer tunes. The rest of FlowConfig (design files, top module,
 # clock port, testbench, technology folder) says what is built, not how.
@@ -262,7 +261,7 @@ def knob(path: str) -> KnobSpec:
     """The spec of a knob; an EngineError naming the nearest knob when the path is unknown."""
     spec = KNOBS.get(path)
     if spec is None:
-        close = difflib.get_close_matches(path, list(KNOBS), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        close = nearest(path, KNOBS)
+        hint = f"; did you mean {close}?" if close else ""
         raise EngineError(f"unknown knob {path}{hint}", hint="`cda knobs list` prints every knob")
     return spec

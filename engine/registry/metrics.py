@@ -6,12 +6,11 @@ after the display scale, meaning), which way is better and by how much a change 
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import EngineError, nearest
 
 # The steps of the flow, in order (engine.flow.registry holds the same tuple; it is small and import-free, but the
 # registry must not import the flow package, so the test suite checks the two agree).
@@ -319,8 +318,8 @@ def metric(name: str) -> MetricSpec:
     """The spec of a metric; an EngineError naming the nearest registered name when it is unknown."""
     spec = METRICS.get(name)
     if spec is None:
-        close = difflib.get_close_matches(name, list(METRICS), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        close = nearest(name, METRICS)
+        hint = f"; did you mean {close}?" if close else ""
         raise EngineError(f"unknown metric {name}{hint}", hint="`cda metrics list` prints every metric")
     return spec
 
