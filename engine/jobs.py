@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, RunStoreError
-from engine.runs import ACTIVE, move_aside, owner_record, proc_start, sqlite_trouble
+from engine.runs import ACTIVE, guarded_sql, move_aside, owner_record, proc_start
 
 log = logging.getLogger(__name__)
 
@@ -152,27 +152,7 @@ class JobQueue:
     def _sql(self, fn: Callable[[sqlite3.Connection], Any], default: Any = None) -> Any:
         """``fn(db)`` on the queue. A damaged jobs.sqlite is rebuilt once (from the run folders) and ``fn``
         retried; a read-only one answers ``default``; anything else becomes one sentence."""
-        if self.read_only:
-            return default
-        for attempt in (1, 2):
-            try:
-                with self._db() as db:
-                    return fn(db)
-            except sqlite3.Error as exc:
-                trouble = sqlite_trouble(exc, self.db_path)
-                if trouble == "damaged" and attempt == 1:
-                    self._rebuild(str(exc))
-                    continue
-                if trouble == "readonly":
-                    self.read_only = f"the job queue cannot be written ({exc})"
-                    log.warning("job queue %s is read-only (%s)", self.db_path, exc)
-                    return default
-                if trouble == "busy":
-                    raise RunStoreError(f"The job queue {self.db_path} is locked by another process; try again "
-                                        "in a moment.") from None
-                raise RunStoreError(f"The job queue {self.db_path} cannot be used ({exc}); delete it and it is "
-                                    "rebuilt from the run folders.") from None
-        return default
+        return guarded_sql(self, "job queue", self._db, fn, default)
 
     def _rebuild(self, reason: str) -> None:
         """Move a damaged jobs.sqlite aside and rebuild the queue from the run folders: every queued or running

@@ -21,7 +21,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -384,6 +384,34 @@ _SCHEMA = (
 )
 
 
+def guarded_sql(owner, what: str, session, fn, default: Any = None, readonly_note: str = "") -> Any:
+    """``fn(db)`` inside ``session()`` for an SQLite file the project can rebuild from the run folders (the run
+    index, the job queue). ``owner`` has ``db_path``, ``read_only`` and ``_rebuild(reason)``: a damaged file is
+    rebuilt once and ``fn`` retried; a read-only one sets ``owner.read_only`` and answers ``default``; a locked
+    or otherwise broken one is one sentence (RunStoreError)."""
+    if owner.read_only:
+        return default
+    for attempt in (1, 2):
+        try:
+            with session() as db:
+                return fn(db)
+        except sqlite3.Error as exc:
+            trouble = sqlite_trouble(exc, owner.db_path)
+            if trouble == "damaged" and attempt == 1:
+                owner._rebuild(str(exc))
+                continue
+            if trouble == "readonly":
+                owner.read_only = f"the {what} cannot be written ({exc})"
+                log.warning("%s %s is read-only (%s)%s", what, owner.db_path, exc, readonly_note)
+                return default
+            if trouble == "busy":
+                raise RunStoreError(f"The {what} {owner.db_path} is locked by another process; try again in a "
+                                    "moment.") from None
+            raise RunStoreError(f"The {what} {owner.db_path} cannot be used ({exc}); delete it and it is rebuilt "
+                                "from the run folders.") from None
+    return default
+
+
 def sqlite_trouble(exc: sqlite3.Error, path: Path) -> str:
     """What an SQLite failure on ``path`` means for us: 'damaged' (rebuild it), 'readonly', 'busy' or 'other'."""
     name = getattr(exc, "sqlite_errorname", "") or ""
@@ -456,29 +484,14 @@ class RunStore:
     def _sql(self, fn, default: Any = None) -> Any:
         """Run ``fn(db)`` in one transaction. A damaged index is rebuilt once and ``fn`` retried; a read-only one
         switches the store to reading the folders (``default`` is returned); anything else is one sentence."""
-        if self.read_only:
-            return default
-        for attempt in (1, 2):
-            try:
-                with closing(self._connect()) as db, db:
-                    self._ensure_schema(db)
-                    return fn(db)
-            except sqlite3.Error as exc:
-                trouble = sqlite_trouble(exc, self.db_path)
-                if trouble == "damaged" and attempt == 1:
-                    self._rebuild(str(exc))
-                    continue
-                if trouble == "readonly":
-                    self.read_only = f"the run index cannot be written ({exc})"
-                    log.warning("run index %s is read-only (%s); reading the run folders instead", self.db_path,
-                                exc)
-                    return default
-                if trouble == "busy":
-                    raise RunStoreError(f"The run index {self.db_path} is locked by another process; "
-                                        "try again in a moment.") from None
-                raise RunStoreError(f"The run index {self.db_path} cannot be used ({exc}); delete it and it is "
-                                    "rebuilt from the run folders.") from None
-        return default
+        return guarded_sql(self, "run index", self._session, fn, default,
+                           readonly_note="; reading the run folders instead")
+
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as db, db:
+            self._ensure_schema(db)
+            yield db
 
     def _ensure_schema(self, db: sqlite3.Connection) -> None:
         """Create the tables if they are missing; a missing runs table (a new, zero-byte or foreign index) is
