@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from page_helpers import app_page
 from streamlit.testing.v1 import AppTest
 
 from cockpit import explain
@@ -18,42 +19,22 @@ PAGES = sorted((ROOT / "pages").glob("*.py"))
 COUNTER = ROOT / "assets" / "designs" / "counter" / "counter.v"
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cockpit-runs")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CDA_RUNS_DIR", str(root))
-    cfg = FlowConfig(design_files=[str(COUNTER)], top="counter", clock_port="clk")
-    run = run_flow(cfg, RunStore(root), until="floorplan")
-    assert run.status == "done"
-    yield root, run.id
-    mp.undo()
-
-
-def _page(path: Path, run_id: str | None) -> AppTest:
-    at = AppTest.from_file(str(path), default_timeout=60)
-    if run_id:
-        at.query_params["run"] = run_id
-    at.run()
-    return at
-
-
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_every_page_renders_a_run_and_no_run(runs_dir, page):
     _, run_id = runs_dir
     for rid in (run_id, None):
-        at = _page(page, rid)
+        at = app_page(page, rid)
         assert not at.exception, f"{page.name} raised: {[e.value for e in at.exception]}"
         assert at.title, f"{page.name} has no title"
 
 
 def test_story_lines_carry_the_runs_numbers(runs_dir):
     _, run_id = runs_dir
-    at = _page(ROOT / "pages" / "02_synthesis.py", run_id)
+    at = app_page(ROOT / "pages" / "02_synthesis.py", run_id)
     text = " ".join(m.value for m in at.markdown)
     assert "What this step does" in text and "What just happened" in text and "What to look at" in text
     assert "counter" in text and "cells" in text
-    at = _page(ROOT / "pages" / "03_floorplan.py", run_id)
+    at = app_page(ROOT / "pages" / "03_floorplan.py", run_id)
     assert "rows" in " ".join(m.value for m in at.markdown)
     assert any(m.label == "Utilisation" for m in at.metric)
 
@@ -97,7 +78,7 @@ def test_failed_run_is_explained_and_rerun_with_the_knob(runs_dir):
     cfg = FlowConfig(design_files=[str(COUNTER)], top="nope", clock_port="clk")
     failed = run_flow(cfg, store, until="floorplan")
     assert failed.status == "failed"
-    at = _page(ROOT / "pages" / "01_design.py", failed.id)
+    at = app_page(ROOT / "pages" / "01_design.py", failed.id)
     assert not at.exception
     text = " ".join(e.value for e in at.error)
     assert "what went wrong" in text and "nope" in text and "Likely cause" in text

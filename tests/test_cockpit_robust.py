@@ -7,11 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from page_helpers import app_page
 from streamlit.testing.v1 import AppTest
 
-from engine.config import FlowConfig
 from engine.errors import EngineError
-from engine.flow.flow import run_flow
 from engine.runs import Run, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,26 +20,6 @@ COUNTER = ROOT / "assets" / "designs" / "counter" / "counter.v"
 RUN_PAGES = sorted([*(ROOT / "pages").glob("0[1-7]_*.py"), ROOT / "pages" / "demo.py"])
 HOSTILE = {"traversal": "../../etc/passwd", "long": "x" * 10_000, "markup": "<script>alert(1)</script>",
            "dotdot": "20260101-000000-a..b", "spaces": "a run", "nul": "abc\x00def"}
-
-
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("robust-runs")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CDA_RUNS_DIR", str(root))
-    cfg = FlowConfig(design_files=[str(COUNTER)], top="counter", clock_port="clk")
-    good = run_flow(cfg, RunStore(root), until="floorplan")
-    assert good.status == "done"
-    yield root, good.id
-    mp.undo()
-
-
-def _page(path: Path, run_id: str | None) -> AppTest:
-    at = AppTest.from_file(str(path), default_timeout=60)
-    if run_id is not None:
-        at.query_params["run"] = run_id
-    at.run()
-    return at
 
 
 def _no_exception(at: AppTest, what: str) -> None:
@@ -54,7 +33,7 @@ def _errors(at: AppTest) -> list[str]:
 @pytest.mark.parametrize("page", RUN_PAGES, ids=[p.stem for p in RUN_PAGES])
 def test_hostile_run_query_gives_one_error_box(runs_dir, page):
     for name, value in HOSTILE.items():
-        at = _page(page, value)
+        at = app_page(page, value)
         _no_exception(at, f"{page.name} with {name}")
         errors = _errors(at)
         assert len(errors) == 1, (name, errors)
@@ -73,7 +52,7 @@ def test_damaged_and_deleted_runs_give_one_error_box(runs_dir, page):
     deleted = store.create({}, "gone")
     shutil.rmtree(deleted.dir)
     for rid, expect in ((damaged.id, "is damaged"), (deleted.id, "(deleted?)")):
-        at = _page(page, rid)
+        at = app_page(page, rid)
         _no_exception(at, f"{page.name} with {rid}")
         errors = _errors(at)
         assert len(errors) == 1 and expect in errors[0] and rid in errors[0], errors
@@ -85,7 +64,7 @@ def test_run_deleted_while_the_page_shows_it(runs_dir, tmp_path):
     copy = root / f"{good}-copy"
     shutil.copytree(root / good, copy)
     for page in ("02_synthesis.py", "03_floorplan.py", "01_design.py"):
-        at = _page(ROOT / "pages" / page, copy.name)
+        at = app_page(ROOT / "pages" / page, copy.name)
         _no_exception(at, page)
         assert not _errors(at), _errors(at)
         assert not [i for i in at.info if "No run is selected" in i.value], page  # it showed the run
@@ -100,7 +79,7 @@ def test_run_deleted_while_the_page_shows_it(runs_dir, tmp_path):
 def test_the_app_drops_a_hostile_run_and_shows_the_newest(runs_dir):
     _, good = runs_dir
     for name, value in HOSTILE.items():
-        at = _page(APP, value)
+        at = app_page(APP, value)
         _no_exception(at, f"app with {name}")
         sidebar = [e.value for e in at.sidebar.error]
         assert len(sidebar) == 1 and "not a valid run id" in sidebar[0] and "newest" in sidebar[0]
@@ -108,12 +87,12 @@ def test_the_app_drops_a_hostile_run_and_shows_the_newest(runs_dir):
         assert at.title
 
 
-def test_the_app_skips_a_damaged_newest_run_and_survives_errors_mid_page(runs_dir, monkeypatch):
+def test_the_app_skips_a_damaged_newest_run_and_survives_errors_midapp_page(runs_dir, monkeypatch):
     root, good = runs_dir
     damaged = RunStore(root).create({}, "broken-newest")
     (damaged.dir / "run.json").write_bytes(b"\x00\x01\x02")
     try:
-        at = _page(APP, None)
+        at = app_page(APP, None)
         _no_exception(at, "app")
         assert at.query_params["run"] == good  # not the damaged one, although it is newer
         assert any("DAMAGED" in o for o in at.sidebar.selectbox[0].options)  # listed, so it can be seen
@@ -126,7 +105,7 @@ def test_the_app_skips_a_damaged_newest_run_and_survives_errors_mid_page(runs_di
             return real(self)
 
         monkeypatch.setattr(Run, "metrics", vanish)
-        at = _page(APP, good)
+        at = app_page(APP, good)
         _no_exception(at, "app with a run vanishing mid-page")
         assert any("no longer exists" in e for e in _errors(at)), _errors(at)
     finally:
@@ -139,7 +118,7 @@ def test_the_app_rebuilds_a_garbage_index_and_says_so(runs_dir):
     for extra in ("index.sqlite-wal", "index.sqlite-shm"):
         (root / extra).unlink(missing_ok=True)
     index.write_bytes(b"this is not a database" * 100)
-    at = _page(APP, None)
+    at = app_page(APP, None)
     _no_exception(at, "app over a garbage index")
     assert any("rebuilt" in i.value for i in at.sidebar.info), [i.value for i in at.sidebar.info]
     assert at.query_params["run"] == good
@@ -148,7 +127,7 @@ def test_the_app_rebuilds_a_garbage_index_and_says_so(runs_dir):
 def test_the_app_says_when_the_runs_folder_is_unusable(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("CDA_RUNS_DIR", str(tmp_path / "file" / "runs"))
-    at = _page(APP, None)
+    at = app_page(APP, None)
     _no_exception(at, "app over an unusable runs folder")
     errors = [e.value for e in at.sidebar.error]
     assert len(errors) == 1 and "not a folder" in errors[0]
