@@ -125,3 +125,15 @@ def test_cpu_budgets_scale_with_the_design():
     assert design_scale(cfg, 5_000, 20_000) == 1.0  # small designs keep the step's own timeout_s
     assert design_scale(cfg, 100_000, 20_000) == 5.0  # a 100k-net core gets 5x without a knob turned
     assert design_scale(LimitsConfig(scale_with_design=False), 100_000, 20_000) == 1.0
+
+
+def test_a_clean_exit_is_never_a_limit_stop(tmp_path):
+    """A tool that exits 0 is not 'stopped by the memory limit' because its log happens to say "out of memory"."""
+    from engine.flow.base import StepContext
+    from engine.pdk import load_pdk
+
+    run = RunStore(tmp_path / "runs").create(FlowConfig().to_dict(), design="echo")
+    ctx = StepContext(run=run, config=FlowConfig(), pdk=load_pdk(None), step_id="synth",
+                      step_dir=run.step_dir("synth"))
+    proc = ctx.tool(["python3", "-c", "print('warning: out of memory in a comment; std::bad_alloc')"], "echo.log")
+    assert proc.returncode == 0 and "out of memory" in proc.stdout

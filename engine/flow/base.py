@@ -124,9 +124,8 @@ class StepContext:
                                         hint=f"raise {knob} or simplify the design", code="tool.timeout",
                                         knob=knob) from None
         result = subprocess.CompletedProcess(list(argv), proc.returncode, log_path.read_text(errors="replace"), "")
-        extra = [self.step_dir / n for n in ("yosys.log",) if (self.step_dir / n).exists() and n != log_name]
-        stop = limit_stop(argv[0], proc.returncode, result.stdout + "".join(
-            p.read_text(errors="replace")[-4000:] for p in extra), limits, timeout, knob)
+        # The tool's stdout and stderr are both in this log: an abort's "std::bad_alloc" lands here too.
+        stop = limit_stop(argv[0], proc.returncode, result.stdout, limits, timeout, knob)
         if stop:
             code, why, limit_knob = stop
             raise self.fail(why, log_path=log_path, hint=f"raise {knob} or limits.memory_fraction, or make the "

@@ -65,7 +65,10 @@ _OOM_WORDS = ("bad_alloc", "out of memory", "cannot allocate memory", "memory ex
 def limit_stop(tool: str, returncode: int, log_text: str, cfg: LimitsConfig, timeout_s: float | None,
                timeout_knob: str) -> tuple[str, str, str] | None:
     """Which limit stopped the tool: (code, message naming the knob, knob) with code ``tool.cpu_limit`` or
-    ``tool.memory_limit`` (engine.diagnosis); None when the exit was not a limit."""
+    ``tool.memory_limit`` (engine.diagnosis); None when the exit was not a limit (a clean exit never is, whatever
+    its log says)."""
+    if returncode == 0:
+        return None
     tail = log_text[-4000:].lower()
     if returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or (returncode == -signal.SIGKILL and "cpu time" in tail):
         cpu = int(max(1.0, (timeout_s or 0) * cfg.cpu_factor))
@@ -83,9 +86,3 @@ def limit_stop(tool: str, returncode: int, log_text: str, cfg: LimitsConfig, tim
                 "or raise limits.memory_fraction / limits.memory_mb", "limits.memory_fraction")
     return None
 
-
-def limit_message(tool: str, returncode: int, log_text: str, cfg: LimitsConfig, timeout_s: float | None,
-                  timeout_knob: str) -> str | None:
-    """Which limit stopped the tool, in words naming the knob; None when the exit was not a limit."""
-    stop = limit_stop(tool, returncode, log_text, cfg, timeout_s, timeout_knob)
-    return stop[1] if stop else None

@@ -30,7 +30,7 @@ from engine.config import VerifyConfig
 from engine.errors import Cancelled, EngineError, ToolMissing
 from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
-from engine.flow.limits import LimitsConfig, limit_message, preexec
+from engine.flow.limits import LimitsConfig, limit_stop, preexec
 from engine.runs import write_json
 from engine.validate import MIB, size_text, verilog_string
 
@@ -169,9 +169,9 @@ def _run(argv: list[str], log_path: Path, cwd: Path, timeout_s: float, max_bytes
         while True:
             try:
                 code = proc.wait(timeout=0.2)
-                why = limit_message(argv[0], code, log_path.read_text(errors="replace")[-4000:], limits,
-                                    timeout_s, "verify.timeout_s") if code else None
-                return code, why or ""
+                stop = limit_stop(argv[0], code, log_path.read_text(errors="replace")[-4000:], limits, timeout_s,
+                                  "verify.timeout_s")
+                return code, stop[1] if stop else ""
             except subprocess.TimeoutExpired:
                 stop = ""
                 if cancel is not None and cancel():
