@@ -152,11 +152,6 @@ class Step:
         """The steps whose artefacts this one reads, in declaration order."""
         return tuple(dict.fromkeys(i.step for i in cls.inputs))
 
-    # Older code and tests name the upstream steps `requires`.
-    @property
-    def requires(self) -> tuple[str, ...]:
-        return self.upstream()
-
     def run(self, ctx: StepContext) -> StepResult:  # pragma: no cover - interface
         raise NotImplementedError
 
