@@ -98,7 +98,7 @@ def save_files(files: list[tuple[str, bytes]], dest: Path, config: UploadConfig 
                 raise UploadError(f"The upload is larger than the {size_text(cfg.max_total_bytes)} limit per design.")
             if len(written) + 1 > cfg.max_files:
                 raise UploadError(f"Too many files: the limit is {cfg.max_files} per design.")
-            _check_text(name, data)
+            check_text(name, data)
             path = dest / fname
             path.write_bytes(data)
             written.append(path)
@@ -111,16 +111,20 @@ def save_files(files: list[tuple[str, bytes]], dest: Path, config: UploadConfig 
     return written
 
 
-def _check_text(name: str, data: bytes) -> None:
-    if b"\x00" in data[:8192]:
-        raise UploadError(f"{name} is a binary file, not Verilog text.")
+def check_text(name: str, data: bytes) -> None:
+    """Refuse what is not Verilog text: a NUL byte (binary data) or, when it is not UTF-8, mostly unprintable
+    bytes. Latin-1 sources with a few accented comments pass. The one check behind uploads and synthesis."""
+    head = data[:65536]
+    if b"\x00" in head:
+        raise UploadError(f"{name} is binary data, not Verilog text.")
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            data.decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
-            raise UploadError(f"{name} is not a text file.") from None
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3:  # a multi-byte character cut by the 64 KiB window, not bad text
+            return
+        text = head.decode("latin-1")
+        if sum(c.isprintable() or c.isspace() for c in text) < 0.9 * len(text):
+            raise UploadError(f"{name} is not a text file (mostly unprintable bytes).") from None
 
 
 def extract_zip(data: bytes, dest: Path, config: UploadConfig | None = None, *,
@@ -190,7 +194,7 @@ def extract_zip(data: bytes, dest: Path, config: UploadConfig | None = None, *,
                                               "limit per design.")
                         chunks.append(chunk)
                 content = b"".join(chunks)
-                _check_text(info.filename, content)
+                check_text(info.filename, content)
                 target.write_bytes(content)
                 written.append(target)
         except (UploadError, zipfile.BadZipFile, RuntimeError, OSError) as exc:

@@ -60,6 +60,10 @@ def test_size_and_type_limits(tmp_path):
         save_files([("evil.sh", b"rm -rf /")], tmp_path)
     with pytest.raises(UploadError, match="binary"):
         save_files([("bin.v", b"\x00\x01\x02")], tmp_path)
+    with pytest.raises(UploadError, match="not a text file"):
+        save_files([("garbage.v", bytes(range(128, 256)) * 8)], tmp_path)
+    # latin-1 source with an accented comment is text
+    assert save_files([("latin.v", "// r\xe9sum\xe9\nmodule a; endmodule\n".encode("latin-1"))], tmp_path / "l")
     with pytest.raises(UploadError, match="No file"):
         save_files([], tmp_path)
     assert safe_name("a b/../c d.v") == "c_d.v"

@@ -162,21 +162,14 @@ class SourceScan:
 def scan_sources(files: list[str]) -> SourceScan:
     """A rough look at the sources before Yosys: binary files, files with no module, empty modules and the top
     candidates, so each gets a message in words (not "'AND2X1' has no logic") and a wrong --top lists these."""
-    from engine.uploads import _COMMENT_RE, verilog_modules
+    from engine.uploads import _COMMENT_RE, UploadError, check_text, verilog_modules
 
     for f in files:
-        data = Path(f).read_bytes()
-        if b"\x00" in data[:65536]:
-            raise EngineError(f"{Path(f).name} is binary data, not Verilog text",
-                              hint="upload the .v source, not a compiled or archived file", code="input.not_verilog")
         try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-            printable = sum(c.isprintable() or c.isspace() for c in text[:65536]) / max(1, len(text[:65536]))
-            if printable < 0.9:
-                raise EngineError(f"{Path(f).name} is not a text file (mostly unprintable bytes)",
-                                  hint="upload the Verilog source", code="input.not_verilog") from None
+            check_text(Path(f).name, Path(f).read_bytes())
+        except UploadError as exc:
+            raise EngineError(exc.message.rstrip("."), hint="upload the Verilog source, not a compiled or "
+                              "archived file", code="input.not_verilog") from None
     modules = verilog_modules([Path(f) for f in files])
     names = list(modules)
     if not names:
