@@ -33,7 +33,7 @@ def test_gds_reads_back_with_the_netlist_instances(gds_run):
     (top,) = layout.top_cells()
     assert top.name == "counter"
     pdk = load_pdk()
-    n = count_instances(layout, set(pdk.macros))
+    n = count_instances(layout, set(pdk.macros) - {"FILL"})  # filler cells are counted apart (test_orient_fill)
     assert n == gds_run.metrics()["synth"]["design__instance__count"]
     routed = (gds_run.dir / "04-route" / "routed.def").read_text()
     assert n == int(re.search(r"^COMPONENTS (\d+)", routed, re.M).group(1))

@@ -5,14 +5,20 @@ a PNG of it.
 The osu018 cells come as LEF abstracts (outline, pins, obstructions); Debian ships no GDS of their transistors, so
 the GDSII holds each cell's outline, pins and obstructions plus the real routing from qrouter. A foundry flow would
 swap the abstracts for the cells' full layouts at this point.
+
+Before the layout is built, filler cells close every gap of every row (engine.flow.fill): the DEF KLayout reads is
+``filled.def``, the routed DEF plus its fillers.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from engine.errors import EngineError
 from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
+from engine.flow.fill import FillResult, filler_cells, write_filled_def
+from engine.io.def_io import read_def
 from engine.runs import write_json
 
 log = logging.getLogger(__name__)
@@ -130,7 +136,7 @@ class GdsStep(Step):
     inputs = (Input("synth", "netlist_json"), Input("place", "def"), Input("route", "def", required=False))
     outputs = ("gds",)
     uses = ("gds", "tech_dir")
-    version = 1
+    version = 2  # 2: filler cells in every row gap (filled.def)
 
     def run(self, ctx: StepContext) -> StepResult:
         from engine.flow.route import placed_def_path
@@ -146,6 +152,18 @@ class GdsStep(Step):
             def_path, routed = placed_def_path(ctx), False
         top_name = ctx.metrics("synth").get("design__top") or ctx.config.top
         expected = ctx.metrics("synth").get("design__instance__count")
+        ctx.progress(0.05, "filling the gaps of every row with filler cells")
+        fillers = filler_cells(ctx.pdk)
+        fill = FillResult()
+        if fillers:
+            try:
+                fill = write_filled_def(def_path, ctx.step_dir / "filled.def", read_def(def_path, ctx.pdk), ctx.pdk)
+            except (EngineError, ValueError) as exc:
+                raise ctx.fail(f"could not add filler cells to {def_path.name}: {exc}", code="gds.mismatch") from None
+            def_path = ctx.step_dir / "filled.def"
+        else:
+            log.warning("%s has no filler cell (CLASS CORE SPACER or FILL*): the rows keep their gaps",
+                        ctx.pdk.lef_path.name)
         ctx.progress(0.1, f"KLayout: reading the LEF and {def_path.name}")
         try:
             layout = load_lefdef(def_path, ctx.pdk.lef_path)
@@ -170,10 +188,15 @@ class GdsStep(Step):
         if top_name and top.name != top_name:
             raise ctx.fail(f"the GDSII's top cell is '{top.name}', expected the design's top '{top_name}'",
                            code="gds.mismatch")
-        instances = count_instances(back, set(ctx.pdk.macros))
+        fill_types = {name for name, _ in fillers}
+        instances = count_instances(back, set(ctx.pdk.macros) - fill_types)
         if expected is not None and instances != expected:
             raise ctx.fail(f"the GDSII holds {instances} cell instances but the netlist has {expected}",
                            hint="the DEF and the netlist disagree; run place and route again", code="gds.mismatch")
+        fill_instances = count_instances(back, fill_types) if fill_types else 0
+        if fill_instances != len(fill.fills):
+            raise ctx.fail(f"the GDSII holds {fill_instances} filler cells but {len(fill.fills)} were placed",
+                           code="gds.mismatch")
         bbox = top.dbbox()
         ctx.progress(0.7, "rendering the layout")
         renderer = render_png(gds_path, ctx.step_dir / "layout.png", ctx.config.gds.png_width)
@@ -186,9 +209,12 @@ class GdsStep(Step):
             "gds__routed": routed,
             "gds__renderer": renderer,
             "gds__cells_are_abstracts": True,
+            "fill__cell__count": len(fill.fills),
+            "fill__filled_fraction": round(fill.filled_fraction, 6),
         }
         return StepResult(
             metrics=metrics,
-            artefacts={"gds": "design.gds", "png": "layout.png", "layers": "layers.json"},
-            message=f"{gds_path.stat().st_size / 1024:.0f} KiB GDSII, {instances} cells, "
+            artefacts={"gds": "design.gds", "png": "layout.png", "layers": "layers.json",
+                       **({"filled_def": "filled.def"} if fillers else {})},
+            message=f"{gds_path.stat().st_size / 1024:.0f} KiB GDSII, {instances} cells, {len(fill.fills)} fillers, "
                     f"{bbox.width():.0f} x {bbox.height():.0f} um{'' if routed else ' (unrouted)'}")

@@ -26,7 +26,7 @@ class PlaceStep(Step):
     inputs = (Input("floorplan", "def"),)
     outputs = ("def",)
     uses = ("place", "tech_dir")
-    version = 1
+    version = 2  # 2: cells take their row's orientation (N/FS) in placed.def
 
     def run(self, ctx: StepContext) -> StepResult:
         from engine.place.api import place

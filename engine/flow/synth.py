@@ -27,12 +27,43 @@ ABC_SCRIPTS = {
 
 LATCH_MAP = Path(__file__).resolve().parent / "techmap" / "latch_map.v"
 TBUF_MAP = Path(__file__).resolve().parent / "techmap" / "tbuf_map.v"  # tri-state ports onto TBUFX1
+# What is left after `opt_clean -purge` as module-level connections (a port fed by another port or by a constant,
+# two output ports on one net, a bus assigned by concatenation) Yosys writes as `assign`, and OpenSTA rejects
+# `assign {a, b} = ...`. `insbuf` turns each such bit into a real buffer, so the netlist is cells only. A constant
+# output becomes a BUFX2 whose input is the rail (1'b0/1'b1): osu018 has no TIEHI/TIELO, and this is what qflow
+# does for it (synthesize.sh swaps LOGIC0/LOGIC1 for its bufcell with A on gnd/vdd when tiehi/tielo are empty).
+FEED_BUF = "BUFX2 A Y"  # osu018/035/050; feed_buffer() picks one for another library
+# Internal cells and wires whose names need Verilog escaping (flattened `u1.x`, `gen[0].u`) get plain enumerated
+# names; ports keep theirs (`rename -hide` skips ports). Yosys' patterns have no character ranges, so the set of
+# plain characters is spelled out; the leading `?` eats the backslash of a public name.
+_PLAIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+ODD_NAME = f"?*[!{_PLAIN}]*"
 SV_SUFFIXES = (".sv", ".svh")  # read as SystemVerilog (read_verilog -sv)
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a single Verilog file larger than this is refused with a message
 
 
+def feed_buffer(macros: dict) -> str:
+    """"CELL IN OUT" of the buffer `insbuf` uses: BUFX2 when the library has it, else its narrowest BUF* cell with
+    one signal input and one output (by LEF). A library with none gets a message, not an `assign` in the netlist."""
+    def io(m) -> tuple[list[str], list[str]]:
+        sig = m.signal_pins
+        return ([p.name for p in sig if p.direction == "INPUT"], [p.name for p in sig if p.direction == "OUTPUT"])
+
+    cands = []
+    for name, m in macros.items():
+        ins, outs = io(m)
+        if name.upper().startswith("BUF") and len(ins) == 1 and len(outs) == 1:
+            cands.append((name != "BUFX2", m.width_um, name, ins[0], outs[0]))
+    if not cands:
+        raise EngineError("the library has no buffer cell (BUF*, one input, one output) to drive feed-through and "
+                          "constant outputs", hint="use a library with a buffer cell, or add one to its LEF/Liberty",
+                          code="tech.no_buffer")
+    _, _, name, a, y = min(cands)
+    return " ".join(yosys_name(v, "buffer cell") for v in (name, a, y))
+
+
 def synth_script(files: list[str], top: str, lib: str, *, flatten: bool, abc: str, clock_ns: float,
-                 include_dirs: list[str]) -> str:
+                 include_dirs: list[str], buf: str = FEED_BUF) -> str:
     if abc not in ABC_SCRIPTS:
         raise EngineError(f"unknown synthesis strategy '{abc}'; choose one of {', '.join(ABC_SCRIPTS)}",
                           code="input.out_of_range", knob="synth.abc_script")
@@ -59,6 +90,8 @@ opt -purge
 abc {abc_args}
 opt_clean -purge
 setundef -zero
+insbuf -buf {buf}
+rename -hide c:{ODD_NAME} w:{ODD_NAME}
 rename -enumerate
 tee -q -o check.txt check -noinit
 tee -q -o stat.txt stat -liberty {qlib}
@@ -148,6 +181,22 @@ def differs_from_rtl(log_text: str, counts: Counter) -> list[str]:
     return out
 
 
+def feed_cells(module: dict, buf_type: str) -> list[str]:
+    """The buffers `insbuf` added (a port bit driven from a constant or from another port bit), by name: cells
+    that carry no logic of the design's own."""
+    port_bits = {b for port in module.get("ports", {}).values() for b in port["bits"] if isinstance(b, int)}
+    out = []
+    for name, cell in module.get("cells", {}).items():
+        if cell["type"] != buf_type:
+            continue
+        dirs = cell.get("port_directions", {})
+        ins = [b for pin, bits in cell["connections"].items() if dirs.get(pin) == "input" for b in bits]
+        outs = [b for pin, bits in cell["connections"].items() if dirs.get(pin) == "output" for b in bits]
+        if outs and all(b in port_bits for b in outs) and all(not isinstance(b, int) or b in port_bits for b in ins):
+            out.append(name)
+    return out
+
+
 _BODY_RE = re.compile(r"\bmodule\s+([A-Za-z_][\w$]*)\s*(?:#\s*\(.*?\)\s*)?(?:\((.*?)\))?\s*;(.*?)\bendmodule\b",
                       re.S)
 
@@ -193,9 +242,10 @@ class SynthStep(Step):
     id = "synth"
     uses = ("design_files", "top", "synth", "tech_dir", "clock_ns")
     outputs = ("netlist_v", "netlist_json", "log")
+    # 6: assign-free netlist (feed-throughs and constant outputs buffered, odd internal names enumerated);
     # 5: source scan, top-module choice reported; 4: design warnings; 3: tri-state ports mapped onto TBUFX1,
     # .sv read as SystemVerilog, quoted paths
-    version = 5
+    version = 6
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
@@ -238,9 +288,13 @@ class SynthStep(Step):
         if ctx.pdk.liberty_path is None:
             raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}", code="tech.no_liberty")
         lib = str(ctx.pdk.liberty_path)
+        try:
+            buf = feed_buffer(ctx.pdk.macros)
+        except EngineError as exc:
+            raise ctx.fail(exc.message, hint=exc.hint, code=exc.code) from None
         include_dirs = sorted({str(Path(f).parent) for f in files})
         script = synth_script(files, cfg.top, lib, flatten=cfg.synth.flatten, abc=cfg.synth.abc_script,
-                              clock_ns=cfg.clock_ns, include_dirs=include_dirs)
+                              clock_ns=cfg.clock_ns, include_dirs=include_dirs, buf=buf)
         (ctx.step_dir / "synth.ys").write_text(script)
         ctx.progress(0.05, "Yosys: reading Verilog and synthesising")
         proc = ctx.tool(["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"], "yosys.stdout",
@@ -269,7 +323,7 @@ class SynthStep(Step):
         top, module = top_module(data, cfg.top or None)
         counts = Counter(c["type"] for c in module.get("cells", {}).values())
         n_cells = sum(counts.values())
-        if n_cells == 0:
+        if n_cells - len(feed_cells(module, buf.split()[0])) == 0:
             raise ctx.fail(f"'{top}' has no logic after synthesis: every output is constant or unconnected, "
                            "so there is nothing to place", hint="check that outputs depend on inputs or registers",
                            code="synth.no_logic")

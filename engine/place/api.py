@@ -18,7 +18,7 @@ from engine.place.config import PlaceConfig
 from engine.place.detailed import detailed_place
 from engine.place.errors import Cancelled, PlaceError
 from engine.place.global_place import GlobalPlacer, core_box, is_cancelled
-from engine.place.legalize import LegalityReport, check_legality, legalize
+from engine.place.legalize import LegalityReport, check_legality, legalize, row_orientations
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
             raise PlaceError(f"placement is not legal after legalization: {legality.summary()}",
                              hint="this is a placer bug; please report it with the input")
         metrics["placement__legal"] = True
+        # Orientation is metadata: pin offsets stay those of the N cell (the HPWL model the placer optimised);
+        # the DEF carries the orientation to qrouter and KLayout, and spef.oriented_pin_positions applies it.
+        out.cell_orient = row_orientations(out)
     metrics["placement__hpwl"] = round(float(netlist.hpwl(out.x, out.y)), 3)
     metrics["placement__runtime_s"] = round(time.perf_counter() - t0, 3)
     if progress:

@@ -8,6 +8,7 @@
    width-weighted mean of their cells' wishes, clamped to the segment and snapped to sites. It is exact for
    a fixed order and runs in amortised O(n) per segment.
 `check_legality` proves the result: every movable cell on a row, on a site, inside the row, no overlaps.
+`row_orientations` gives each placed cell its row's orientation (N/FS alternate, so rails abut).
 """
 from __future__ import annotations
 
@@ -216,6 +217,29 @@ def legalize(netlist, x: np.ndarray | None = None, y: np.ndarray | None = None, 
     x[mov] = new_x
     y[mov] = segs.y[assign]
     return x, y
+
+
+def row_orientations(netlist, x: np.ndarray | None = None, y: np.ndarray | None = None,
+                     tol: float = 1e-4) -> list[str]:
+    """Each cell's orientation after legalisation: a standard cell on a row takes the row's (N or FS, so the
+    power rails of neighbouring rows abut); IO terminals, fixed blocks and cells off every row keep theirs."""
+    x = np.asarray(netlist.x if x is None else x, dtype=np.float64)
+    y = np.asarray(netlist.y if y is None else y, dtype=np.float64)
+    out = list(netlist.cell_orient) if netlist.cell_orient else ["N"] * netlist.n_cells
+    rows = _sorted_rows(netlist)
+    row_y = np.asarray([r.y for r in rows])
+    fixed = np.asarray(netlist.cell_fixed, dtype=bool) | np.asarray(netlist.cell_is_io, dtype=bool)
+    w = np.asarray(netlist.cell_w, dtype=np.float64)
+    for i in np.flatnonzero(~fixed):
+        lo = int(np.searchsorted(row_y, y[i] - tol))
+        for j in range(lo, len(rows)):  # split rows share a y: the one holding the cell's x
+            r = rows[j]
+            if r.y > y[i] + tol:
+                break
+            if x[i] >= r.x0 - tol and x[i] + w[i] <= r.x1 + tol:
+                out[i] = r.orient
+                break
+    return out
 
 
 @dataclass

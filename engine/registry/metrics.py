@@ -276,6 +276,11 @@ _SPECS: list[MetricSpec] = [
     _text("gds__renderer", "Renderer", "what drew layout.png (KLayout or the fallback)"),
     _text("gds__cells_are_abstracts", "Cell abstracts", "cells are LEF abstracts (outlines and pins), not full "
           "layouts", "flag"),
+    _count("fill__cell__count", "Filler cells", "cells", "filler cells placed in the gaps of the rows before "
+           "GDSII (so wells and power rails run unbroken)"),
+    MetricSpec("fill__filled_fraction", "Rows filled", "fraction", True,
+               "fraction of the row length covered by cells and fillers after fill: 1 means no gap is left",
+               scale=100.0, display_unit="%", judge={"good_min": 1.0, "fair_min": 0.99}),
     # ---- verification (07-verify) ------------------------------------------------------------------------------
     _text("verify__status", "Gate-level check", "the routed netlist simulated against the RTL with the design's "
           "testbench: pass means they agree"),
