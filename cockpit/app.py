@@ -9,7 +9,7 @@ import logging
 
 import streamlit as st
 
-from cockpit import runpicker
+from cockpit import runpicker, story
 from cockpit.nav import PAGES
 from engine.errors import EngineError
 
@@ -56,5 +56,6 @@ with st.sidebar:
     runpicker.picker(st.sidebar)
 try:
     nav.run()
+    story.closer(nav.url_path)  # the chapter's takeaway and the link to the next one
 except EngineError as exc:  # a run deleted or damaged halfway through a page: one box, the app keeps working
     st.error(exc.message, icon=":material/error:")

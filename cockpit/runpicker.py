@@ -7,10 +7,14 @@ This is also the one place a page's run is opened: `current_run` checks the id a
 pattern (an address can carry anything: `../../etc`, markup, 10,000 characters) and opens run.json; a run that
 is not there (deleted while the page showed it), is damaged, or an id that is not one, shows one error box and
 the page carries on as with no run, never a Streamlit exception screen.
+
+Runs a person did not start one by one (the optimizer's evaluations, training's data runs, benchmark sweeps:
+engine.runs.ORIGINS) are hidden from the pickers unless "Show optimizer/benchmark runs" is on; then they follow
+the user's own runs, grouped under the run that started them (`group_rows`, a pure function).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import streamlit as st
 
@@ -21,6 +25,9 @@ from engine.runs import RUN_ID_MAX, Run, RunStore, valid_run_id
 STATUS_ICON = {"queued": "queued", "running": "running", "done": "done", "failed": "FAILED", "cancelled": "cancelled",
                "damaged": "DAMAGED"}
 _KEY = "cda_run_id"
+SHOW_ALL_KEY = "cda_show_all_runs"
+SHOW_ALL_LABEL = "Show optimizer/benchmark runs"
+ORIGIN_WORDS = {"optimize": "optimizer evaluation", "train": "training data run", "bench": "benchmark run"}
 
 
 def store() -> RunStore:
@@ -103,24 +110,111 @@ def current_run(show_error: bool = True) -> Run | None:
     return run
 
 
-def run_label(row: dict) -> str:
-    created = str(row.get("created") or "")
+def age_text(created: str | None, now: datetime | None = None) -> str:
+    """How long ago a run was made, in words a list can show ("just now", "5 min ago", "3 h ago", "2 d ago");
+    the time itself when it cannot be read as one."""
     try:
-        created = datetime.fromisoformat(created).strftime("%d %b %H:%M:%S")
+        when = datetime.fromisoformat(str(created or ""))
     except ValueError:
-        pass
+        return str(created or "")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
+    if seconds < 0:
+        return when.strftime("%d %b %H:%M")
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 14 * 86400:
+        return f"{int(seconds // 86400)} d ago"
+    return when.strftime("%d %b %Y")
+
+
+def run_label(row: dict, now: datetime | None = None) -> str:
+    """design · label · state · age; a run the engine started says by whom ("↳ optimizer evaluation of <run>")."""
     label = f" · {row['label']}" if row.get("label") else ""
     status = str(row.get("status") or "?")
     design = str(row.get("design") or row.get("id") or "?")
-    return f"{design}{label} · {STATUS_ICON.get(status, status)} · {created}"
+    text = f"{design}{label} · {STATUS_ICON.get(status, status)} · {age_text(row.get('created'), now)}"
+    origin = row.get("origin") or "user"
+    if origin != "user":
+        of = f" of {row['parent']}" if row.get("parent") else ""
+        text = f"↳ {ORIGIN_WORDS.get(origin, origin)}{of}: {text}"
+    return text
+
+
+def group_rows(user_rows: list[dict], other_rows: list[dict] | None = None) -> list[dict]:
+    """The rows a picker offers, in order: the user's own runs first (as given: newest first), then, when
+    ``other_rows`` is given (the "show" toggle is on), the engine's runs grouped under their parent, each group
+    newest first and the groups by their newest run. Rows that are not the user's are never mixed into the first
+    part, whatever list they came in."""
+    mine = [r for r in user_rows if (r.get("origin") or "user") == "user"]
+    if other_rows is None:
+        return mine
+    seen = {r["id"] for r in mine}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in [*user_rows, *other_rows]:
+        if (r.get("origin") or "user") == "user" or r["id"] in seen:
+            continue
+        seen.add(r["id"])
+        groups.setdefault((str(r.get("origin")), str(r.get("parent") or "")), []).append(r)
+    for members in groups.values():
+        members.sort(key=lambda r: (str(r.get("created") or ""), str(r["id"])), reverse=True)
+    ordered = sorted(groups.values(), key=lambda m: (str(m[0].get("created") or ""), str(m[0]["id"])), reverse=True)
+    return mine + [r for members in ordered for r in members]
+
+
+def hidden_count(counts: dict[str, int]) -> int:
+    """Runs a picker of user runs leaves out, from RunStore.count_by_origin."""
+    return sum(n for origin, n in counts.items() if origin != "user")
+
+
+def listed_runs(kind: str | None = "flow", *, show_all: bool = False, limit: int = 60, runs: RunStore | None = None,
+                hidden: int | None = None) -> tuple[list[dict], int]:
+    """(rows for a picker, how many runs of the engine's there are: hidden unless ``show_all``). Raises
+    EngineError when the runs folder cannot be used."""
+    runs = runs or store()
+    user_rows = runs.list(limit=limit, kind=kind, damaged=True, origin="user")
+    if hidden is None:
+        hidden = hidden_count(runs.count_by_origin(kind=kind))
+    if not show_all or not hidden:
+        return group_rows(user_rows), hidden
+    other = [r for r in runs.list(limit=4 * limit, kind=kind, damaged=True) if r.get("origin") != "user"]
+    return group_rows(user_rows, other), hidden
+
+
+def pair_warning(a: dict, b: dict) -> str | None:
+    """Why two runs should not be compared metric by metric (different designs), or None when they can."""
+    da, db = str(a.get("design") or ""), str(b.get("design") or "")
+    if da and db and da != db:
+        return (f"Run A is {da} and run B is {db}: different designs, so their numbers are not comparable "
+                "(a bigger design has more wire and slower paths whatever the settings). Pick two runs of the same "
+                "design to see what a change did; the table below shows the numbers without calling either better.")
+    return None
+
+
+def show_all_toggle(where, hidden: int, key: str = SHOW_ALL_KEY) -> bool:
+    """The "show optimizer/benchmark runs" switch (only when there are some to show); its state is the page's."""
+    if not hidden and not st.session_state.get(key):
+        return False
+    return bool(where.toggle(SHOW_ALL_LABEL, key=key,
+                             help=f"{hidden:,} run(s) were started by the optimizer, training or the benchmarks, "
+                                  "not by you; they are listed after your own runs, grouped under the run that "
+                                  "started them."))
 
 
 def picker(where=None, kind: str | None = "flow") -> Run | None:
-    """The select box of runs (newest first). Returns the selected run."""
+    """The select box of runs: the user's own first (newest first), the engine's when asked. Returns the selected
+    run."""
     where = where or st.sidebar
     try:
         runs = store()
-        rows = runs.list(limit=60, kind=kind, damaged=True)
+        hidden = hidden_count(runs.count_by_origin(kind=kind))
+        show_all = show_all_toggle(where, hidden)
+        rows, hidden = listed_runs(kind, show_all=show_all, runs=runs, hidden=hidden)
     except EngineError as exc:  # the runs folder itself cannot be used: say so, the pages still render
         where.error(exc.message, icon=":material/error:")
         return None
@@ -128,8 +222,10 @@ def picker(where=None, kind: str | None = "flow") -> Run | None:
         where.info(runs.rebuilt, icon=":material/build:")
     if runs.read_only:
         where.caption(f"The runs folder is read-only ({runs.read_only}): runs can be looked at, not started.")
-    if not rows:
-        where.caption("No runs yet: start one on the Design page.")
+    if hidden and not show_all:
+        where.caption(f"{hidden:,} optimizer/training/benchmark run(s) hidden.")
+    if not rows and _requested() is None:
+        where.caption("No runs of yours yet: start one on the Design page.")
         return None
     ids = [r["id"] for r in rows]
     labels = {r["id"]: run_label(r) for r in rows}
@@ -147,6 +243,9 @@ def picker(where=None, kind: str | None = "flow") -> Run | None:
         else:
             where.warning(f"{problem} Showing the newest run instead.")
             rid = None
+    if not ids:
+        where.caption("No runs of yours yet: start one on the Design page.")
+        return None
     # Default: the newest run that can be read (a damaged one is listed, so it can be seen, but not chosen for you).
     index = ids.index(rid) if rid in ids else next((i for i, r in enumerate(rows) if r["status"] != "damaged"), 0)
     # No widget key: the widget follows `index`, so a run selected elsewhere (new run, URL) shows here at once.

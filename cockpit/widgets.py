@@ -80,6 +80,10 @@ def run_context(run: Run) -> dict:
 
 def step_not_reached(run: Run, step: str, what: str) -> None:
     status = run.status
+    if status == "running" and run.progress().get(step, {}).get("status") == "running":  # started, no output yet
+        st.info(f"{STEP_TITLES.get(step, step)} is running now; its {what} shows here as soon as it writes one.",
+                icon=":material/autorenew:")
+        return
     if status in ("queued", "running"):
         st.info(f"The run has not reached {STEP_TITLES.get(step, step)} yet; this page fills in as it gets there.")
     elif status == "failed":

@@ -22,6 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,13 @@ ACTIVE = ("queued", "running")
 RUN_ID_MAX = 128
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
+# Who started a run: a person ("user": the cockpit, `cda flow run`, the chat's what-if) or one of the engine's
+# own loops, whose runs are evaluations a person did not ask for one by one. run.json's "origin" says which, and
+# "parent" names the run that started it (an optimizer run's id) when there is one. Pickers and `cda runs list`
+# show user runs unless asked for the rest.
+ORIGINS = ("user", "optimize", "train", "bench")
+_STARTED_BY: ContextVar[tuple[str, str | None] | None] = ContextVar("cda_started_by", default=None)
+
 ORPHANED = ("The process running it (pid {pid} on {host}) stopped without finishing it (killed, or out of "
             "memory?); the steps that finished are kept.")
 
@@ -46,6 +54,42 @@ ORPHANED = ("The process running it (pid {pid} on {host}) stopped without finish
 def valid_run_id(run_id: str) -> bool:
     return (isinstance(run_id, str) and 0 < len(run_id) <= RUN_ID_MAX and RUN_ID.fullmatch(run_id) is not None
             and ".." not in run_id)
+
+
+@contextmanager
+def started_by(origin: str, parent: str | None = None) -> Iterator[None]:
+    """Runs created inside this block (in this thread or task) record ``origin`` and ``parent``: how a loop that
+    starts runs through code it does not own (the optimizer through ``run_flow``) says who started them."""
+    if origin not in ORIGINS:
+        raise ValueError(f"unknown run origin {origin!r}; one of {', '.join(ORIGINS)}")
+    token = _STARTED_BY.set((origin, parent if parent and valid_run_id(parent) else None))
+    try:
+        yield
+    finally:
+        _STARTED_BY.reset(token)
+
+
+def classify_origin(info: dict) -> tuple[str, str | None]:
+    """(origin, parent) of a run from its run.json. A run that records its origin says it; for runs recorded
+    before origins existed (the migration) the label, kind or config tells: the optimizer labels its evaluations
+    "optimize <run id>", datagen "datagen:<group>", the benchmarks "bench:..", "bench2:.." and
+    "bench2-floorplan:.." (kind "bench", or a config with a sweep or measure version). Anything else is 'user'."""
+    origin = info.get("origin")
+    parent = info.get("parent")
+    parent = parent if isinstance(parent, str) and valid_run_id(parent) else None
+    if origin in ORIGINS:
+        return origin, parent
+    label = str(info.get("label") or "")
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    if label == "optimize" or label.startswith("optimize "):
+        named = label[len("optimize "):].strip()
+        return "optimize", parent or (named if named and valid_run_id(named) else None)
+    if label.startswith("datagen:"):
+        return "train", parent
+    if (info.get("kind") == "bench" or label.startswith(("bench:", "bench2:", "bench2-floorplan:"))
+            or "sweep_version" in config or "measure_version" in config):
+        return "bench", parent
+    return "user", parent
 
 
 def default_root() -> Path:
@@ -201,6 +245,8 @@ class Run:
         if not isinstance(data, dict) or data.get("status") not in STATUSES:
             raise EngineError(f"Run {self.id} is damaged: {path} has no valid status.")
         data.setdefault("id", self.id)
+        if data.get("origin") not in ORIGINS:  # a run from before origins: classed by its label (classify_origin)
+            data["origin"], data["parent"] = classify_origin(data)
         return data
 
     def info(self) -> dict:
@@ -376,10 +422,10 @@ class Run:
         return f"Run({self.id!r})"
 
 
-_INDEX_COLS = ("id", "kind", "design", "status", "created", "updated", "label", "error")
+_INDEX_COLS = ("id", "kind", "design", "status", "created", "updated", "label", "error", "origin", "parent")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, kind TEXT, design TEXT, status TEXT,"
-    " created TEXT, updated TEXT, label TEXT, error TEXT)",
+    " created TEXT, updated TEXT, label TEXT, error TEXT, origin TEXT, parent TEXT)",
     "CREATE TABLE IF NOT EXISTS step_cache (key TEXT PRIMARY KEY, run_id TEXT, step TEXT)",
 )
 
@@ -461,6 +507,7 @@ class RunStore:
         # Why this store cannot write (None when it can): listing then reads the run folders directly.
         self.read_only: str | None = None
         self.rebuilt: str | None = None  # the one-line notice when the index was rebuilt in this process
+        self._schema_ok = False  # the index's columns were checked (and migrated) by this store
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -496,7 +543,11 @@ class RunStore:
     def _ensure_schema(self, db: sqlite3.Connection) -> None:
         """Create the tables if they are missing; a missing runs table (a new, zero-byte or foreign index) is
         filled from the run folders, so an empty index never hides runs that exist."""
+        if self._schema_ok:
+            return
         if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone():
+            self._migrate_origins(db)
+            self._schema_ok = True
             return
         for q in _SCHEMA:
             db.execute(q)
@@ -507,6 +558,37 @@ class RunStore:
             self.rebuilt = (f"The run index {self.db_path} was empty; rebuilt it from {len(infos)} run "
                             f"folder(s){skipped}.")
             log.warning("%s", self.rebuilt)
+
+    def _migrate_origins(self, db: sqlite3.Connection) -> None:
+        """MIGRATION: an index from before runs recorded who started them has no origin/parent columns. Add them
+        and fill them from the run folders; a finished run's run.json gets the same fields written (an active
+        one is left to its owner, which may be writing it: its origin is classed on every read instead)."""
+        cols = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if {"origin", "parent"} <= cols:
+            return
+        for col in ("origin", "parent"):
+            if col not in cols:
+                try:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {col} TEXT")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process migrated it just now
+                        raise
+        infos, _ = self._indexable()
+        written = 0
+        for info in infos:
+            origin, parent = info["origin"], info.get("parent")
+            db.execute("UPDATE runs SET origin = ?, parent = ? WHERE id = ?", (origin, parent, info["id"]))
+            if info["status"] in FINISHED:
+                raw = read_json(self.root / info["id"] / "run.json")
+                if isinstance(raw, dict) and raw.get("origin") not in ORIGINS:
+                    try:
+                        write_json(self.root / info["id"] / "run.json", {**raw, "origin": origin, "parent": parent})
+                        written += 1
+                    except OSError:
+                        pass  # a read-only run folder: classed on every read instead
+        log.warning("run index %s: recorded who started each of %d run(s) (%d hidden from pickers: optimizer, "
+                    "training or benchmark evaluations)", self.db_path, len(infos),
+                    sum(1 for i in infos if i["origin"] != "user"))
 
     def _indexable(self) -> tuple[list[dict], str]:
         """The run folders' infos to index, and a note naming the damaged ones left out ('' when none)."""
@@ -561,7 +643,12 @@ class RunStore:
         return out
 
     # ---------------------------------------------------------------- runs
-    def create(self, config: dict, design: str, kind: str = "flow", label: str = "") -> Run:
+    def create(self, config: dict, design: str, kind: str = "flow", label: str = "", *, origin: str | None = None,
+               parent: str | None = None) -> Run:
+        """A new queued run. ``origin``/``parent``: who started it (see ORIGINS); by default what an enclosing
+        ``started_by`` block says, else what the label and kind show (classify_origin), else 'user'."""
+        if origin is not None and origin not in ORIGINS:
+            raise ValueError(f"unknown run origin {origin!r}; one of {', '.join(ORIGINS)}")
         if self.read_only:
             raise RunStoreError(f"Cannot start a run: the runs folder {self.root} is read-only ({self.read_only}); "
                                 "choose another with --runs-dir or CDA_RUNS_DIR.")
@@ -577,8 +664,12 @@ class RunStore:
                                 "choose another runs folder with --runs-dir or CDA_RUNS_DIR.") from None
         # Milliseconds: runs started within one second (a job right after another) still list newest first.
         created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        if origin is None:
+            origin, parent = _STARTED_BY.get() or classify_origin({"kind": kind, "label": label, "config": config,
+                                                                   "parent": parent})
         info = {"id": run_id, "kind": kind, "design": design, "label": label, "status": "queued",
-                "created": created, "updated": created, "config": config}
+                "created": created, "updated": created, "origin": origin,
+                "parent": parent if parent and valid_run_id(parent) else None, "config": config}
         _write_run_json(run_dir / "run.json", info)
         self._index(info)
         run = Run(self, run_id)
@@ -596,15 +687,16 @@ class RunStore:
         return run
 
     def list(self, limit: int = 50, kind: str | None = None, design: str | None = None, *,
-             damaged: bool = False) -> list[dict]:
+             damaged: bool = False, origin: str | None = None) -> list[dict]:
         """Newest runs first, as rows of the index, each checked against its folder: rows whose folder is gone
         are dropped from the index, and a queued or running run whose process died is marked failed here (see
         ``Run.info``). A run whose run.json cannot be read is left out (with a log line), or with ``damaged``
-        listed with status 'damaged' and the reason as its error (what `cda runs list` and the run picker do)."""
+        listed with status 'damaged' and the reason as its error (what `cda runs list` and the run picker do).
+        ``origin`` keeps only the runs of that origin ('user': what a person started; see ORIGINS)."""
         if not damaged:
             want = limit
             while True:  # ask for more rows until `limit` readable ones, or the end of the index
-                rows = self.list(want, kind, design, damaged=True)
+                rows = self.list(want, kind, design, damaged=True, origin=origin)
                 good = [r for r in rows if r["status"] != "damaged"]
                 if len(good) >= limit or len(rows) < want:
                     break
@@ -615,11 +707,12 @@ class RunStore:
             return good[:limit]
         if self.read_only:
             rows = [r for r in self._scan() if (not kind or r.get("kind") == kind)
-                    and (not design or r.get("design") == design)][:limit]
+                    and (not design or r.get("design") == design)
+                    and (not origin or classify_origin(r)[0] == origin)][:limit]
             return [_listed(Run(self, r["id"])._settle_orphan(r) if r["status"] in ACTIVE
                             and isinstance(r.get("owner"), dict) and owner_alive(r["owner"]) is False else r)
                     for r in rows]
-        q = "SELECT id, kind, design, status, created, updated, label, error FROM runs"
+        q = f"SELECT {', '.join(_INDEX_COLS)} FROM runs"
         where: list[str] = []
         args: list[Any] = []
         if kind:
@@ -628,13 +721,16 @@ class RunStore:
         if design:
             where.append("design = ?")
             args.append(design)
+        if origin:  # NULL: a row an older writer indexed; its folder decides below
+            where.append("(origin = ? OR origin IS NULL)")
+            args.append(origin)
         if where:
             q += " WHERE " + " AND ".join(where)
         q += " ORDER BY created DESC, id DESC LIMIT ?"
         while True:
             rows = self._sql(lambda db: db.execute(q, [*args, limit]).fetchall(), default=None)
             if rows is None:  # the index turned out read-only: the folders answer
-                return self.list(limit, kind, design, damaged=True)
+                return self.list(limit, kind, design, damaged=True, origin=origin)
             out, gone = [], []
             for values in rows:
                 row = dict(zip(_INDEX_COLS, values))
@@ -648,13 +744,40 @@ class RunStore:
                     out.append(_listed(_damaged_row(row["id"], exc.message, row)))
                     continue
                 out.append(_listed({**row, **{k: info.get(k) for k in _INDEX_COLS if k in info}}))
+            if origin:
+                out = [r for r in out if r["origin"] == origin or r["status"] == "damaged"]
             if not gone:
                 return out
             log.info("dropping %d index row(s) whose run folder is gone", len(gone))
             self._sql(lambda db, gone=gone: db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone]))
 
-    def latest(self, kind: str | None = "flow", design: str | None = None) -> Run | None:
-        rows = self.list(limit=1, kind=kind, design=design)
+    def count_by_origin(self, kind: str | None = None, design: str | None = None) -> dict[str, int]:
+        """How many runs of each origin the index holds ({'user': 12, 'optimize': 340}): what a list of user runs
+        says it hides."""
+        if self.read_only:
+            counts: dict[str, int] = {}
+            for r in self._scan():
+                if r.get("status") != "damaged" and (not kind or r.get("kind") == kind) and \
+                        (not design or r.get("design") == design):
+                    o = classify_origin(r)[0]
+                    counts[o] = counts.get(o, 0) + 1
+            return counts
+        q = "SELECT COALESCE(origin, 'user'), COUNT(*) FROM runs"
+        where, args = [], []
+        for col, value in (("kind", kind), ("design", design)):
+            if value:
+                where.append(f"{col} = ?")
+                args.append(value)
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        rows = self._sql(lambda db: db.execute(q + " GROUP BY 1", args).fetchall(), default=None)
+        if rows is None:
+            return self.count_by_origin(kind, design)
+        return {str(o): int(n) for o, n in rows}
+
+    def latest(self, kind: str | None = "flow", design: str | None = None, origin: str | None = None) -> Run | None:
+        """The newest run (of ``origin``, e.g. 'user': the person's own, not an optimizer evaluation)."""
+        rows = self.list(limit=1, kind=kind, design=design, origin=origin)
         return Run(self, rows[0]["id"]) if rows else None
 
     # ---------------------------------------------------------------- step reuse
@@ -682,14 +805,15 @@ class RunStore:
         return len(infos)
 
 
-_INSERT = ("INSERT OR REPLACE INTO runs (id, kind, design, status, created, updated, label, error)"
-           " VALUES (?,?,?,?,?,?,?,?)")
+_INSERT = ("INSERT OR REPLACE INTO runs (id, kind, design, status, created, updated, label, error, origin, parent)"
+           " VALUES (?,?,?,?,?,?,?,?,?,?)")
 
 
 def _row(info: dict) -> tuple:
     created = str(info.get("created", ""))
+    origin, parent = classify_origin(info)
     return (info["id"], info.get("kind", "flow"), info.get("design", ""), info["status"], created,
-            info.get("updated", created), info.get("label", ""), info.get("error"))
+            info.get("updated", created), info.get("label", ""), info.get("error"), origin, parent)
 
 
 def _damaged_row(run_id: str, message: str, row: dict | None = None) -> dict:
@@ -703,4 +827,6 @@ def _listed(row: dict) -> dict:
     out = {k: row.get(k) for k in _INDEX_COLS}
     for k in ("kind", "design", "status", "created", "updated", "label"):
         out[k] = "" if out[k] is None else str(out[k])
+    if out["origin"] not in ORIGINS:  # a row an older writer indexed without one
+        out["origin"], out["parent"] = classify_origin(row)
     return out

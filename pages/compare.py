@@ -16,7 +16,14 @@ st.title("Compare runs")
 st.caption("Two runs side by side: the same metrics, which one is better on each (a difference within the metric's "
            "noise is not called better), and their layouts.")
 
-rows = runpicker.store().list(limit=100, kind="flow")
+try:
+    _hidden = runpicker.hidden_count(runpicker.store().count_by_origin(kind="flow"))
+    _show_all = runpicker.show_all_toggle(st, _hidden, key="compare_show_all")
+    rows, _ = runpicker.listed_runs("flow", show_all=_show_all, limit=100, hidden=_hidden)
+except EngineError as exc:
+    st.error(exc.message, icon=":material/error:")
+    st.stop()
+rows = [r for r in rows if r["status"] != "damaged"]
 if len(rows) < 2:
     st.info("Comparing needs at least two runs. Start another on the Design page (for example with a different "
             "utilisation), then come back.")
@@ -30,15 +37,23 @@ design_a = next(r["design"] for r in rows if r["id"] == default_a)
 # B defaults to the previous run of the same design (the usual question: what did my change do?).
 default_b = qb if qb in ids else next((r["id"] for r in rows if r["id"] != default_a and r["design"] == design_a),
                                       next(i for i in ids if i != default_a))
+if qb not in ids and not any(r["id"] != default_a and r["design"] == design_a for r in rows):
+    st.info(f"There is only one run of {design_a}: start another one of it (with a different setting) to see what "
+            "the change did.", icon=":material/info:")
 c1, c2 = st.columns(2)
 a = c1.selectbox("Run A", ids, index=ids.index(default_a), format_func=labels.get)
 b = c2.selectbox("Run B", ids, index=ids.index(default_b), format_func=labels.get)
 st.query_params["a"], st.query_params["b"] = a, b
 try:
     ra, rb = runpicker.store().get(a), runpicker.store().get(b)
+    mismatch = runpicker.pair_warning(ra.info(), rb.info())
 except EngineError as exc:
     st.error(str(exc))
     st.stop()
+if a == b:
+    st.warning("Run A and run B are the same run: pick another run for B.", icon=":material/warning:")
+if mismatch:
+    st.warning(mismatch, icon=":material/warning:")
 
 
 def _better(name: str, va, vb) -> str:
@@ -61,7 +76,8 @@ for name in list(dict.fromkeys(list(ma) + list(mb))):
     if isinstance(va, (dict, list)) or isinstance(vb, (dict, list)):
         continue
     table.append({"metric": explain.describe(name).label, "A": explain.value_text(name, va) if va is not None else "—",
-                  "B": explain.value_text(name, vb) if vb is not None else "—", "better": _better(name, va, vb),
+                  "B": explain.value_text(name, vb) if vb is not None else "—",
+                  "better": "not compared" if mismatch else _better(name, va, vb),
                   "_key": name})
 
 
@@ -102,9 +118,12 @@ KEY = {"design__instance__count", "design__instance__area", "floorplan__utilizat
        "placement__overflow", "route__wirelength", "route__via__count", "route__net__unrouted", "timing__setup__ws",
        "timing__setup__tns", "timing__fmax_mhz", "power__total"}
 key_rows = [t for t in table if t.pop("_key") in KEY]
-st.table(pd.DataFrame(key_rows or table).set_index("metric"))
-with st.expander(f"All {len(table)} metrics"):
-    st.table(pd.DataFrame(table).set_index("metric"))
+if table:
+    st.table(pd.DataFrame(key_rows or table).set_index("metric"))
+    with st.expander(f"All {len(table)} metrics"):
+        st.table(pd.DataFrame(table).set_index("metric"))
+else:
+    st.info("Neither run has finished a step yet, so there are no numbers to compare.")
 
 cols = st.columns(2)
 for col, r, tag in ((cols[0], ra, "A"), (cols[1], rb, "B")):
@@ -132,8 +151,12 @@ else:
     preferred = [k for k in ("placement__hpwl", "route__wirelength", "timing__setup__ws", "timing__fmax_mhz")
                  if k in numeric]
     metric = st.selectbox("Metric", numeric, index=numeric.index(preferred[0]) if preferred else 0,
-                          format_func=lambda k: f"{explain.describe(k).label} ({k})")
-    xs = [run_label(r.info()) for r in runs_same]
+                          format_func=lambda k: f"{explain.describe(k).label} ({k})") if numeric else None
+    if metric is None:
+        st.caption(f"The finished runs of {design} have no numbers yet.")
+        st.stop()
+    # Numbered: two runs can have the same label and age, and a category axis would merge their points.
+    xs = [f"{i}. {run_label(r.info())}" for i, r in enumerate(runs_same, 1)]
     ys = [m.get(metric) for m in flat]
     fig = figures.go.Figure(figures.go.Scatter(x=xs, y=ys, mode="lines+markers", line=dict(width=3),
                                                marker=dict(size=10)))

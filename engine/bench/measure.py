@@ -219,7 +219,7 @@ class Measurer:
 
         run = self.store.create({"source": source.to_dict(), "settings": settings, "measure_version": MEASURE_VERSION,
                                  "placer": self.placer},
-                                design=source.name, kind="bench", label=f"bench:{key}")
+                                design=source.name, kind="bench", label=f"bench:{key}", origin="bench")
         run.set_status("running")
         try:
             netlist = self._netlist(source, settings, run)

@@ -243,7 +243,7 @@ class Sweeper:
 
         run = self.store.create({"design": design.to_dict(), "settings": settings, "seed": seed,
                                  "sweep_version": SWEEP_VERSION, "placer": self.placer},
-                                design=design.name, kind="bench", label=f"bench2:{key}")
+                                design=design.name, kind="bench", label=f"bench2:{key}", origin="bench")
         run.set_status("running")
         t0 = time.perf_counter()
         try:

@@ -66,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = rsub.add_parser("list", help="recent runs")
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--kind", default=None, help="flow, optimize, train, bench ...")
+    ls.add_argument("--all", action="store_true", dest="all_runs",
+                    help="also the runs the optimizer, training and benchmarks started (hidden by default)")
     ls.set_defaults(func=cmd_runs_list)
     show = rsub.add_parser("show", help="one run: status, steps, metrics, error")
     show.add_argument("run_id", help="run id, or 'last'")
@@ -223,13 +225,21 @@ def _diagnosis_lines(info: dict) -> list[str]:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from engine.runs import RunStore
 
-    rows = RunStore(args.runs_dir).list(limit=args.limit, kind=args.kind, damaged=True)
-    if not rows:
+    store = RunStore(args.runs_dir)
+    everything = getattr(args, "all_runs", False)
+    rows = store.list(limit=args.limit, kind=args.kind, damaged=True, origin=None if everything else "user")
+    hidden = 0 if everything else sum(n for o, n in store.count_by_origin(kind=args.kind).items() if o != "user")
+    if not rows and not hidden:
         print("no runs yet: start one with `cda flow run counter`")
         return 0
-    print(f"{'id':<40} {'kind':<9} {'design':<16} {'status':<10} created")
+    if rows:
+        print(f"{'id':<40} {'kind':<9} {'design':<16} {'status':<10} {'origin':<9} created")
     for r in rows:
-        print(f"{r['id']:<40} {r['kind']:<9} {r['design'][:16]:<16} {r['status']:<10} {r['created']}")
+        parent = f"  (started by {r['parent']})" if r.get("parent") else ""
+        print(f"{r['id']:<40} {r['kind']:<9} {r['design'][:16]:<16} {r['status']:<10} {r['origin']:<9} "
+              f"{r['created']}{parent}")
+    if hidden:
+        print(f"({hidden} run(s) started by the optimizer, training or benchmarks are hidden; --all lists them)")
     return 0
 
 

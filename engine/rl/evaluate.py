@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.config import FlowConfig
 from engine.errors import EngineError
-from engine.runs import RunStore
+from engine.runs import RunStore, classify_origin, started_by
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def evaluate_config(config: dict, runs_root: str, until: str, label: str = "", c
                            "started": started, "pid": os.getpid()}
     try:
         store = RunStore(runs_root)
-        run = run_flow(FlowConfig.from_dict(config), store, until=until, cancel=cancel, reuse=reuse, label=label)
+        with started_by("optimize", parent=classify_origin({"label": label})[1]):  # an evaluation, not a user run
+            run = run_flow(FlowConfig.from_dict(config), store, until=until, cancel=cancel, reuse=reuse, label=label)
         info = run.info()
         out.update(run_id=run.id, status=info["status"], error=info.get("error"),
                    failed_step=info.get("failed_step"), metrics=run.flat_metrics())
