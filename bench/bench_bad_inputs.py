@@ -20,6 +20,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from bad_inputs.corpus import CASES, Case, materialise  # noqa: E402 - the corpus lives with the tests
 
+from engine.runs import write_json  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "bad_inputs.json"
 README = ROOT / "README.md"
 MARK_START, MARK_END = "<!-- bench-bad-inputs:start -->", "<!-- bench-bad-inputs:end -->"
@@ -92,7 +94,7 @@ def main() -> int:
     out = {"cases": len(rows), "counts": dict(counts), "rows": rows,
            "must_be_zero": {k: counts.get(k, 0) for k in ("traceback", "hang", "silent wrong", "command executed")}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    write_json(RESULTS, out, indent=1)
     update_readme(out)
     print(json.dumps({"cases": len(rows), "counts": dict(counts)}))
     return 0 if not any(out["must_be_zero"].values()) else 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.designs import list_examples
 from engine.flow.flow import run_flow
-from engine.runs import RunStore
+from engine.runs import RunStore, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 LARGE_MIN_CELLS = 5000
@@ -62,7 +62,7 @@ def main() -> int:
                 failures.append(f"counter: {row['cells']} cells, should stay under 100")
     out = {"bench": "designs_verify", "host": platform.node(), "python": platform.python_version(),
            "rows": rows, "failures": failures}
-    (RESULTS / "designs_verify.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json(RESULTS / "designs_verify.json", out, indent=2)
     _plot(rows, RESULTS / "designs_verify.png")
     for f in failures:
         print("FAIL", f)

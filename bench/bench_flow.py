@@ -21,7 +21,7 @@ from engine.config import FlowConfig
 from engine.designs import list_examples
 from engine.flow.flow import run_flow
 from engine.flow.registry import STEP_IDS
-from engine.runs import RunStore
+from engine.runs import RunStore, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -198,7 +198,7 @@ def main(argv: list[str]) -> int:
     rows = [by_name[n] for n in order if n in by_name]
     out = {"bench": "flow", "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
            "rows": rows}
-    (RESULTS / "flow.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json(RESULTS / "flow.json", out, indent=2)
     plot(rows, RESULTS / "flow.png")
     update_readme(readme_table(rows))
     failed = [r for r in new_rows if r["status"] != "done"]

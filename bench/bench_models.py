@@ -36,6 +36,7 @@ from engine.bench.v2 import (  # noqa: E402
     run_v2,
 )
 from engine.errors import EngineError  # noqa: E402
+from engine.runs import write_json  # noqa: E402
 
 log = logging.getLogger("bench_models")
 START, END = "<!-- bench-models:start -->", "<!-- bench-models:end -->"
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                "missing": missing, "runtime_agreement": runtime_agreement(results),
                "results": [str(Path(r["path"]).resolve().relative_to(ROOT)) if "path" in r
                            else str((RESULTS_V2 / f"{r['label']}.json").relative_to(ROOT)) for r in results]}
-    SUMMARY.write_text(json.dumps(summary, indent=1))
+    write_json(SUMMARY, summary, indent=1)
     if args.readme:
         write_readme(table, summary)
     print(table)

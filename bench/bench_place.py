@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from engine.runs import write_json  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 EXAMPLES = ("counter", "alu", "uart", "crc32", "fir", "gray_prio", "rv32e")
 
@@ -261,7 +263,7 @@ def main() -> int:
     result[f"machine_{'scaling' if sizes else 'vs_graywolf'}"] = result["machine"]
 
     def save():
-        out_path.write_text(json.dumps(result, indent=2))
+        write_json(out_path, result, indent=2)
         plot(result)
 
     for n in sizes:

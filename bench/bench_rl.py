@@ -29,7 +29,7 @@ from engine.rl.evaluate import EvalConfig, Evaluator
 from engine.rl.knobs import KNOBS
 from engine.rl.optimize import OptimizeConfig, optimize, read_optimize_run
 from engine.rl.transfer import TransferConfig, run_transfer
-from engine.runs import RunStore
+from engine.runs import RunStore, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -136,7 +136,7 @@ _OUT_PATH = RESULTS / "rl.json"
 
 def save(out: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    _OUT_PATH.write_text(json.dumps(out, indent=1))
+    write_json(_OUT_PATH, out, indent=1)
 
 
 def plots(out: dict) -> None:

@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from engine.runs import write_json  # noqa: E402
 from engine.train.config import CACHE_DIR, DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig  # noqa: E402
 from engine.train.datagen import generate_dataset  # noqa: E402
 from engine.train.export import export_model  # noqa: E402
@@ -123,7 +124,7 @@ def main() -> None:
                                                       "next_token_hf", "next_token_gguf")}}
     result["gpu"] = gpu_epoch_time(data_dir, out)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps(result, indent=1))
+    write_json(RESULTS / "train.json", result, indent=1)
     curves = json.loads((Path(res.out_dir) / "curves.json").read_text())
     plot_curves(curves, RESULTS / "train_curves.png", title="LoRA on the engine-grounded data (tiny Llama)")
     print(json.dumps({k: result[k] for k in ("data", "tiny_model", "lora", "export", "gpu")}, indent=1))

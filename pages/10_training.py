@@ -71,7 +71,9 @@ if card or last_curves:
     if last_curves and last_curves.get("val"):
         v = last_curves["val"]
         parts.append(f"the latest LoRA run took validation loss from **{v[0]['loss']:.3f}** to **{v[-1]['loss']:.3f}** "
-                     f"({last_curves.get('state', '?')})")
+                     + (f"and exact validation answers from {100 * v[0]['exact']:.0f}% to "
+                        f"**{100 * v[-1]['exact']:.0f}%** " if "exact" in v[-1] and "exact" in v[0] else "")
+                     + f"({last_curves.get('state', '?')})")
     happened = "; ".join(parts) + "."
 story.opener(
     "Training",
@@ -145,6 +147,12 @@ def curves_figure(curves: dict) -> go.Figure:
     if curves.get("val"):
         fig.add_trace(go.Scatter(x=[p["step"] for p in curves["val"]], y=[p["loss"] for p in curves["val"]],
                                  mode="lines+markers", name="validation", line=dict(color="#0b5cad", width=3)))
+    exact = [p for p in curves.get("val", []) if "exact" in p]
+    if exact:  # a loss can fall while the model answers a constant; the share of exact answers cannot
+        fig.add_trace(go.Scatter(x=[p["step"] for p in exact], y=[100 * p["exact"] for p in exact], yaxis="y2",
+                                 mode="lines+markers", name="validation exact answers (%)",
+                                 line=dict(color="#2b8a3e", width=2, dash="dash")))
+        fig.update_layout(yaxis2=dict(title="exact answers (%)", overlaying="y", side="right", range=[0, 100]))
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), font=figures.FONT, uirevision="lora",
                       xaxis_title="step", yaxis_title="loss per answer token (nats)",
                       xaxis_range=[0, max(1, curves.get("total_steps", 1))], legend=dict(orientation="h", y=-0.25))
@@ -166,7 +174,8 @@ with tab_lora:
             st.markdown(f"**{state}** · step {status.get('step', 0)}/{status.get('total_steps', '?')} · "
                         f"base `{cfg.get('base_model', '?')}` · r={cfg.get('r')} alpha={cfg.get('alpha')} "
                         f"lr={cfg.get('lr')} · {curves.get('n_train', '?')} train / {curves.get('n_val', '?')} val "
-                        f"examples · device {curves.get('device', '?')}{' (bf16)' if curves.get('bf16') else ''}")
+                        f"examples · device {curves.get('device', '?')}{' (bf16)' if curves.get('bf16') else ''}"
+                        + (f" · {curves['cpu_seconds']:,.0f} CPU-s" if curves.get("cpu_seconds") else ""))
             skipped = (curves.get("skipped_long") or {}).get("train")
             if skipped:
                 st.caption(f"{skipped} training examples longer than {curves.get('max_len')} tokens were skipped.")

@@ -213,3 +213,95 @@ def test_cli_reports_bad_model_folder_without_traceback(tmp_path, workdir):
     assert proc.returncode == 1
     assert "error: model folder" in proc.stderr and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ speed paths: prefix cache, bf16, answer-only head
+def test_prefix_cache_gives_the_full_models_loss_and_gradients(workdir, tiny_model):
+    """The cached path (frozen layer 0 run once, only layer 1 per step) computes what the whole model computes:
+    the same loss and the same adapter gradients, up to the cache's bf16 rounding."""
+    from engine.train.lora import Forward, attach_lora, collate, encode_all, load_split
+
+    tok, base = load_model_folder(tiny_model)
+    model = attach_lora(base, _lora_cfg(workdir, tiny_model, "unused", layers_from=1, dropout=0.0))
+    with torch.no_grad():  # adapters away from their zero init, or the check would compare two base models
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    enc, _ = encode_all(tok, load_split(workdir / "data", "train")[:12], 160)
+    idx = list(range(len(enc)))
+    results = []
+    for first in (0, 1):
+        fwd = Forward(model, tok.pad_token_id, torch.device("cpu"), None, first_layer=first)
+        cache = fwd.build_cache(enc, batch_size=5) if first else None
+        model.zero_grad()
+        loss, n, _ = fwd.loss(enc, idx, cache)
+        (loss / n).backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
+        results.append((float(loss) / n, grads))
+    assert fwd.first == 1 and len(cache) == len(enc) and cache[0].dtype == torch.bfloat16
+    assert [c.shape[0] for c in cache] == [len(ids) for ids, _ in enc]  # no padding kept
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-2)
+    assert set(results[0][1]) == set(results[1][1]) and all(".1." in k for k in results[0][1])
+    for k, g in results[0][1].items():
+        assert torch.allclose(results[1][1][k], g, rtol=5e-2, atol=5e-3 * float(g.abs().max())), k
+    # The full model's own loss (HF's causal-LM loss, every position through the head) is the same number too.
+    batch = collate(enc, tok.pad_token_id)
+    with torch.no_grad():
+        hf_loss = float(model(**batch).loss)
+    assert results[0][0] == pytest.approx(hf_loss, rel=1e-5)
+    # Layer numbers survive the swap: the stack is whole again after each pass.
+    assert len(model.get_base_model().get_decoder().layers) == 2
+
+
+def test_cached_training_learns_and_saves_an_adapter_for_its_layers(workdir, tiny_model):
+    """Training on the cache follows the same curve as training the same layers without it, and saves an
+    adapter for those layers (numbered as in the whole model)."""
+    res = train_lora(_lora_cfg(workdir, tiny_model, "lora_cached", layers_from=1, max_steps=30))
+    plain = train_lora(_lora_cfg(workdir, tiny_model, "lora_uncached", layers_from=1, max_steps=30,
+                                 cache_prefix=False))
+    curves = json.loads((Path(res.out_dir) / "curves.json").read_text())
+    assert res.state == "done" and curves["prefix_cache_layers"] == 1
+    assert json.loads((Path(plain.out_dir) / "curves.json").read_text())["prefix_cache_layers"] == 0
+    assert res.final_val_loss < res.first_val_loss * 0.9
+    assert res.final_val_loss == pytest.approx(plain.final_val_loss, rel=0.03)
+    assert all(0.0 <= p["exact"] <= 1.0 for p in curves["val"]) and curves["cpu_seconds"] > 0
+    from safetensors.torch import load_file
+
+    keys = load_file(str(Path(res.adapter_dir) / "adapter_model.safetensors"))
+    assert keys and all(".layers.1." in k for k in keys)
+    tok, reloaded = load_adapter(res.adapter_dir)
+    _, base = load_model_folder(tiny_model)
+    assert (_logits(reloaded, tok) - _logits(base, tok)).abs().max() > 1e-3
+
+
+def test_answer_loss_counts_exact_answers():
+    from engine.train.lora import answer_loss
+
+    head = torch.nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(4) * 10)  # the hidden state's one-hot position is the predicted token
+    hidden = torch.zeros(2, 4, 4)
+    hidden[0, 1, 2] = hidden[0, 2, 3] = 1  # example 0 predicts 2 then 3: both right
+    hidden[1, 1, 2] = hidden[1, 2, 0] = 1  # example 1 predicts 2 then 0: the second is wrong
+    labels = torch.tensor([[IGNORE, IGNORE, 2, 3], [IGNORE, IGNORE, 2, 3]])
+    loss, n, exact = answer_loss(head, hidden, labels)
+    assert n == 4 and exact.tolist() == [True, False] and float(loss) > 0
+
+
+def test_cap_per_kind_and_precision_choices(monkeypatch):
+    from engine.train import lora
+
+    rows = [{"kind": "a", "i": i} for i in range(10)] + [{"kind": "b", "i": i} for i in range(3)]
+    kept = lora.cap_per_kind(rows, 4, seed=0)
+    assert [r["kind"] for r in kept].count("a") == 4 and [r["kind"] for r in kept].count("b") == 3
+    assert kept == sorted(kept, key=rows.index) and kept == lora.cap_per_kind(rows, 4, seed=0)
+    cpu = torch.device("cpu")
+    assert lora.pick_precision("fp32", cpu) is None
+    monkeypatch.setattr(lora, "cpu_has_bf16", lambda: False)
+    assert lora.pick_precision("auto", cpu) is None
+    with pytest.raises(TrainError, match="no native bf16"):
+        lora.pick_precision("bf16", cpu)
+    with pytest.raises(TrainError, match="not one of"):
+        lora.pick_precision("fp8", cpu)
+    monkeypatch.setattr(lora, "cpu_has_bf16", lambda: True)
+    assert lora.pick_precision("auto", cpu) is torch.bfloat16

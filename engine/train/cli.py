@@ -133,7 +133,9 @@ def _cmd_eval(args) -> int:
     print(f"{args.model}: {res['accuracy']:.1%} exact answers on {res['n']} rows of {args.data} "
           f"({res['parse_failures']} parse failures; {kinds})")
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=1))
+        from engine.runs import write_json
+
+        write_json(Path(args.out), res, indent=1)
     return 0
 
 

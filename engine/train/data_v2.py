@@ -33,6 +33,7 @@ from engine.bench.derive import CLEAR, INSIDE, Measured, collect, derive_all, re
 from engine.bench.formats import SYSTEM, Record
 from engine.bench.sweep import Design, Sweeper
 from engine.errors import EngineError
+from engine.runs import write_json
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,8 @@ def generate(cfg: DataV2Config | None = None, progress: Callable[[float, str], N
     if cfg.verify_sample:
         card["verify"] = verify(records, cfg.verify_sample, seed=cfg.seed)
         card["verify"]["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        Path(cfg.out_dir, "verify_v2.json").write_text(json.dumps(card["verify"], indent=1))
-        Path(cfg.out_dir, "card.json").write_text(json.dumps(card, indent=1))
+        write_json(Path(cfg.out_dir, "verify_v2.json"), card["verify"], indent=1)
+        write_json(Path(cfg.out_dir, "card.json"), card, indent=1)
         if cfg.write_card:
             CARD_PATH.write_text(card_markdown(card))
     return card
@@ -166,7 +167,7 @@ def write(records: list[Record], measured: list[Measured], cfg: DataV2Config, se
     card = data_card(records, measured, seconds, sw)
     if (out / "verify_v2.json").is_file():  # the last verifier report on this data (it says when it ran)
         card["verify"] = json.loads((out / "verify_v2.json").read_text())
-    (out / "card.json").write_text(json.dumps(card, indent=1))
+    write_json(out / "card.json", card, indent=1)
     if cfg.write_card:
         CARD_PATH.parent.mkdir(parents=True, exist_ok=True)
         CARD_PATH.write_text(card_markdown(card))

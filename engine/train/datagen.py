@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.runs import write_json
 from engine.train.config import DatagenConfig, TrainError
 
 log = logging.getLogger(__name__)
@@ -850,7 +851,7 @@ def generate_dataset(cfg: DatagenConfig | None = None, progress: ProgressFn | No
             progress(0.92, f"verifier: re-running {cfg.verify_sample} runs")
         card["verify"] = {k: v for k, v in verify_dataset(out, sample=cfg.verify_sample, seed=cfg.seed).items()
                           if k != "details"}
-    (out / "card.json").write_text(json.dumps(card, indent=1))
+    write_json(out / "card.json", card, indent=1)
     (out / "card.md").write_text(card_markdown(card))
     if progress is not None:
         progress(1.0, f"{card['total']} examples written to {out}")

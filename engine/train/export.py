@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.runs import write_json
 from engine.train.config import PROMPT_TEMPLATE, ExportConfig, TrainError
 from engine.train.tinymodel import load_model_folder
 
@@ -538,10 +539,10 @@ def export_model(cfg: ExportConfig | None = None) -> ExportResult:
         else:
             prompts = _agreement_prompts(cfg, Path(cfg.adapter_dir))
             report["agreement"] = agreement_report(gguf_path, merged_dir, prompts)
-    (out / "verify.json").write_text(json.dumps(report, indent=1))
+    write_json(out / "verify.json", report, indent=1)
     modelfile = out / "Modelfile"
     modelfile.write_text(modelfile_text(cfg, merged.config.max_position_embeddings, tokenizer=tokenizer))
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    write_json(out / "config.json", cfg.to_dict(), indent=1)
     result = ExportResult(out_dir=str(out), merged_dir=str(merged_dir), gguf_path=str(gguf_path),
                           modelfile_path=str(modelfile), verify=report, seconds=round(time.time() - t0, 2))
     log.info("exported to %s: GGUF verified (max tensor diff %g, logits diff %g) in %.1f s", out,

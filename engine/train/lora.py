@@ -17,12 +17,14 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from engine.runs import write_json
 from engine.train.config import PROMPT_TEMPLATE, LoraTrainConfig, TrainError
 from engine.train.tinymodel import load_model_folder, pick_device
 
@@ -148,6 +150,16 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def cap_per_kind(rows: list[dict], cap: int, seed: int) -> list[dict]:
+    """At most ``cap`` rows of each ``kind`` (a seeded sample), in their original order."""
+    by_kind: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_kind.setdefault(str(row.get("kind", "")), []).append(i)
+    rng = random.Random(seed)
+    keep = sorted(i for idx in by_kind.values() for i in (rng.sample(idx, cap) if len(idx) > cap else idx))
+    return [rows[i] for i in keep]
+
+
 def epoch_order(lengths: list[int], batch_size: int, rng: random.Random) -> list[int]:
     """One epoch's example order: shuffled, then sorted by length inside windows of 32 batches and cut into
     batches whose order is shuffled again, so a batch holds examples of similar length (less padding)."""
@@ -265,33 +277,166 @@ def load_adapter(adapter_dir: str | Path, base_model: str | Path | None = None, 
     return tokenizer, model
 
 
+# ------------------------------------------------------------------------------------- forward passes
+def cpu_has_bf16() -> bool:
+    """True when this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where oneDNN's bf16 matmuls beat fp32."""
+    try:
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            flags = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
+            return not flags or "avx512_bf16" in flags or "amx_bf16" in flags
+    except (AttributeError, RuntimeError, OSError):
+        pass
+    return False
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` ('auto' | 'bf16' | 'fp32') on ``device``; None = fp32."""
+    if name not in ("auto", "bf16", "fp32"):
+        raise TrainError(f"precision = {name!r} is not one of auto, bf16, fp32")
+    if name == "fp32":
+        return None
+    has = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    if name == "bf16" and not has:
+        raise TrainError(f"precision = 'bf16' but this {device.type.upper()} has no native bf16",
+                         hint="use precision 'auto' or 'fp32'")
+    return torch.bfloat16 if has else None
+
+
+def split_lm(model):
+    """(decoder stack, output head) of a (PEFT-wrapped) causal LM, or (None, None) when it has no such split."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        decoder, head = inner.get_decoder(), inner.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None, None
+    if head is None or not hasattr(decoder, "layers"):
+        return None, None
+    return decoder, head
+
+
+@contextmanager
+def only_layers(decoder, first: int, stop: int | None = None) -> Iterator[None]:
+    """Run ``decoder`` with its layers first..stop-1 only (from ``first`` on: its input is then the cached output
+    of layer first-1); the full stack is back afterwards, so saved state-dict keys keep their layer numbers."""
+    full = decoder.layers
+    decoder.layers = torch.nn.ModuleList(list(full)[first:stop])
+    try:
+        yield
+    finally:
+        decoder.layers = full
+
+
+def answer_loss(head, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """(summed cross-entropy over the answer tokens, their count, per-example exact match under teacher forcing)
+    from the decoder's last hidden states. The output head runs on the answer positions only: on a 49k-word
+    vocabulary the head over every prompt position costs more than an adapted layer."""
+    target = labels[:, 1:]  # position t predicts token t+1
+    keep = target != IGNORE
+    logits = head(hidden[:, :-1][keep]).float()  # (N, V)
+    tgt = target[keep]
+    loss = torch.nn.functional.cross_entropy(logits, tgt, reduction="sum")
+    wrong = torch.zeros(labels.shape[0], device=labels.device)
+    wrong.index_add_(0, keep.nonzero()[:, 0], (logits.argmax(-1) != tgt).float())
+    return loss, int(keep.sum()), wrong == 0
+
+
+class Forward:
+    """Loss of a batch of encoded examples: through the whole model, or (with a prefix cache) through the
+    adapted layers only, fed with the frozen layers' output computed once per example."""
+
+    def __init__(self, model, pad_id: int, device: torch.device, autocast_dtype: torch.dtype | None,
+                 first_layer: int = 0):
+        self.model, self.pad_id, self.device, self.amp = model, pad_id, device, autocast_dtype
+        self.decoder, self.head = split_lm(model)
+        self.first = first_layer if self.decoder is not None else 0
+        self.cache: dict[int, list[torch.Tensor]] = {}  # id(encoded list) -> cached inputs of layer `first`
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
+
+    @torch.no_grad()
+    def build_cache(self, encoded: list[tuple[list[int], list[int]]], batch_size: int = 16,
+                    progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> list[torch.Tensor]:
+        """Output of the frozen layers below ``first`` for every example (bf16 on CPU, no padding kept)."""
+        if not self.first:
+            raise TrainError("a prefix cache needs layers_from > 0")
+        out: list[torch.Tensor | None] = [None] * len(encoded)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # batches of equal length
+        captured: list[torch.Tensor] = []
+        hook = self.decoder.layers[self.first - 1].register_forward_hook(
+            lambda _m, _a, o: captured.append(o[0] if isinstance(o, tuple) else o))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with only_layers(self.decoder, 0, self.first), self._autocast():
+                for b in range(0, len(order), batch_size):
+                    if cancel is not None and cancel():
+                        raise KeyboardInterrupt
+                    idx = order[b: b + batch_size]
+                    batch = collate([encoded[i] for i in idx], self.pad_id)
+                    captured.clear()
+                    self.decoder(input_ids=batch["input_ids"].to(self.device),
+                                 attention_mask=batch["attention_mask"].to(self.device), use_cache=False)
+                    h = captured[-1].to("cpu", torch.bfloat16)
+                    for j, i in enumerate(idx):
+                        out[i] = h[j, : len(encoded[i][0])].clone()
+                    if progress is not None:
+                        done = min(b + batch_size, len(order))
+                        progress(done / len(order), f"frozen layers 0-{self.first - 1}: {done}/{len(order)} examples")
+        finally:
+            hook.remove()
+            self.model.train(was_training)
+        return out  # type: ignore[return-value]
+
+    def loss(self, encoded: list[tuple[list[int], list[int]]], idx: list[int],
+             cached: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, int, torch.Tensor]:
+        batch = {k: v.to(self.device) for k, v in collate([encoded[i] for i in idx], self.pad_id).items()}
+        with self._autocast():
+            if self.decoder is None:  # a model without the decoder/head split: the whole forward
+                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                target = batch["labels"][:, 1:]
+                keep = target != IGNORE
+                lg, tgt = logits[:, :-1][keep].float(), target[keep]
+                wrong = torch.zeros(len(idx), device=self.device)
+                wrong.index_add_(0, keep.nonzero()[:, 0], (lg.argmax(-1) != tgt).float())
+                return torch.nn.functional.cross_entropy(lg, tgt, reduction="sum"), int(keep.sum()), wrong == 0
+            if cached is not None:
+                width = batch["input_ids"].shape[1]
+                h = torch.zeros((len(idx), width, cached[idx[0]].shape[-1]), dtype=torch.bfloat16)
+                for j, i in enumerate(idx):
+                    h[j, : cached[i].shape[0]] = cached[i]
+                with only_layers(self.decoder, self.first):
+                    hidden = self.decoder(inputs_embeds=h.to(self.device, self.head.weight.dtype),
+                                          attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
+            else:
+                hidden = self.decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                      use_cache=False).last_hidden_state
+            return answer_loss(self.head, hidden, batch["labels"])
+
+
 @torch.no_grad()
 def evaluate_loss(model, encoded: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int,
-                  device: torch.device, autocast_dtype: torch.dtype | None = None) -> float:
-    """Mean cross-entropy per answer token over the examples (token-weighted, not batch-weighted)."""
+                  device: torch.device, autocast_dtype: torch.dtype | None = None, *,
+                  forward: Forward | None = None, cached: list[torch.Tensor] | None = None,
+                  with_exact: bool = False):
+    """Mean cross-entropy per answer token over the examples (token-weighted, not batch-weighted); with
+    ``with_exact`` also the fraction of examples whose every answer token is the model's top choice under
+    teacher forcing (a constant answer cannot score well on it, whatever its loss)."""
+    fwd = forward or Forward(model, pad_id, device, autocast_dtype)
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total, count, exact = 0.0, 0, 0
     for i in range(0, len(encoded), batch_size):
-        batch = {k: v.to(device) for k, v in collate(encoded[i: i + batch_size], pad_id).items()}
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-        target = batch["labels"][:, 1:]  # token t predicts t+1
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                                                 target.reshape(-1), ignore_index=IGNORE, reduction="sum")
+        loss, n, ok = fwd.loss(encoded, list(range(i, min(i + batch_size, len(encoded)))), cached)
         total += float(loss)
-        count += int((target != IGNORE).sum())
+        count += n
+        exact += int(ok.sum())
     model.train(was_training)
-    return total / max(count, 1)
+    mean = total / max(count, 1)
+    return (mean, exact / max(len(encoded), 1)) if with_exact else mean
 
 
 # ---------------------------------------------------------------------------------------------- output
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)  # atomic: the page polling this file never reads half of it
-
-
 def plot_curves(curves: dict, path: str | Path, title: str = "LoRA fine-tuning") -> Path:
     """Train and validation loss against step, as a PNG."""
     import matplotlib
@@ -310,7 +455,16 @@ def plot_curves(curves: dict, path: str | Path, title: str = "LoRA fine-tuning")
     ax.set_ylabel("loss (nats / answer token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    exact = [p for p in curves.get("val", []) if "exact" in p]
+    if exact:  # the share of validation answers right token for token: flat when the model answers a constant
+        ax2 = ax.twinx()
+        (line,) = ax2.plot([p["step"] for p in exact], [100 * p["exact"] for p in exact], "s--", color="tab:green",
+                           lw=1.5, label="validation exact answers (%)")
+        ax2.set_ylabel("exact answers (%)")
+        ax2.set_ylim(0, 100)
+        handles, labels = handles + [line], labels + [line.get_label()]
+    ax.legend(handles, labels, fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -319,7 +473,8 @@ def plot_curves(curves: dict, path: str | Path, title: str = "LoRA fine-tuning")
 
 # ------------------------------------------------------------------------------------------------ train
 RESUME_KEYS = ("base_model", "data_dir", "r", "alpha", "dropout", "target_modules", "layers_from", "lr", "epochs",
-               "batch_size", "max_len", "seed", "max_steps", "max_examples", "max_val_examples", "warmup_frac")
+               "batch_size", "max_len", "seed", "max_steps", "max_examples", "max_val_examples", "warmup_frac",
+               "precision", "max_per_kind")
 
 
 def _fingerprint(cfg: LoraTrainConfig, lengths: list[int]) -> dict:
@@ -339,13 +494,13 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
     from engine.train.models import resolve_base
 
     cfg = cfg or LoraTrainConfig()
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "CANCEL").unlink(missing_ok=True)
-    _write_json(out / "config.json", cfg.to_dict())
+    write_json(out / "config.json", cfg.to_dict())
     ckpt = out / "checkpoint"
 
     def cancelled() -> bool:
@@ -364,15 +519,18 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
         n_val = max(1, len(rows) // 10)
         val_rows, train_rows = rows[:n_val], rows[n_val:] or rows[:n_val]
         log.warning("no val.jsonl in %s; held out %d training examples for validation", cfg.data_dir, n_val)
+    if cfg.max_per_kind:
+        train_rows = cap_per_kind(train_rows, cfg.max_per_kind, cfg.seed + 3)
     if cfg.max_val_examples:
         val_rows = random.Random(cfg.seed + 1).sample(val_rows, min(len(val_rows), cfg.max_val_examples))
 
     # ---- model
     device = pick_device(cfg.device)
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    autocast_dtype = torch.bfloat16 if bf16 else None
+    autocast_dtype = pick_precision(cfg.precision, device)
+    bf16 = autocast_dtype is not None
     base_hf = resolve_base(cfg.base_model).require_hf()
-    tokenizer, base = load_model_folder(base_hf, dtype=torch.bfloat16 if bf16 else None)
+    # bf16 weights on CUDA; on CPU fp32 weights under bf16 autocast (the adapters train in fp32 either way)
+    tokenizer, base = load_model_folder(base_hf, dtype=torch.bfloat16 if bf16 and device.type == "cuda" else None)
     max_len = min(cfg.max_len, getattr(base.config, "max_position_embeddings", cfg.max_len) or cfg.max_len)
     train_enc, skipped_train = encode_all(tokenizer, train_rows, max_len)
     if cfg.max_examples and len(train_enc) > cfg.max_examples:  # a seeded sample: files are often grouped by kind
@@ -383,6 +541,8 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
         raise TrainError(f"no {'training' if not train_enc else 'validation'} example fits in {max_len} tokens",
                          hint=f"raise max_len (now {cfg.max_len}) or shorten the prompts")
     model = attach_lora(base, cfg).to(device)
+    fwd = Forward(model, tokenizer.pad_token_id, device, autocast_dtype,
+                  first_layer=cfg.layers_from if cfg.cache_prefix else 0)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     lengths = [len(ids) for ids, _ in train_enc]
     log.info("LoRA r=%d alpha=%g on %s: %d trainable parameters, %d train / %d val examples (%d / %d skipped as "
@@ -401,7 +561,8 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
     curves: dict = {"train": [], "val": [], "total_steps": total_steps, "n_train": len(train_enc),
                     "n_val": len(val_enc), "skipped_long": {"train": skipped_train, "val": skipped_val},
                     "max_len": max_len, "train_tokens": 0, "trainable_params": n_trainable, "device": str(device),
-                    "bf16": bf16, "base_model": str(base_hf), "resumed_from": None}
+                    "bf16": bf16, "base_model": str(base_hf), "resumed_from": None,
+                    "prefix_cache_layers": fwd.first, "cpu_seconds": 0.0}
     order: list[int] = []
     step = 0
 
@@ -428,19 +589,24 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
         else:
             log.warning("%s holds a checkpoint of other settings; starting afresh", ckpt)
 
+    cpu_before = float(curves.get("cpu_seconds") or 0.0)  # a resumed run counts the CPU time it had before
+
     def status(state: str, message: str = "") -> None:
         curves["state"] = state
+        curves["cpu_seconds"] = round(cpu_before + time.process_time() - c0, 1)
         elapsed = time.time() - t0
-        _write_json(out / "curves.json", curves)
-        _write_json(out / "status.json", {"state": state, "step": step, "total_steps": total_steps,
+        write_json(out / "curves.json", curves)
+        write_json(out / "status.json", {"state": state, "step": step, "total_steps": total_steps,
                                           "message": message, "seconds": round(elapsed, 2),
-                                          "train_tokens": curves["train_tokens"]})
+                                          "train_tokens": curves["train_tokens"],
+                                          "cpu_seconds": curves["cpu_seconds"]})
 
     def evaluate() -> float:
-        loss = evaluate_loss(model, val_enc, tokenizer.pad_token_id, cfg.batch_size, device, autocast_dtype)
+        loss, exact = evaluate_loss(model, val_enc, tokenizer.pad_token_id, cfg.batch_size, device, autocast_dtype,
+                                    forward=fwd, cached=val_cache, with_exact=True)
         curves["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss,
-                              "seconds": round(time.time() - t0, 1)})
-        log.info("step %d/%d val loss %.4f", step, total_steps, loss)
+                              "exact": round(exact, 4), "seconds": round(time.time() - t0, 1)})
+        log.info("step %d/%d val loss %.4f, exact answers %.1f%%", step, total_steps, loss, 100 * exact)
         return loss
 
     def checkpoint() -> None:
@@ -449,8 +615,23 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
         torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "torch_rng": torch.get_rng_state(), "python_rng": rng.getstate()}, ckpt / ".optimizer.pt.tmp")
         (ckpt / ".optimizer.pt.tmp").replace(ckpt / "optimizer.pt")
-        _write_json(state_path, {"step": step, "total_steps": total_steps, "order": order, "curves": curves,
+        write_json(state_path, {"step": step, "total_steps": total_steps, "order": order, "curves": curves,
                                  "fingerprint": _fingerprint(cfg, lengths)})
+
+    # ---- the frozen layers' output, once (each later step runs the adapted layers only)
+    train_cache = val_cache = None
+    if fwd.first:
+        status("caching", f"running the frozen layers 0-{fwd.first - 1} once over the examples")
+        try:
+            val_cache = fwd.build_cache(val_enc, cancel=cancelled)
+            train_cache = fwd.build_cache(
+                train_enc, cancel=cancelled,
+                progress=(lambda f, m: progress(0.0, m)) if progress is not None else None)
+        except KeyboardInterrupt:
+            status("cancelled", "cancelled while caching the frozen layers")
+            raise TrainError("cancelled before the first step (while caching the frozen layers)") from None
+        log.info("cached the output of layers 0-%d for %d + %d examples (%.0f s)", fwd.first - 1, len(train_enc),
+                 len(val_enc), time.time() - t0)
 
     # ---- loop
     if not curves["val"]:
@@ -467,16 +648,15 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
             if len(order) < cfg.batch_size:  # a new epoch: the rest of this one, then a fresh order
                 order = order + epoch_order(lengths, cfg.batch_size, rng)
             idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-            batch = {k: v.to(device) for k, v in collate([train_enc[i] for i in idx], tokenizer.pad_token_id).items()}
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=bf16):
-                loss = model(**batch).loss
+            loss_sum, n_tokens, _ = fwd.loss(train_enc, idx, train_cache)
+            loss = loss_sum / max(n_tokens, 1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             step += 1
-            curves["train_tokens"] += int(batch["attention_mask"].sum())
+            curves["train_tokens"] += sum(lengths[i] for i in idx)
             curves["train"].append({"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
                                     "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)})
             if step % cfg.eval_every == 0 or step == total_steps:
@@ -509,7 +689,7 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
                         first_val_loss=vals[0] if vals else None, final_val_loss=vals[-1] if vals else None,
                         best_val_loss=min(vals) if vals else None, seconds=round(time.time() - t0, 2),
                         adapter_dir=str(out / "adapter"), model=model.eval())
-    _write_json(out / "result.json", {k: v for k, v in result.__dict__.items() if k != "model"})
+    write_json(out / "result.json", {k: v for k, v in result.__dict__.items() if k != "model"})
     log.info("LoRA %s after %d steps: val loss %.4f -> %.4f (%.1f s)", state, step, result.first_val_loss,
              result.final_val_loss, result.seconds)
     return result

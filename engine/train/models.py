@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.runs import write_json
 from engine.train.config import TrainError
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def import_gguf(gguf: str | Path | None = None, out_dir: str | Path | None = Non
     n_params = sum(p.numel() for p in model.parameters())
     info = {"source": str(gguf_path), "source_size": gguf_path.stat().st_size, "n_params": n_params,
             "architecture": model.config.model_type, "seconds": round(time.time() - t0, 1), "gguf": meta}
-    (tmp / META_FILE).write_text(json.dumps(info, indent=1))
+    write_json(tmp / META_FILE, info, indent=1)
     if out.exists():
         import shutil
 

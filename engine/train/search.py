@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.runs import write_json
 from engine.train.config import SearchConfig, TrainError
 from engine.train.lora import train_lora
 
@@ -21,12 +22,6 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 def plot_trials(trials: list[dict], path: Path) -> Path:
@@ -78,7 +73,7 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
     if not same:
         (out / "study.db").unlink(missing_ok=True)
         (out / "trials.json").unlink(missing_ok=True)
-    _write_json(out / "config.json", cfg.to_dict())
+    write_json(out / "config.json", cfg.to_dict())
     trials: list[dict] = []
     if same and (out / "trials.json").is_file():
         trials = [t for t in json.loads((out / "trials.json").read_text()) if t.get("state") in ("done", "pruned")]
@@ -95,7 +90,7 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
         record = {"number": trial.number, "params": {"lr": lr, "r": r, "alpha": factor * r}, "state": "running",
                   "out_dir": trial_cfg.out_dir}
         trials.append(record)
-        _write_json(out / "trials.json", trials)
+        write_json(out / "trials.json", trials)
 
         def trial_progress(f: float, msg: str) -> None:
             if progress is not None:
@@ -109,11 +104,11 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
             res = train_lora(trial_cfg, progress=trial_progress, cancel=cancelled, on_eval=report)
         except Exception as exc:
             record.update(state="failed", error=str(exc))
-            _write_json(out / "trials.json", trials)
+            write_json(out / "trials.json", trials)
             raise
         record.update(state=res.state, val_loss=res.best_val_loss, final_val_loss=res.final_val_loss,
                       first_val_loss=res.first_val_loss, steps=res.steps, seconds=res.seconds)
-        _write_json(out / "trials.json", trials)
+        write_json(out / "trials.json", trials)
         if res.state == "cancelled":
             trial.study.stop()
         if res.state == "pruned":
@@ -139,8 +134,8 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
     best = min(finished, key=lambda t: t["val_loss"])
     summary = {"best": best, "trials": trials, "n_trials": len(trials), "seconds": round(time.time() - t0, 2),
                "state": "cancelled" if cancelled() else "done"}
-    _write_json(out / "trials.json", trials)
-    _write_json(out / "best.json", summary)
+    write_json(out / "trials.json", trials)
+    write_json(out / "best.json", summary)
     plot_trials(trials, out / "trials.png")
     log.info("search: %d trials, best val loss %.4f with %s (%.1f s)", len(trials), best["val_loss"],
              best["params"], summary["seconds"])
