@@ -35,6 +35,10 @@ class FloorplanConfig:
     core_margin_um: float = 12.0  # space between core and die edge for IO pins and power rings
     pin_layer_h: str = "metal2"  # layer of pins on the top/bottom edges (vertical tracks)
     pin_layer_v: str = "metal3"  # layer of pins on the left/right edges (horizontal tracks)
+    power_grid: bool = True  # vdd/gnd rings, stripes and followpin rails in the DEF (SPECIALNETS; engine.flow.pdn)
+    pdn_stripe_pitch_um: float = 40.0  # distance between two stripes of one net (vdd and gnd alternate)
+    pdn_strap_tracks: int = 2  # a stripe or ring side is as wide as this many routing tracks of its layer
+    pdn_stripe_layer: str = ""  # vertical layer of the stripes; "" = the LEF's second vertical layer (metal4)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class TimingConfig:
     timeout_s: float = 300.0  # OpenSTA is stopped past this
     use_routed_parasitics: bool = True  # SPEF from routed wires when 04-route exists, else from placed HPWL
     vcd_max_mb: float = 200.0  # a testbench VCD larger than this is not read for power (default activity instead)
+    sdc: str = ""  # a constraints file (create_clock, set_input_delay, set_false_path, ...); empty = generated
 
 
 @dataclass

@@ -104,6 +104,11 @@ _ENTRIES = [
        "The design has more IO pins than the die's edge has track positions.",
        "Lower the utilisation (a bigger die) or change the aspect ratio.",
        ("floorplan.utilization", "floorplan.aspect_ratio")),
+    _D("floorplan.power_grid", "The power grid cannot be built",
+       "The library's LEF lacks what the power grid needs (rails on the cells, a vertical layer, vias between "
+       "layers), or the rows do not alternate N / FS.",
+       "Choose another floorplan.pdn_stripe_layer, or turn the grid off with floorplan.power_grid = false.",
+       ("floorplan.power_grid", "floorplan.pdn_stripe_layer")),
     _D("place.bad_settings", "Bad placer settings", "A place.* setting is unknown or of the wrong type.",
        "Use the settings `cda knobs list` prints for place.*."),
     _D("place.diverged", "The placer diverged",
@@ -142,6 +147,10 @@ _ENTRIES = [
        "Give a period like 10 ns.", ("clock_ns",)),
     _D("timing.sta_error", "OpenSTA failed", "OpenSTA stopped with an error on this netlist or its constraints.",
        "Read sta.log; the message gives OpenSTA's own words."),
+    _D("timing.sdc", "Constraints file refused",
+       "The SDC file is not plain timing constraints: a command that is not a constraint, a query that is not an "
+       "object query, a variable it never sets, or a broken quote or bracket (the message names the line).",
+       "Fix the line named, or leave timing.sdc empty to use the generated constraints.", ("timing.sdc",)),
     _D("timing.setup", "Timing is missed",
        "The logic between two flip-flops is slower than one clock period.",
        "Relax the clock period (or synthesise for delay).", ("clock_ns", "synth.abc_script")),

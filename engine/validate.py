@@ -157,6 +157,11 @@ def validate_flow_config(cfg) -> None:
         user_path(cfg.testbench, "testbench")
     if cfg.tech_dir:
         user_path(cfg.tech_dir, "technology folder")
+    if cfg.timing.sdc:
+        user_path(cfg.timing.sdc, "SDC file (timing.sdc)")
+        from engine.flow.sdc import read_sdc  # late: engine.flow.sdc quotes names with this module's tcl_word
+
+        read_sdc(cfg.timing.sdc)  # a constraints file that is not plain constraints stops the run before it starts
     positive_number(cfg.clock_ns, "clock_ns (clock period, ns)", high=1e6)
 
 

@@ -77,25 +77,34 @@ def test_tcl_word_refuses_control_characters():
 
 def test_sta_script_quotes_hostile_port_names():
     """Port names come from the user's Verilog (escaped identifiers): each is one quoted Tcl word."""
+    from engine.flow.sdc import generated_sdc
     from engine.flow.timing import sta_script
 
     evil = "\\d};exit;{"
-    text = sta_script(liberty=Path("/l.lib"), netlist_v=Path("/n v.v"), top="top", clock=evil, period=10,
-                      in_delay=0, out_delay=0, spef=None, paths=1, activity={evil: (0.1, 0.5)}, default_activity=0.1)
-    assert "{" + evil + "}" not in text and "exit;" not in text.replace("\\;exit\\;", "")
-    assert '"/n v.v"' in text
+    sdc = generated_sdc(clock=evil, period=10, in_delay=0, out_delay=0).text
+    text = sta_script(liberty=Path("/l.lib"), netlist_v=Path("/n v.v"), top="top", sdc=Path("/c d.sdc"), spef=None,
+                      paths=1, activity={evil: (0.1, 0.5)}, default_activity=0.1)
+    for t in (sdc, text):
+        assert "{" + evil + "}" not in t and "exit;" not in t.replace("\\;exit\\;", "")
+    assert '"/n v.v"' in text and '"/c d.sdc"' in text
 
 
 def test_generated_sta_script_survives_hostile_port(tmp_path):
     """The real OpenSTA parses a script whose clock and activity port names are hostile, without running them."""
+    from engine.flow.sdc import generated_sdc
     from engine.flow.timing import sta_script
 
     evil = "\\d};exec;touch;" + str(tmp_path / "pwned") + ";{"
+    sdc = tmp_path / "c.sdc"
+    sdc.write_text(generated_sdc(clock=evil, period=10, in_delay=0, out_delay=0).text)
     text = sta_script(liberty=Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib"),
-                      netlist_v=tmp_path / "missing.v", top="top", clock=evil, period=10, in_delay=0,
-                      out_delay=0, spef=None, paths=1, activity={evil: (0.1, 0.5)}, default_activity=0.1)
+                      netlist_v=tmp_path / "missing.v", top="top", sdc=sdc, spef=None, paths=1,
+                      activity={evil: (0.1, 0.5)}, default_activity=0.1)
     script = tmp_path / "s.tcl"
-    script.write_text("catch {" + text.replace("\n", "}\ncatch {") + "}\nputs CDA_DONE\n")
+    # each line of the script and of the constraints on its own, so OpenSTA parses all of them
+    body = text.replace(f"read_sdc {sdc}\n", sdc.read_text())
+    assert "read_sdc" not in body and "create_clock" in body
+    script.write_text("catch {" + body.replace("\n", "}\ncatch {") + "}\nputs CDA_DONE\n")
     proc = subprocess.run(["sta", "-no_init", "-exit", str(script)], capture_output=True, text=True, timeout=60)
     assert "CDA_DONE" in proc.stdout
     assert not (tmp_path / "pwned").exists()

@@ -174,6 +174,10 @@ class Step:
                             f"{', '.join(missing)}", code="flow.internal")
 
     # ------------------------------------------------------------------ reuse
+    def key_files(self, config: FlowConfig) -> list[str]:
+        """Files named inside config sections (a user's SDC, say) whose content the outputs depend on."""
+        return []
+
     def key(self, config: FlowConfig, upstream_keys: dict[str, str], run: Run | None = None) -> str:
         """A hash of everything the outputs depend on: code version, config read, design files, upstream keys,
         and which declared inputs are present in ``run`` (an optional input changes the result when present)."""
@@ -189,6 +193,9 @@ class Step:
                 pth = Path(p)
                 if pth.is_file():
                     files.append((str(pth), _sha(pth)))
+        for p in self.key_files(config):
+            pth = Path(p)
+            files.append((str(pth), _sha(pth) if pth.is_file() else None))
         payload["files"] = files
         if run is not None:
             # Which inputs are present (an optional one changes the result when it is); their content is

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from engine.errors import EngineError
 
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--top", default=None, help="top module (default: from design.json, or the one Yosys finds)")
     run.add_argument("--clock", type=parse_clock, default=None, help="clock period, e.g. 10ns, 2500ps, 100MHz")
     run.add_argument("--clock-port", default=None, help="clock input port (default: design.json, or clk/clock)")
+    run.add_argument("--sdc", default=None, metavar="FILE",
+                     help="timing constraints (create_clock, set_input_delay, set_false_path, ...; checked before "
+                          "OpenSTA reads them); default: generated from --clock, saved as constraints.sdc")
     from engine.registry import knob
 
     def _knob_help(path: str, what: str) -> str:  # range and default from the registry, never typed twice
@@ -90,6 +94,8 @@ def build_config(args: argparse.Namespace):
         cfg.clock_port = args.clock_port
     if args.clock is not None:
         cfg.clock_ns = args.clock
+    if args.sdc:
+        cfg.timing.sdc = str(Path(args.sdc).resolve())
     if args.utilization is not None:
         cfg.floorplan.utilization = args.utilization
     if args.aspect_ratio is not None:

@@ -19,6 +19,7 @@ from engine.errors import FlowError
 from engine.flow.artefacts import Input
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.limits import design_scale
+from engine.flow.sdc import SdcError, generated_sdc, read_sdc
 from engine.flow.spef import estimate, oriented_pin_positions, parasitics_summary, read_routed_wires, write_spef
 from engine.io.def_io import read_def
 from engine.io.yosys_json import bit_name, load_yosys_json, top_module
@@ -80,22 +81,14 @@ def find_clock(ports: Ports, configured: str | None) -> tuple[str | None, str]:
 
 
 # ------------------------------------------------------------------------------------------------------ script
-def sta_script(*, liberty: Path, netlist_v: Path, top: str, clock: str | None, period: float, in_delay: float,
-               out_delay: float, spef: Path | None, paths: int, activity: dict[str, tuple[float, float]] | None,
-               default_activity: float) -> str:
+def sta_script(*, liberty: Path, netlist_v: Path, top: str, sdc: Path, spef: Path | None, paths: int,
+               activity: dict[str, tuple[float, float]] | None, default_activity: float) -> str:
     # Every name and path is one Tcl word from tcl_word: port names come from the user's Verilog (escaped
     # identifiers may hold any printable character), so none is pasted between braces, where a '}' would end it.
+    # The constraints are a file (generated, or the user's checked by engine.flow.sdc), saved with the run.
     q = tcl_word
-    lines = [f"read_liberty {q(liberty)}", f"read_verilog {q(netlist_v)}", f"link_design {q(top)}"]
-    if clock:
-        lines += [f"create_clock -name {q(clock)} -period {period:.6g} [get_ports {q(clock)}]",
-                  f"set cda_inputs [delete_from_list [all_inputs] [get_ports {q(clock)}]]"]
-        clk = clock
-    else:
-        lines += [f"create_clock -name vclk -period {period:.6g}", "set cda_inputs [all_inputs]"]
-        clk = "vclk"
-    lines += [f"set_input_delay {in_delay:.6g} -clock {q(clk)} $cda_inputs",
-              f"set_output_delay {out_delay:.6g} -clock {q(clk)} [all_outputs]"]
+    lines = [f"read_liberty {q(liberty)}", f"read_verilog {q(netlist_v)}", f"link_design {q(top)}",
+             f"read_sdc {q(sdc)}"]
     if spef is not None:
         lines.append(f"read_spef {q(spef)}")
     lines += [
@@ -228,7 +221,10 @@ class TimingStep(Step):
     inputs = (Input("synth", "netlist_v"), Input("synth", "netlist_json"), Input("place", "def", required=False),
               Input("route", "def", required=False), Input("verify", "vcd", required=False))
     uses = ("timing", "clock_ns", "clock_port", "tech_dir", "testbench")
-    version = 1
+    version = 2  # 2: constraints from an SDC file (the user's, checked, or the generated one saved in the run)
+
+    def key_files(self, config) -> list[str]:
+        return [config.timing.sdc] if config.timing.sdc else []
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
@@ -251,6 +247,22 @@ class TimingStep(Step):
                            hint="set clock_port to one of the inputs (or leave it empty to detect clk/clock)",
                            code="timing.clock_port") from None
         period = float(cfg.clock_ns)
+        if tcfg.sdc:
+            try:
+                sdc = read_sdc(tcfg.sdc)
+            except SdcError as exc:
+                raise ctx.fail(exc.message, hint=exc.hint, code="timing.sdc") from None
+            if not sdc.clocks:
+                raise ctx.fail(f"{tcfg.sdc} defines no clock (create_clock)", code="timing.sdc",
+                               hint="add a create_clock, or leave timing.sdc empty to use the generated one")
+            period = sdc.period_ns or period
+            sdc_clock = next((p for c in sdc.clocks for p in c.get("ports") or [] if p in ports.inputs), None)
+            if sdc_clock:
+                clock, clock_how = sdc_clock, f"create_clock in {Path(tcfg.sdc).name}"
+        else:
+            sdc = generated_sdc(clock=clock, period=period, in_delay=tcfg.default_input_delay_frac * period,
+                                out_delay=tcfg.default_output_delay_frac * period)
+        (ctx.step_dir / "constraints.sdc").write_text(sdc.text)
 
         # Parasitics: routed wires when routing ran, else the placed pins' half-perimeter.
         ctx.progress(0.05, "estimating wire parasitics")
@@ -268,10 +280,9 @@ class TimingStep(Step):
         ctx.check_cancel()
 
         activity, activity_source = self._activity(ctx, ports, clock, period)
-        script = sta_script(liberty=ctx.pdk.liberty_path, netlist_v=netlist_v, top=top, clock=clock, period=period,
-                            in_delay=tcfg.default_input_delay_frac * period,
-                            out_delay=tcfg.default_output_delay_frac * period, spef=spef_path,
-                            paths=max(1, tcfg.paths), activity=activity, default_activity=tcfg.default_activity)
+        script = sta_script(liberty=ctx.pdk.liberty_path, netlist_v=netlist_v, top=top,
+                            sdc=ctx.step_dir / "constraints.sdc", spef=spef_path, paths=max(1, tcfg.paths),
+                            activity=activity, default_activity=tcfg.default_activity)
         (ctx.step_dir / "sta.tcl").write_text(script)
         ctx.progress(0.2, f"OpenSTA: {'clock ' + clock if clock else 'virtual clock'} at {period:g} ns")
         cells = int(ctx.metrics("synth").get("design__instance__count") or 0)
@@ -323,7 +334,9 @@ class TimingStep(Step):
         if power:
             metrics.update({"power__internal__total": power["internal"], "power__switching__total": power["switching"],
                             "power__leakage__total": power["leakage"], "power__total": power["total"]})
-        artefacts = {"log": "sta.log", "paths": "paths.json", "report": "paths.rpt", "script": "sta.tcl"}
+        metrics["timing__sdc"] = sdc.source if sdc.source == "generated" else Path(sdc.source).name
+        artefacts = {"log": "sta.log", "paths": "paths.json", "report": "paths.rpt", "script": "sta.tcl",
+                     "sdc": "constraints.sdc"}
         if spef_path is not None:
             artefacts["spef"] = "design.spef"
         if not constrained:

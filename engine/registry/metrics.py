@@ -151,6 +151,18 @@ _SPECS: list[MetricSpec] = [
     _count("floorplan__row__count", "Rows", "rows", "placement rows of the LEF site the cells sit in"),
     _count("floorplan__site__count", "Sites", "sites", "cell slots (one site wide) in all rows"),
     _count("floorplan__io__count", "I/O pins", "pins", "IO pins placed on the die edge"),
+    _count("floorplan__pdn__stripe__count", "Power stripes", "stripes", "vertical vdd and gnd stripes of the "
+           "power grid across the core (they alternate)"),
+    _count("floorplan__pdn__rail__count", "Power rails", "rails", "followpin rails of the power grid: one on each "
+           "row boundary, shared by the rows above and below"),
+    _count("floorplan__pdn__ring__count", "Power rings", "rings", "vdd and gnd rings around the core (0 when the "
+           "core margin is too narrow for them)"),
+    MetricSpec("floorplan__pdn__wirelength_um", "Power grid wire", higher_is_better=None,
+               meaning="length of all power-grid wiring: rings, stripes and rails", **_UM),
+    _count("floorplan__pdn__tie__count", "Tied pins", "pins", "cell inputs tied to a constant (1'b0 / 1'b1, "
+           "the tie buffers' inputs), connected to gnd / vdd through the grid"),
+    _count("floorplan__pdn__via__count", "Power grid vias", "vias", "vias joining the power grid's layers (rail "
+           "to stripe stacks, stripe to ring)"),
     # ---- placement (03-place; the benchmark's global-only placement writes some of the same keys) -------------
     MetricSpec("placement__hpwl", "HPWL", higher_is_better=False, noise=0.01,
                judge={"good_max_rows_per_net": 3.0, "fair_max_rows_per_net": 8.0},
@@ -175,6 +187,10 @@ _SPECS: list[MetricSpec] = [
                meaning="average distance a cell moved to snap onto a row site", **_UM),
     MetricSpec("placement__displacement__max", "Largest move", higher_is_better=False, noise=0.02,
                meaning="farthest a cell moved during legalisation", **_UM),
+    _count("placement__macros__movable", "Movable macros", "macros", "cells taller than a row that the placer "
+           "places and legalises before the standard cells (mixed-size designs only)"),
+    MetricSpec("placement__macros__displacement__max", "Largest macro move", higher_is_better=False, noise=0.02,
+               meaning="farthest a movable macro moved from global placement onto the row/site grid", **_UM),
     _text("placement__legal", "Legal", "every cell sits on a row site without overlap", "flag"),
     _count("placement__frames__count", "Frames", "frames", "snapshots saved for the replay"),
     MetricSpec("placement__frames__seconds", "Frame writing time", meaning="seconds spent saving replay frames",
@@ -249,6 +265,8 @@ _SPECS: list[MetricSpec] = [
     _count("timing__path__count", "Paths reported", "paths", "worst paths kept in paths.json"),
     _text("timing__constrained", "Constrained", "a clock was found, so setup slack is meaningful", "flag"),
     _text("timing__parasitics", "Parasitics", "where the wire RC came from: routed wires or placed HPWL"),
+    _text("timing__sdc", "Constraints", "the SDC timing read: the user's file (timing.sdc) or 'generated' (saved "
+          "in the run as constraints.sdc)"),
     _count("timing__spef__warning_count", "SPEF warnings", "warnings", "OpenSTA warnings while reading the "
            "parasitics", False),
     _count("timing__loop__count", "Combinational loops", "loops", "loops without a flip-flop OpenSTA had to break",

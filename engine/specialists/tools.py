@@ -474,10 +474,11 @@ def run_facts(run_id: str | None = None, runs_dir: str | None = None) -> ToolRes
     """A run's own facts, compact, for the chat's prompt: design, status, the failed step with its error and advice,
     HPWL, overflow, RUDY peak and hot-spot region, WNS/TNS and the worst path, unrouted nets, the knob to turn.
 
-    ``run_id`` None or 'last': the newest flow run."""
+    ``run_id`` None or 'last': the person's newest flow run (an optimizer or benchmark evaluation only when there
+    is no run of their own)."""
     store = _store(runs_dir)
     if run_id in (None, "", "last", "latest"):
-        run = store.latest(kind="flow")
+        run = store.latest(kind="flow", origin="user") or store.latest(kind="flow")
         if run is None:
             raise EngineError(f"There is no flow run in {store.root} yet.",
                               hint="start one on the Design page or with `cda flow run counter`")
