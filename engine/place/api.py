@@ -19,6 +19,7 @@ from engine.place.detailed import detailed_place
 from engine.place.errors import Cancelled, PlaceError
 from engine.place.global_place import GlobalPlacer, core_box, is_cancelled
 from engine.place.legalize import LegalityReport, check_legality, legalize, row_orientations
+from engine.place.macros import check_macros, legalize_macros, movable_macros
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,21 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
     if cfg.legalize:
         if is_cancelled(cancel):
             raise Cancelled("placement cancelled")
+        t1 = time.perf_counter()
+        # Mixed-size: macros onto the row/site grid first, then fixed there while the cells legalise around them.
+        lg, macros = out, movable_macros(out)
+        if len(macros):
+            if progress:
+                progress(0.855, f"legalizing {len(macros)} movable macros")
+            lg = out.copy()
+            lg.x, lg.y = legalize_macros(out, g.x, g.y, macros)
+            lg.cell_fixed[macros] = True
+            md = np.abs(lg.x[macros] - g.x[macros]) + np.abs(lg.y[macros] - g.y[macros])
+            metrics["placement__macros__movable"] = int(len(macros))
+            metrics["placement__macros__displacement__max"] = round(float(md.max()), 3)
         if progress:
             progress(0.86, "legalizing (Tetris + Abacus)")
-        t1 = time.perf_counter()
-        x, y = legalize(out, g.x, g.y, row_search=cfg.row_search)
+        x, y = legalize(lg, lg.x, lg.y, row_search=cfg.row_search)
         metrics["placement__runtime__legalize_s"] = round(time.perf_counter() - t1, 3)
         metrics["placement__hpwl__legal"] = round(float(netlist.hpwl(x, y)), 3)
         if cfg.detailed:
@@ -86,7 +98,7 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
                 progress(0.9, "detailed placement (global swap, local reorder)")
             t2 = time.perf_counter()
             cancel_fn = (lambda: is_cancelled(cancel)) if cancel is not None else None
-            x, y, st = detailed_place(out, x, y, passes=cfg.detailed_passes, time_limit_s=cfg.detailed_time_limit_s,
+            x, y, st = detailed_place(lg, x, y, passes=cfg.detailed_passes, time_limit_s=cfg.detailed_time_limit_s,
                                       cancel=cancel_fn)
             metrics["placement__runtime__detailed_s"] = round(time.perf_counter() - t2, 3)
             metrics["placement__detailed__moves"] = int(st.swaps + st.gap_moves + st.reorders)
@@ -96,13 +108,17 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
         metrics["placement__displacement__max"] = round(float(disp.max()), 3)
         out.x, out.y = x, y
         legality = check_legality(out)
+        bad_macros = check_macros(out, x, y, macros)
+        if bad_macros:
+            legality.ok = False
+            legality.messages[:0] = bad_macros[:3]
         if not legality.ok:
             raise PlaceError(f"placement is not legal after legalization: {legality.summary()}",
                              hint="this is a placer bug; please report it with the input")
         metrics["placement__legal"] = True
         # Orientation is metadata: pin offsets stay those of the N cell (the HPWL model the placer optimised);
         # the DEF carries the orientation to qrouter and KLayout, and spef.oriented_pin_positions applies it.
-        out.cell_orient = row_orientations(out)
+        out.cell_orient = row_orientations(lg, x, y)   # macros (fixed in lg) keep their orientation
     metrics["placement__hpwl"] = round(float(netlist.hpwl(out.x, out.y)), 3)
     metrics["placement__runtime_s"] = round(time.perf_counter() - t0, 3)
     if progress:

@@ -1,4 +1,4 @@
-"""`cda place FILE.aux|RUN_ID [--out DIR]`: run the placer alone on Bookshelf input or on a run's floorplan."""
+"""`cda place FILE.aux|RUN_ID [--out DIR] [--fix-macros]`: the placer alone on Bookshelf input or a run's floorplan."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="torch device (cpu, cuda, ...)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: automatic)")
     p.add_argument("--frames", type=int, default=None, help="write a frame every N iterations (0 = none)")
+    p.add_argument("--fix-macros", action="store_true",
+                   help="Bookshelf input: fix the movable macros (nodes taller than a row) at their .pl positions "
+                        "instead of placing them")
     p.set_defaults(func=cmd_place)
 
 
@@ -58,17 +61,24 @@ def cmd_place(args: argparse.Namespace) -> int:
     cfg = _config(args)
     target = args.target
     if target.endswith(".aux") or Path(target).is_file():
-        return _place_bookshelf(Path(target), cfg, args.out)
+        return _place_bookshelf(Path(target), cfg, args.out, fix=args.fix_macros)
+    if args.fix_macros:
+        raise EngineError("--fix-macros applies to a Bookshelf .aux input; a run's macros come from its floorplan")
     return _place_run(target, cfg, args)
 
 
-def _place_bookshelf(aux: Path, cfg, out: str | None) -> int:
+def _place_bookshelf(aux: Path, cfg, out: str | None, fix: bool = False) -> int:
     import numpy as np
 
     from engine.io.bookshelf import read_bookshelf, write_bookshelf
     from engine.place.api import place
 
     netlist = read_bookshelf(aux)
+    if fix:
+        from engine.place.macros import fix_macros
+
+        netlist, n_fixed = fix_macros(netlist)
+        print(f"  fixed {n_fixed} movable macros at their .pl positions", flush=True)
     out_dir = Path(out) if out else Path.cwd() / f"{netlist.name}-placed"
     out_dir.mkdir(parents=True, exist_ok=True)
     frames_dir = out_dir / "frames"
@@ -128,7 +138,8 @@ def _place_run(run_id: str, cfg, args: argparse.Namespace) -> int:
 
 def _summary(metrics: dict) -> None:
     keys = ("placement__hpwl__global", "placement__hpwl__legal", "placement__hpwl", "placement__overflow",
-            "placement__iterations", "placement__runtime_s")
+            "placement__iterations", "placement__macros__movable", "placement__macros__displacement__max",
+            "placement__runtime_s")
     for k in keys:
         if k in metrics:
             print(f"  {k:<28} {metrics[k]}")

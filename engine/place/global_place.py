@@ -88,7 +88,7 @@ def check_input(netlist, core) -> None:
 
 def fixed_area_in_core(netlist, core) -> float:
     x0, y0, x1, y1 = core
-    f = np.asarray(netlist.cell_fixed, dtype=bool)
+    f = np.asarray(netlist.cell_fixed, dtype=bool) & ~np.asarray(netlist.cell_is_io, dtype=bool)  # IO/NI: no block
     if not f.any():
         return 0.0
     x, y = np.asarray(netlist.x)[f], np.asarray(netlist.y)[f]
@@ -182,7 +182,7 @@ class GlobalPlacer:
                                    device=self.device, dtype=self.dtype)
         self.wa = WAWirelength(self.nets, gamma=1.0)
         self.hpwl_op = HPWL(self.all_nets)
-        fixed = ~movable
+        fixed = ~movable & ~np.asarray(netlist.cell_is_io, dtype=bool)   # IO and terminal_NI can be placed over
         fixed_rho = fixed_density_map(self.grid, px[fixed], py[fixed], w[fixed], h[fixed], cfg.target_density,
                                       self.device, self.dtype)
         self.density = ElectrostaticDensity(self.grid, self.w_t, self.h_t, self.mobile, len(self.movable_idx),
