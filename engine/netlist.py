@@ -57,6 +57,7 @@ class Netlist:
     core: tuple[float, float, float, float] | None = None
     rows: list[Row] = field(default_factory=list)
     cell_orient: list[str] | None = None
+    special_nets: list | None = None  # DEF SPECIALNETS (engine.io.def_io.SpecialNet): the power grid, kept as is
 
     # ------------------------------------------------------------------ sizes
     @property

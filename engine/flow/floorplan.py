@@ -126,7 +126,7 @@ class FloorplanStep(Step):
     inputs = (Input("synth", "netlist_json"),)
     outputs = ("def", "pins")
     uses = ("floorplan", "tech_dir")
-    version = 1
+    version = 2  # 2: the power grid (rings, stripes, followpin rails) in SPECIALNETS
 
     def run(self, ctx: StepContext) -> StepResult:
         fp = ctx.config.floorplan
@@ -139,6 +139,20 @@ class FloorplanStep(Step):
             raise ctx.fail(exc.message, hint=exc.hint or "change floorplan.utilization or aspect_ratio",
                            code=exc.code if exc.code != EngineError.default_code else "floorplan.utilization",
                            knob=exc.knob) from None
+        pdn_metrics: dict = {}
+        if fp.power_grid:
+            from engine.flow.pdn import build_grid, constant_pins, grid_metrics, tie_constants
+
+            try:
+                grid = build_grid(netlist, ctx.pdk, stripe_pitch_um=fp.pdn_stripe_pitch_um,
+                                  strap_tracks=fp.pdn_strap_tracks, stripe_layer_name=fp.pdn_stripe_layer)
+            except EngineError as exc:
+                raise ctx.fail(exc.message, hint=exc.hint, code="floorplan.power_grid",
+                               knob=exc.knob or "floorplan.power_grid") from None
+            ties = tie_constants(grid, constant_pins(ctx.artefact("synth", "netlist_json"), top),
+                                 set(netlist.cell_names))
+            netlist.special_nets = grid.nets
+            pdn_metrics = {**grid_metrics(grid), "floorplan__pdn__tie__count": ties}
         write_def(netlist, ctx.step_dir / "floorplan.def", ctx.pdk, pin_layers=layers)
         write_json(ctx.step_dir / "pins.json", layers)
         cx0, cy0, cx1, cy1 = netlist.core
@@ -156,6 +170,7 @@ class FloorplanStep(Step):
             "floorplan__row__count": len(netlist.rows),
             "floorplan__site__count": int(sum(r.num_sites for r in netlist.rows)),
             "floorplan__io__count": int(netlist.cell_is_io.sum()),
+            **pdn_metrics,
         }
         return StepResult(metrics=metrics, artefacts={"def": "floorplan.def", "pins": "pins.json"},
                           message=f"core {cx1 - cx0:.0f} x {cy1 - cy0:.0f} um, {len(netlist.rows)} rows, "

@@ -1,4 +1,4 @@
-"""DEF writer and reader for the subset a flow needs: DIEAREA, ROW, TRACKS, COMPONENTS, PINS, NETS.
+"""DEF writer and reader for the subset a flow needs: DIEAREA, ROW, TRACKS, COMPONENTS, PINS, SPECIALNETS, NETS.
 
 Positions in the Netlist are lower-left corners in microns; DEF stores database units. Cell orientation is kept as
 metadata (``cell_orient``); pin offsets in the Netlist are those of the unflipped (N) cell, as academic placers use.
@@ -6,6 +6,7 @@ metadata (``cell_orient``); pin offsets in the Netlist are those of the unflippe
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,68 @@ from engine.pdk import Pdk
 _DIR_NAME = {PIN_INPUT: "INPUT", PIN_OUTPUT: "OUTPUT", PIN_INOUT: "INOUT"}
 
 
+@dataclass
+class SpecialWire:
+    """One straight piece of special wiring: a path of ``width_um`` on ``layer`` from (x0, y0) to (x1, y1), its
+    ends flush with the points (DEF special wiring has no end extension)."""
+
+    layer: str
+    width_um: float
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass
+class SpecialVia:
+    """A via (a LEF VIA or a DEF VIAS name) placed at (x, y); ``layer`` is the route layer DEF writes before it."""
+
+    via: str
+    layer: str
+    x: float
+    y: float
+
+
+@dataclass
+class SpecialNet:
+    """A SPECIALNETS entry: power and ground grids (``use`` POWER / GROUND), or a router's pin stubs (no use)."""
+
+    name: str
+    use: str = ""  # POWER, GROUND, SIGNAL or "" (not given)
+    conns: list[tuple[str, str]] = field(default_factory=list)  # ("*", "vdd") connects every cell's vdd pin
+    wires: list[SpecialWire] = field(default_factory=list)
+    vias: list[SpecialVia] = field(default_factory=list)
+
+
+def special_nets_lines(special: list[SpecialNet], units: int = 1000) -> list[str]:
+    """The SPECIALNETS section as DEF lines (empty when there is nothing to write).
+
+    Each wire and via is its own ``NEW layer width ( x y ) ...`` piece, and no ``+ SHAPE`` is written: qrouter
+    reads the width right after the layer and ends a route at the first ``+`` it meets.
+    """
+    if not special:
+        return []
+
+    def dbu(v: float) -> int:
+        return int(round(v * units))
+
+    lines = [f"SPECIALNETS {len(special)} ;"]
+    for net in special:
+        head = f"- {def_escape(net.name)}" + "".join(f" ( {inst} {pin} )" for inst, pin in net.conns)
+        pieces = [f"{w.layer} {dbu(w.width_um)} ( {dbu(w.x0)} {dbu(w.y0)} ) ( {dbu(w.x1)} {dbu(w.y1)} )"
+                  for w in net.wires]
+        pieces += [f"{v.layer} 0 ( {dbu(v.x)} {dbu(v.y)} ) {v.via}" for v in net.vias]
+        # USE before the wiring: qrouter takes a '+' after the wiring for the start of another route.
+        lines.append(head + (f" + USE {net.use}" if net.use else ""))
+        for k, piece in enumerate(pieces):
+            lines.append(("  + ROUTED " if k == 0 else "    NEW ") + piece)
+        lines.append("  ;")
+    lines.append("END SPECIALNETS")
+    lines.append("")
+    return lines
+
+
 def def_escape(name: str) -> str:
     # DEF names are whitespace-free tokens; Yosys' escaped identifiers can hold odd characters but no spaces.
     return name.replace(" ", "_")
@@ -24,7 +87,8 @@ def def_escape(name: str) -> str:
 
 def write_def(netlist: Netlist, path: str | Path, pdk: Pdk | None = None, *, units: int = 1000,
               pin_layers: dict[str, str] | None = None, tracks: bool = True, placed: bool = True) -> Path:
-    """Write ``netlist`` as DEF. ``pin_layers`` maps IO terminal name -> layer (default metal2)."""
+    """Write ``netlist`` as DEF. ``pin_layers`` maps IO terminal name -> layer (default metal2). The netlist's
+    ``special_nets`` (the power grid) go to SPECIALNETS, before NETS as OpenROAD writes them."""
     path = Path(path)
 
     def dbu(v: float) -> int:
@@ -86,6 +150,7 @@ def write_def(netlist: Netlist, path: str | Path, pdk: Pdk | None = None, *, uni
         lines.append(f"  + FIXED ( {dbu(netlist.x[c])} {dbu(netlist.y[c])} ) N ;")
     lines.append("END PINS")
     lines.append("")
+    lines.extend(special_nets_lines(netlist.special_nets or [], units))
     lines.append(f"NETS {netlist.n_nets} ;")
     for n in range(netlist.n_nets):
         pins = netlist.net_pins[netlist.net_start[n]:netlist.net_start[n + 1]]
@@ -168,6 +233,7 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
     comps: list[tuple[str, str, str, float, float, str]] = []
     pins: list[tuple[str, str, int, float, float]] = []
     nets: list[tuple[str, list[tuple[str, str]], float]] = []
+    special: list[SpecialNet] = []
     while t.peek() is not None:
         tok = t.next()
         if tok == "DESIGN":
@@ -231,6 +297,11 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
                 weight = t.num(st[st.index("WEIGHT") + 1]) if "WEIGHT" in st else 1.0
                 nets.append((nname, conns, weight))
             t.next(), t.next()
+        elif tok == "SPECIALNETS":
+            t.statement()
+            while t.peek() != "END":
+                special.append(_special_net(t, t.statement(), units))
+            t.next(), t.next()
         elif tok == "END":
             if t.peek() == "DESIGN":
                 break
@@ -276,8 +347,65 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
     nl.die = die
     nl.rows = rows
     nl.cell_orient = orients
+    nl.special_nets = special
     if die is not None and rows:
         nl.core = (min(r.x0 for r in rows), min(r.y for r in rows), max(r.x1 for r in rows),
                    max(r.y + r.height for r in rows))
     nl.validate()
     return nl
+
+
+_ROUTE_KEYS = ("ROUTED", "FIXED", "COVER")
+
+
+def _special_net(t: _DefTokens, st: list[str], units: float) -> SpecialNet:
+    """One SPECIALNETS statement (``st``, without its ';'): connections, wires and vias."""
+    if len(st) < 2 or st[0] != "-":
+        raise t.error("a special net must start with '-'")
+    net = SpecialNet(st[1])
+    k = 2
+    while k < len(st) and st[k] == "(":
+        net.conns.append((st[k + 1], st[k + 2]))
+        k += 4
+    while k < len(st):
+        if st[k] != "+":
+            k += 1
+            continue
+        key = st[k + 1] if k + 1 < len(st) else ""
+        if key == "USE":
+            net.use = st[k + 2]
+            k += 3
+        elif key in _ROUTE_KEYS:
+            k = _special_route(t, st, k + 2, units, net)
+        else:
+            k += 2
+    return net
+
+
+def _special_route(t: _DefTokens, st: list[str], k: int, units: float, net: SpecialNet) -> int:
+    """Read ``layer width [+ SHAPE s] ( x y ) ( x y ) [via] NEW ...`` from st[k]; returns the index after it."""
+    while k < len(st):
+        layer, width = st[k], t.num(st[k + 1]) / units
+        k += 2
+        while k + 1 < len(st) and st[k] == "+" and st[k + 1] in ("SHAPE", "STYLE", "MASK"):
+            k += 3
+        px = py = None
+        while k < len(st) and st[k] not in ("NEW", "+"):
+            if st[k] == "(":
+                x = px if st[k + 1] == "*" else t.num(st[k + 1]) / units
+                y = py if st[k + 2] == "*" else t.num(st[k + 2]) / units
+                close = st.index(")", k)
+                if px is not None and (x, y) != (px, py):
+                    net.wires.append(SpecialWire(layer, width, px, py, x, y))
+                px, py = x, y
+                k = close + 1
+            else:
+                if px is None:
+                    raise t.error(f"special net {net.name}: via {st[k]} before any point")
+                net.vias.append(SpecialVia(st[k], layer, px, py))
+                k += 1
+        if k < len(st) and st[k] == "NEW":
+            k += 1
+            continue
+        return k
+    return k

@@ -127,6 +127,10 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "floorplan.core_margin_um": dict(label="Core margin", low=0.0, high=10_000.0, unit="um"),
     "floorplan.pin_layer_h": dict(label="Pin layer (top/bottom)"),
     "floorplan.pin_layer_v": dict(label="Pin layer (left/right)"),
+    "floorplan.power_grid": dict(label="Power grid"),
+    "floorplan.pdn_stripe_pitch_um": dict(label="Power stripe pitch", low=1.0, high=100_000.0, unit="um"),
+    "floorplan.pdn_strap_tracks": dict(label="Power strap width", low=1, high=1000, unit="tracks"),
+    "floorplan.pdn_stripe_layer": dict(label="Power stripe layer"),
     # ---- place (engine.place.config.PlaceConfig)
     "place.target_density": dict(label="Target density", low=0.3, high=1.0, search=(0.60, 1.0)),
     "place.target_overflow": dict(label="Target overflow", low=0.01, high=0.5),
