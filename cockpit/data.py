@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,49 @@ class Layout:
     h: np.ndarray
     is_io: np.ndarray
     is_fixed: np.ndarray
+    # The power grid: (net, layer) -> (n, 4) rectangles x0, y0, x1, y1 (rails, stripes, rings), from SPECIALNETS
+    power: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    power_uses: dict[str, str] = field(default_factory=dict)  # supply net -> POWER / GROUND
+    is_fill: np.ndarray | None = None  # filler cells (filled.def), None when the DEF has none
 
     @property
     def n_cells(self) -> int:
         return int((~self.is_io).sum())
+
+
+POWER_USES = ("POWER", "GROUND")
+# Net names a DEF without USE still means as supplies (qrouter's copy of SPECIALNETS can drop the USE line).
+POWER_NAMES = {"vdd": "POWER", "vcc": "POWER", "vpwr": "POWER", "gnd": "GROUND", "vss": "GROUND", "vgnd": "GROUND"}
+
+
+def supply_use(net) -> str:
+    """POWER / GROUND for a supply special net (its USE, else its name), "" for any other special net."""
+    use = (net.use or "").upper() or POWER_NAMES.get(net.name.lower(), "")
+    return use if use in POWER_USES else ""
+
+
+def power_shapes(special_nets) -> dict[tuple[str, str], np.ndarray]:
+    """The supply wires of DEF SPECIALNETS as rectangles: (net, layer) -> (n, 4) x0, y0, x1, y1 in um.
+
+    A special wire is a path of its width between two points, its ends flush with them (DEF special wiring has
+    no end extension): a horizontal one spans x0..x1 and y +- width/2. Nets that are not supplies (a router's pin
+    stubs) and vias are left out: at layout scale a via is a dot under a crossing that is already drawn.
+    """
+    out: dict[tuple[str, str], list] = {}
+    for net in special_nets or []:
+        if not supply_use(net):
+            continue
+        for w in net.wires:
+            half = w.width_um / 2
+            if w.y0 == w.y1:  # horizontal
+                r = (min(w.x0, w.x1), w.y0 - half, max(w.x0, w.x1), w.y0 + half)
+            elif w.x0 == w.x1:  # vertical
+                r = (w.x0 - half, min(w.y0, w.y1), w.x0 + half, max(w.y0, w.y1))
+            else:  # not Manhattan: its bounding box, widened
+                r = (min(w.x0, w.x1) - half, min(w.y0, w.y1) - half, max(w.x0, w.x1) + half,
+                     max(w.y0, w.y1) + half)
+            out.setdefault((net.name, w.layer), []).append(r)
+    return {k: np.asarray(v, float).reshape(-1, 4) for k, v in out.items()}
 
 
 def step_record(run: Run, step: str) -> dict:
@@ -70,13 +109,19 @@ def _pdk(tech_dir: str | None):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _read_layout(path: str, mtime: float, tech_dir: str | None) -> Layout:
+    from engine.flow.fill import filler_cells
     from engine.io.def_io import read_def
 
-    nl = read_def(path, _pdk(tech_dir))
+    pdk = _pdk(tech_dir)
+    nl = read_def(path, pdk)
     rows = [(r.x0, r.x1, r.y) for r in nl.rows] if nl.rows else []
+    fill_types = {name for name, _ in filler_cells(pdk)}
+    is_fill = np.fromiter((t in fill_types for t in nl.cell_types), bool, count=len(nl.cell_types))
     return Layout(die=nl.die, core=getattr(nl, "core", None), rows=rows, names=list(nl.cell_names),
                   types=list(nl.cell_types), x=nl.x.copy(), y=nl.y.copy(), w=nl.cell_w.copy(), h=nl.cell_h.copy(),
-                  is_io=nl.cell_is_io.copy(), is_fixed=nl.cell_fixed.copy())
+                  is_io=nl.cell_is_io.copy(), is_fixed=nl.cell_fixed.copy(), power=power_shapes(nl.special_nets),
+                  power_uses={n.name: supply_use(n) for n in nl.special_nets or [] if supply_use(n)},
+                  is_fill=is_fill if is_fill.any() else None)
 
 
 def layout(run: Run, step: str, name: str = "def", fallback: str | None = None) -> Layout | None:
@@ -153,6 +198,23 @@ def congestion(run: Run) -> dict[str, np.ndarray] | None:
         return None
 
 
+def rudy_capacity(run: Run) -> float | None:
+    """um of wire per um^2 the run's routing layers offer, to turn the placer's raw RUDY frames into the same
+    demand / capacity ratio the routing step maps (engine.flow.congestion); None when it cannot be known."""
+    cong = congestion(run)
+    if cong is not None and "capacity_per_um2" in cong:
+        return float(cong["capacity_per_um2"]) or None
+    from engine.config import RouteConfig
+    from engine.flow.congestion import routing_capacity
+
+    layers = int((run.config.get("route") or {}).get("layers", RouteConfig().layers))
+    try:
+        return routing_capacity(_pdk(run.config.get("tech_dir")), layers) or None
+    except Exception as exc:  # noqa: BLE001 - a missing technology: the page shows no map, not a traceback
+        log.warning("no routing capacity for %s: %s", run.id, exc)
+        return None
+
+
 def timing_paths(run: Run) -> list[dict]:
     path = artefact(run, "timing", "paths", "paths.json")
     data = read_json(path) if path else None
@@ -217,4 +279,101 @@ def routed_wires(run: Run) -> dict[str, np.ndarray]:
         return _read_wires(str(path), _mtime(path))
     except Exception as exc:  # noqa: BLE001
         log.warning("could not read wires from %s: %s", path, exc)
+        return {}
+
+
+# ------------------------------------------------------------------------------------------------ GDS colours
+def _hex(argb: int) -> str:
+    return f"#{argb & 0xFFFFFF:06x}"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _gds_colours(gds_path: str, mtime: float, layers_json: str, renderer: str) -> dict[str, str]:
+    return gds_layer_colours(gds_path, json_file(Path(layers_json)) if layers_json else None, renderer)
+
+
+def gds_layer_colours(gds_path: str | Path, layers: dict | None, renderer: str = "klayout") -> dict[str, str]:
+    """Drawing layer name -> the colour it has in the step's layout.png, in GDS layer order.
+
+    ``layers`` is the step's layers.json (name -> 'layer/datatype'); a GDS keeps numbers only. The picture is
+    KLayout's LayoutView with its default palette (engine.flow.gds.render_png), which gives each layer a colour
+    in load order: the same view, loaded here on the same file, tells which. The PIL fallback draws metals in
+    the engine's own colours. Pin, label and obstruction purposes (``metal1.PIN``) share their layer's colour and
+    are left out.
+    """
+    names = {v: k for k, v in (layers or {}).items() if "." not in k}
+    if renderer == "pil":
+        from engine.flow.gds import _LAYER_COLOURS
+
+        return {n: "#{:02x}{:02x}{:02x}".format(*_LAYER_COLOURS[n]) for n in sorted(names.values(), key=_layer_key)
+                if n in _LAYER_COLOURS}
+    import klayout.lay as lay
+
+    view = lay.LayoutView()
+    view.load_layout(str(gds_path), True)
+    found: dict[str, tuple[tuple[int, int], str]] = {}
+    it = view.begin_layers()
+    while not it.at_end():
+        node = it.current()
+        src = node.source.split("@")[0]  # '6/0@1'
+        name = names.get(src)
+        if name and node.visible:
+            ld = tuple(int(v) for v in src.split("/"))
+            found[name] = (ld, _hex(node.eff_fill_color()))
+        it.next()
+    return {n: c for n, (_, c) in sorted(found.items(), key=lambda kv: kv[1][0])}
+
+
+def _layer_key(name: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (int(digits) if digits else 0, name)
+
+
+def gds_view_box(gds_path: str | Path) -> tuple[float, float, float, float]:
+    """The area (um) KLayout's LayoutView shows after zoom_fit, as engine.flow.gds.render_png sets it up: the
+    picture covers this box (the layout plus KLayout's margin), not the bare bounding box."""
+    import klayout.lay as lay
+
+    view = lay.LayoutView()
+    for key, value in (("text-visible", "false"), ("grid-visible", "false"), ("cell-box-visible", "false")):
+        view.set_config(key, value)
+    view.load_layout(str(gds_path), True)
+    view.max_hier()
+    view.zoom_fit()
+    b = view.box()
+    return (b.left, b.bottom, b.right, b.top)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _gds_view_box(gds_path: str, mtime: float) -> tuple[float, float, float, float]:
+    return gds_view_box(gds_path)
+
+
+def gds_die(run: Run) -> tuple[float, float, float, float] | None:
+    """Where the run's layout.png goes on micron axes (x0, y0, x1, y1): KLayout's view box for its picture, the
+    GDS bounding box for the PIL fallback's; None if unknown."""
+    mm = run.metrics().get("gds", {}) or {}
+    bbox = mm.get("gds__bbox_um")
+    bbox = tuple(float(v) for v in bbox) if isinstance(bbox, list) and len(bbox) == 4 else None
+    gds = artefact(run, "gds", "gds", "design.gds")
+    if gds is None or mm.get("gds__renderer", "klayout") == "pil":
+        return bbox
+    try:
+        return _gds_view_box(str(gds), _mtime(gds))
+    except Exception as exc:  # noqa: BLE001 - without KLayout's view, the bounding box is close
+        log.warning("no KLayout view box for %s: %s", gds, exc)
+        return bbox
+
+
+def gds_colours(run: Run) -> dict[str, str]:
+    """The layer legend of the run's layout.png ({} when there is no GDS or it cannot be read)."""
+    gds = artefact(run, "gds", "gds", "design.gds")
+    if gds is None:
+        return {}
+    layers = artefact(run, "gds", "layers", "layers.json")
+    renderer = (run.metrics().get("gds", {}) or {}).get("gds__renderer", "klayout")
+    try:
+        return _gds_colours(str(gds), _mtime(gds), str(layers) if layers else "", str(renderer))
+    except Exception as exc:  # noqa: BLE001 - the picture stays; only its legend is missing
+        log.warning("no layer colours for %s: %s", gds, exc)
         return {}

@@ -1,15 +1,23 @@
 """Plotly figures of a layout: cells, heat maps, convergence curves, the worst timing path.
 
-All coordinates are microns. Cells are drawn as filled rectangles in one WebGL trace (one polygon per cell,
-separated by None) up to `max_rects`, and as WebGL points beyond that, so a 5,000+ cell design stays smooth.
+All coordinates are microns (axis titles say so). Cells are drawn as filled rectangles in one WebGL trace (one
+polygon per cell, separated by None) up to `max_rects`, and as WebGL points beyond that, so a 5,000+ cell design
+stays smooth; the power grid likewise, one trace per net and layer, under the cells.
 Nothing here reads files: cockpit.data does, these functions only draw arrays.
+
+One look for one fact: every heat map of a quantity takes its colour scale, range and unit from HEAT_SCALES (the
+same on every page and every frame of a run, so a colour means one number everywhere), and every metal layer has
+one colour (METAL_COLORS) on every routing view.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+
+from engine.flow.gds import _LAYER_COLOURS as _GDS_COLOURS
 
 CELL_COLOR = "rgba(11, 92, 173, 0.55)"
 CELL_LINE = "rgba(11, 92, 173, 0.9)"
@@ -21,6 +29,59 @@ PATH_COLOR = "#e8590c"
 HEAT_SCALE = [[0.0, "#ffffff"], [0.15, "#fff3c4"], [0.4, "#fdb44b"], [0.65, "#e8590c"], [0.85, "#b3261e"],
               [1.0, "#5c0a0a"]]
 FONT = dict(size=15)
+# Blue (fewer than before) through white to red (more): difference maps, 0 = no change.
+DIFF_SCALE = [[0.0, "#1c4f8c"], [0.3, "#8fb8e8"], [0.5, "#ffffff"], [0.7, "#f4a582"], [1.0, "#8c1c13"]]
+UM = "µm"
+
+
+@dataclass(frozen=True)
+class HeatScale:
+    """How one quantity is coloured wherever it is drawn: scale, fixed range, unit for the colour bar."""
+
+    colorscale: list
+    zmin: float
+    zmax: float
+    unit: str
+
+    def colorbar_title(self) -> str:
+        return f"{self.unit}<br>fixed scale {self.zmin:g} to {self.zmax:g}"
+
+
+# quantity -> its one scale. Ranges are fixed (not each map's own max) so frames of a run and runs of a design
+# compare by eye; values past zmax saturate (the colour bar says where). Density: cell area / bin area, 1 = full,
+# 2 = twice over-full (the placer's first frames, cells piled up). RUDY: wire demand / routing-track capacity of
+# the allowed layers (engine.flow.congestion), 1 = every track used. RUDY demand is the raw wire density; 6 um/um^2
+# is 1.5x what four osu018 metals offer.
+HEAT_SCALES: dict[str, HeatScale] = {
+    "density": HeatScale(HEAT_SCALE, 0.0, 2.0, "cell area ÷ bin area (1 = full)"),
+    "rudy": HeatScale(HEAT_SCALE, 0.0, 1.5, "wire demand ÷ track capacity (1 = full)"),
+    "rudy_demand": HeatScale(HEAT_SCALE, 0.0, 6.0, "µm of wire per µm²"),
+    "density_diff": HeatScale(DIFF_SCALE, -1.0, 1.0, "density change (B − A)"),
+    "rudy_diff": HeatScale(DIFF_SCALE, -0.75, 0.75, "congestion change (B − A)"),
+}
+
+# One colour per metal layer on every routing view: the engine's own GDS renderer's colours (its fallback when
+# KLayout's LayoutView is missing), so a vector view and such a picture agree.
+METAL_COLORS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in _GDS_COLOURS.items()
+                if name.startswith("metal")}
+OTHER_LAYER_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
+
+# Supplies: red for power, green for ground; metal1 followpin rails drawn stronger than the stripes and rings above.
+POWER_COLORS = {"POWER": (201, 42, 42), "GROUND": (12, 140, 90)}
+SUPPLY_FALLBACK = [(201, 42, 42), (12, 140, 90), (130, 80, 200), (200, 120, 20)]
+
+
+def metal_color(layer: str, i: int = 0) -> str:
+    """The layer's fixed colour (metal1..metal6), a palette colour by position for any other layer name."""
+    return METAL_COLORS.get(layer.lower(), OTHER_LAYER_COLORS[i % len(OTHER_LAYER_COLORS)])
+
+
+def _legend(fig: go.Figure) -> go.Figure:
+    """The legend beside the plot (a layout keeps its aspect ratio, so the room beside it is free); a click hides
+    or shows a trace, a double click shows that one alone."""
+    fig.update_layout(showlegend=True, legend=dict(x=1.01, y=1, xanchor="left", yanchor="top", font=dict(size=13),
+                                                   itemclick="toggle", itemdoubleclick="toggleothers"))
+    return fig
 
 
 def _base_layout(fig: go.Figure, die, title: str | None = None, height: int = 560) -> go.Figure:
@@ -29,8 +90,9 @@ def _base_layout(fig: go.Figure, die, title: str | None = None, height: int = 56
         height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), font=FONT,
         plot_bgcolor="#fafbfc", paper_bgcolor="white", showlegend=False, uirevision="layout",
     )
-    fig.update_xaxes(showgrid=False, zeroline=False, title_text="x (µm)")
-    fig.update_yaxes(showgrid=False, zeroline=False, title_text="y (µm)", scaleanchor="x", scaleratio=1)
+    fig.update_xaxes(showgrid=False, zeroline=False, title_text=f"x ({UM})", automargin=True)
+    fig.update_yaxes(showgrid=False, zeroline=False, title_text=f"y ({UM})", scaleanchor="x", scaleratio=1,
+                     automargin=True)
     if die is not None:
         x0, y0, x1, y1 = die
         pad = 0.02 * max(x1 - x0, y1 - y0)
@@ -61,9 +123,46 @@ def subsample(n: int, limit: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
+def power_traces(power: dict, uses: dict | None = None) -> list[go.Scattergl]:
+    """The power grid as filled rectangles: one WebGL trace per (net, layer), shapes joined by None gaps.
+
+    ``power`` maps (net, layer) -> (n, 4) rectangles x0, y0, x1, y1 in um (cockpit.data.power_shapes); ``uses``
+    maps net -> POWER / GROUND for its colour. Traces of one net share a legend group, so a click on the legend
+    hides or shows that whole net.
+    """
+    uses = uses or {}
+    nets = sorted({net for net, _ in power}, key=lambda n: (uses.get(n) != "POWER", n))
+    traces = []
+    for k, net in enumerate(nets):
+        rgb = POWER_COLORS.get(uses.get(net, ""), SUPPLY_FALLBACK[k % len(SUPPLY_FALLBACK)])
+        for layer in sorted(layer for n, layer in power if n == net):
+            rects = np.asarray(power[(net, layer)], float).reshape(-1, 4)
+            if not len(rects):
+                continue
+            px, py = _rect_polys(rects[:, 0], rects[:, 1], rects[:, 2] - rects[:, 0], rects[:, 3] - rects[:, 1])
+            alpha = 0.75 if layer.lower() == "metal1" else 0.4
+            colour = f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha})"
+            traces.append(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor=colour,
+                                       line=dict(color=colour, width=0.5), hoverinfo="skip",
+                                       name=f"{net} · {layer} ({len(rects)})", legendgroup=f"power-{net}"))
+    return traces
+
+
+def power_summary(power: dict, uses: dict | None = None) -> str:
+    """One line about the grid: per net, how many shapes on which layer ('**vdd** 7 on metal1, 4 on metal4')."""
+    uses = uses or {}
+    nets = sorted({net for net, _ in power}, key=lambda n: (uses.get(n) != "POWER", n))
+    return " · ".join(f"**{net}** " + ", ".join(f"{len(power[(net, layer)])} on {layer}"
+                                                for layer in sorted(lay for n, lay in power if n == net))
+                      for net in nets)
+
+
 def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=None, title: str | None = None,
+                  power: dict | None = None, power_uses: dict | None = None, is_fill=None,
                   max_rects: int = 6000, max_points: int = 30000, height: int = 560) -> go.Figure:
-    """Cells of a placement: rectangles (or points when there are many), IO pins, rows, the die outline."""
+    """Cells of a placement: rectangles (or points when there are many), IO pins, rows, the die outline; the
+    power grid (``power``, see power_traces) under the cells and filler cells (``is_fill``) apart, both in the
+    legend when given."""
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     n = len(x)
@@ -71,12 +170,19 @@ def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=
     h = np.full(n, 1.0) if h is None else np.asarray(h, float)
     io = np.zeros(n, bool) if is_io is None else np.asarray(is_io, bool)
     fixed = np.zeros(n, bool) if is_fixed is None else np.asarray(is_fixed, bool)
-    fig = go.Figure()
+    fill = np.zeros(n, bool) if is_fill is None else np.asarray(is_fill, bool)
+    fig = go.Figure(power_traces(power, power_uses) if power else None)
     if rows:
         for r in rows[:: max(1, len(rows) // 60)]:
             fig.add_shape(type="line", x0=r[0], x1=r[1], y0=r[2], y1=r[2], line=dict(color="#dde3ea", width=1),
                           layer="below")
-    movable = np.flatnonzero(~io)
+    if fill.any():
+        f = np.flatnonzero(fill & ~io)
+        px, py = _rect_polys(x[f], y[f], w[f], h[f])
+        fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor="rgba(150, 160, 175, 0.25)",
+                                   line=dict(color="rgba(150, 160, 175, 0.6)", width=0.5), hoverinfo="skip",
+                                   name=f"filler cells ({len(f):,})"))
+    movable = np.flatnonzero(~io & ~fill)
     if len(movable) <= max_rects:
         px, py = _rect_polys(x[movable], y[movable], w[movable], h[movable])
         fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor=CELL_COLOR,
@@ -94,21 +200,27 @@ def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=
         fig.add_trace(go.Scattergl(x=x[io] + w[io] / 2, y=y[io] + h[io] / 2, mode="markers",
                                    marker=dict(size=7, symbol="diamond", color=IO_COLOR), name="I/O pins",
                                    hoverinfo="skip"))
-    return _base_layout(fig, die, title, height)
+    _base_layout(fig, die, title, height)
+    return _legend(fig) if power or fill.any() else fig
 
 
-def heatmap_figure(grid, die, *, title: str, colorbar: str = "", zmax: float | None = None,
-                   colorscale=HEAT_SCALE, height: int = 420) -> go.Figure:
-    """A bin map (rows = y bins from the bottom, cols = x bins) stretched over the die."""
+def heatmap_figure(grid, die, quantity: str, *, title: str, height: int = 420) -> go.Figure:
+    """A bin map (rows = y bins from the bottom, cols = x bins) stretched over the die, coloured on the
+    quantity's one fixed scale (HEAT_SCALES)."""
+    if quantity not in HEAT_SCALES:
+        raise KeyError(f"no heat scale for {quantity!r}; known: {', '.join(HEAT_SCALES)}")
+    scale = HEAT_SCALES[quantity]
     z = np.asarray(grid, float)
     if z.ndim != 2:
         raise ValueError("heat map needs a 2-D grid")
     ny, nx = z.shape
     x0, y0, x1, y1 = die if die is not None else (0, 0, nx, ny)
     dx, dy = (x1 - x0) / nx, (y1 - y0) / ny
-    fig = go.Figure(go.Heatmap(z=z, x0=x0 + dx / 2, dx=dx, y0=y0 + dy / 2, dy=dy, colorscale=colorscale,
-                               zmin=0, zmax=zmax, colorbar=dict(title=colorbar, thickness=14),
-                               hovertemplate="x %{x:.0f} µm, y %{y:.0f} µm: %{z:.2f}<extra></extra>"))
+    fig = go.Figure(go.Heatmap(z=z, x0=x0 + dx / 2, dx=dx, y0=y0 + dy / 2, dy=dy, colorscale=scale.colorscale,
+                               zmin=scale.zmin, zmax=scale.zmax, zauto=False,
+                               colorbar=dict(title=dict(text=scale.colorbar_title(), side="right"), thickness=14),
+                               hovertemplate=f"x %{{x:.0f}} {UM}, y %{{y:.0f}} {UM}: %{{z:.2f}} "
+                                             f"({scale.unit})<extra></extra>"))
     return _base_layout(fig, die, title, height)
 
 
@@ -128,11 +240,9 @@ def curves_figure(iterations, hpwl, overflow, *, current: int | None = None, hei
     return fig
 
 
-LAYER_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
-
-
 def add_wires(fig: go.Figure, wires: dict, *, max_segments: int = 60000) -> go.Figure:
-    """Routed wire segments, one WebGL trace per metal layer (subsampled beyond max_segments in all)."""
+    """Routed wire segments, one WebGL trace per metal layer in its METAL_COLORS colour, named in the legend
+    (subsampled beyond max_segments in all)."""
     total = sum(len(v) for v in wires.values()) or 1
     for i, (layer, seg) in enumerate(sorted(wires.items())):
         if len(seg) == 0:
@@ -141,9 +251,16 @@ def add_wires(fig: go.Figure, wires: dict, *, max_segments: int = 60000) -> go.F
         xs = np.column_stack([keep[:, 0], keep[:, 2], np.full(len(keep), np.nan)]).ravel()
         ys = np.column_stack([keep[:, 1], keep[:, 3], np.full(len(keep), np.nan)]).ravel()
         fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name=layer, hoverinfo="skip",
-                                   line=dict(color=LAYER_COLORS[i % len(LAYER_COLORS)], width=1.5), opacity=0.8))
-    fig.update_layout(showlegend=True, legend=dict(x=1.01, y=1, xanchor="left", yanchor="top"))
-    return fig
+                                   line=dict(color=metal_color(layer, i), width=1.5), opacity=0.8))
+    return _legend(fig)
+
+
+def add_layer_legend(fig: go.Figure, colours: dict[str, str]) -> go.Figure:
+    """A legend of layer name -> colour for a picture (a rendered GDS): one empty marker trace per layer."""
+    for name, colour in colours.items():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
+                                 marker=dict(size=12, symbol="square", color=colour)))
+    return _legend(fig) if colours else fig
 
 
 def add_path(fig: go.Figure, xs, ys, labels=None, *, name: str = "worst path") -> go.Figure:
@@ -173,14 +290,16 @@ def image_figure(png_path, die=None, *, height: int = 700) -> go.Figure:
     with Image.open(png_path) as im:
         w, h = im.size
     x0, y0, x1, y1 = die if die is not None else (0.0, 0.0, float(w), float(h))
-    fig = go.Figure(go.Scatter(x=[x0, x1], y=[y0, y1], mode="markers", marker=dict(opacity=0), hoverinfo="skip"))
+    fig = go.Figure(go.Scatter(x=[x0, x1], y=[y0, y1], mode="markers", marker=dict(opacity=0), hoverinfo="skip",
+                               showlegend=False))
     fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(data).decode(), xref="x", yref="y",
                          x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, dragmode="zoom",
                       plot_bgcolor="white", showlegend=False)
-    unit = " (µm)" if die is not None else " (px)"
-    fig.update_xaxes(showgrid=False, zeroline=False, range=[x0, x1], title_text="x" + unit)
-    fig.update_yaxes(showgrid=False, zeroline=False, range=[y0, y1], title_text="y" + unit, scaleanchor="x")
+    unit = f" ({UM})" if die is not None else " (px)"
+    fig.update_xaxes(showgrid=False, zeroline=False, range=[x0, x1], title_text="x" + unit, automargin=True)
+    fig.update_yaxes(showgrid=False, zeroline=False, range=[y0, y1], title_text="y" + unit, scaleanchor="x",
+                     automargin=True)
     return fig
 
 

@@ -20,8 +20,9 @@ story.opener(
     "we size the chip: a core big enough for the cells at the chosen utilisation, cut into rows of sites, with "
     "the input/output pins spread around the die edge.",
     happened,
-    "the grey lines are the rows, the orange diamonds the pins. Lower utilisation gives a bigger core and more "
-    "room for wires.",
+    "the grey lines are the rows, the orange diamonds the pins; the power grid (red vdd, green gnd: metal1 "
+    "rails along the rows, metal4 stripes and a ring) feeds every cell, click its legend entries to hide it. "
+    "Lower utilisation gives a bigger core and more room for wires.",
 )
 if not needs_run(run):
     def body(r):
@@ -39,7 +40,9 @@ if not needs_run(run):
             else:
                 io = lay.is_io
                 fig = figures.layout_figure(lay.die, lay.x[io], lay.y[io], lay.w[io], lay.h[io], is_io=io[io],
-                                            rows=lay.rows, title="Die, rows and pins")
+                                            rows=lay.rows, power=lay.power, power_uses=lay.power_uses,
+                                            title="Die, rows, power grid and pins" if lay.power
+                                            else "Die, rows and pins")
                 if lay.core:
                     c = lay.core
                     fig.add_shape(type="rect", x0=c[0], y0=c[1], x1=c[2], y1=c[3],
@@ -54,7 +57,9 @@ if not needs_run(run):
                 f"{mm.get('floorplan__core__height_um', 0):.1f} µm**, leaving a margin for the pins\n"
                 f"- **{mm.get('floorplan__row__count', 0)} rows** of **{mm.get('floorplan__site__count', 0):,} sites** "
                 "(a site is the 0.8 µm slot a cell's width is counted in)\n"
-                f"- **{mm.get('floorplan__io__count', 0)} pins** on the edge, one per port bit")
+                f"- **{mm.get('floorplan__io__count', 0)} pins** on the edge, one per port bit"
+                + (f"\n- Power grid: {figures.power_summary(lay.power, lay.power_uses)}"
+                   if lay is not None and lay.power else ""))
             if mm.get("floorplan__utilization", 0) > 0.8:
                 st.warning("Above 80 % utilisation the router often runs out of room; consider 0.6.")
         problem_boxes(r, "floorplan")

@@ -52,21 +52,27 @@ def draw_frame(r, f: dict, key: str) -> None:
     left, right = st.columns([3, 2], gap="medium")
     with left:
         fig = figures.layout_figure(die, f["x"], f["y"], w, h, rows=lay.rows if lay else None,
+                                    power=lay.power if lay else None, power_uses=lay.power_uses if lay else None,
                                     title=f"Iteration {int(f.get('iteration', 0))} · HPWL {f.get('hpwl', 0):,.0f} µm "
                                           f"· overflow {f.get('overflow', 0):.3f}", height=600)
         if lay is not None and lay.is_io.any():
             io = lay.is_io
             fig.add_trace(figures.go.Scattergl(x=lay.x[io], y=lay.y[io], mode="markers", hoverinfo="skip",
+                                               name="I/O pins",
                                                marker=dict(size=7, symbol="diamond", color=figures.IO_COLOR)))
         st.plotly_chart(fig, width="stretch", key=f"{key}-cells")
     with right:
+        # Frames hold the maps as images already (rows = y bins from the bottom, engine.flow.place).
         if "density" in f:
-            st.plotly_chart(figures.heatmap_figure(np.asarray(f["density"]).T, core, title="Cell density (1 = full)",
-                                                   colorbar="density", zmax=max(1.2, float(np.max(f["density"])))),
+            st.plotly_chart(figures.heatmap_figure(np.asarray(f["density"]), core, "density",
+                                                   title="Cell density (1 = full)"),
                             width="stretch", key=f"{key}-density")
         if "rudy" in f:
-            st.plotly_chart(figures.heatmap_figure(np.asarray(f["rudy"]).T, core, title="RUDY wire congestion",
-                                                   colorbar="demand"),
+            # The same demand / capacity ratio as the Routing chapter's map, on the same scale.
+            cap = data.rudy_capacity(r)
+            rudy = np.asarray(f["rudy"], float)
+            st.plotly_chart(figures.heatmap_figure(rudy / cap if cap else rudy, core, "rudy" if cap else "rudy_demand",
+                                                   title="RUDY wire congestion"),
                             width="stretch", key=f"{key}-rudy")
 
 
@@ -77,7 +83,8 @@ def draw_final(r) -> None:
         return
     mov = ~lay.is_io
     fig = figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, is_fixed=lay.is_fixed & mov,
-                                rows=lay.rows, title=f"Legalised placement · {int(mov.sum()):,} cells on rows",
+                                rows=lay.rows, power=lay.power, power_uses=lay.power_uses,
+                                title=f"Legalised placement · {int(mov.sum()):,} cells on rows",
                                 height=640)
     st.plotly_chart(fig, width="stretch", key="final-cells")
 

@@ -9,8 +9,9 @@ from cockpit import data, figures, runpicker, story
 from cockpit.jobs_panel import live
 from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
 
-MAP_TITLES = {"ratio": ("Congestion: wire demand ÷ track capacity", "demand/capacity"),
-              "demand": ("RUDY wire density (µm of wire per µm²)", "µm/µm²")}
+# congestion.npz map -> (title, quantity of its one colour scale in cockpit.figures.HEAT_SCALES)
+MAP_TITLES = {"ratio": ("Congestion: wire demand ÷ track capacity", "rudy"),
+              "demand": ("RUDY wire density (µm of wire per µm²)", "rudy_demand")}
 
 run = runpicker.current_run()
 m = run.metrics().get("route", {}) if run else {}
@@ -50,19 +51,19 @@ if not needs_run(run):
         problem_boxes(r, "route")
         lay = data.layout(r, "route", "def", "routed.def") or data.layout(r, "place", "def", "placed.def")
         region = tuple(np.asarray(cong["region"]).tolist()) if cong and "region" in cong else (lay.die if lay else None)
-        maps = {k: v for k, v in (cong or {}).items() if isinstance(v, np.ndarray) and v.ndim == 2}
+        maps = {k: v for k, v in (cong or {}).items() if k in MAP_TITLES and isinstance(v, np.ndarray) and v.ndim == 2}
         if maps:
             cols = st.columns(len(maps))
             for col, (k, grid) in zip(cols, maps.items()):
-                title, unit = MAP_TITLES.get(k, (k.replace("_", " "), ""))
+                title, quantity = MAP_TITLES[k]
                 with col:
-                    st.plotly_chart(figures.heatmap_figure(grid, region, title=title, colorbar=unit,
-                                                           zmax=max(1.2, float(grid.max())) if k == "ratio" else None),
+                    st.plotly_chart(figures.heatmap_figure(grid, region, quantity, title=title),
                                     width="stretch", key=f"map-{k}")
         left, right = st.columns([3, 2], gap="large")
         with left:
             if lay is not None:
                 fig = figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, rows=lay.rows,
+                                            power=lay.power, power_uses=lay.power_uses,
                                             title="The routed wires, coloured by metal layer", height=640)
                 figures.add_wires(fig, data.routed_wires(r))
                 st.plotly_chart(fig, width="stretch")

@@ -40,9 +40,21 @@ if not needs_run(run):
                        f"({ver.get('verify__tests__count', 0):,} outputs compared, "
                        f"{ver.get('verify__mismatch__count', 0)} mismatches).")
         if png is not None:
-            bbox = mm.get("gds__bbox_um")
-            die = tuple(bbox) if isinstance(bbox, list) and len(bbox) == 4 else None
-            st.plotly_chart(figures.image_figure(png, die, height=820), width="stretch", key="gds-image")
+            fig = figures.image_figure(png, data.gds_die(r), height=820)
+            figures.add_layer_legend(fig, data.gds_colours(r))
+            st.plotly_chart(fig, width="stretch", key="gds-image")
+            st.caption("The osu018 cells are LEF abstracts (outline, pins, obstructions), not transistor layouts; "
+                       "the legend names the colour KLayout gave each layer.")
+        if st.toggle("Interactive layer view (cells, fillers, power grid, wires by metal layer)", key="gds-vector"):
+            lay = (data.layout(r, "gds", "filled_def", "filled.def") or data.layout(r, "route", "def", "routed.def"))
+            if lay is None:
+                st.info("No routed or filled DEF to draw.")
+            else:
+                vec = figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, rows=lay.rows,
+                                            power=lay.power, power_uses=lay.power_uses, is_fill=lay.is_fill,
+                                            title="Cells, fillers, power grid and routed wires", height=720)
+                figures.add_wires(vec, data.routed_wires(r))
+                st.plotly_chart(vec, width="stretch", key="gds-vector-fig")
         if gds is not None:
             st.download_button(f"Download {gds.name} ({gds.stat().st_size / 1e3:,.0f} kB)", gds.read_bytes(),
                                file_name=f"{r.design or 'design'}.gds", mime="application/octet-stream",

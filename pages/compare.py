@@ -132,7 +132,8 @@ for col, r, tag in ((cols[0], ra, "A"), (cols[1], rb, "B")):
         png = data.artefact(r, "gds", "png", "layout.png")
         lay = data.layout(r, "place", "def", "placed.def")
         if png is not None:
-            st.plotly_chart(figures.image_figure(png, height=480), width="stretch", key=f"img-{tag}")
+            st.plotly_chart(figures.add_layer_legend(figures.image_figure(png, data.gds_die(r), height=480),
+                                                     data.gds_colours(r)), width="stretch", key=f"img-{tag}")
         elif lay is not None:
             st.plotly_chart(figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, rows=lay.rows,
                                                   height=480), width="stretch", key=f"lay-{tag}")

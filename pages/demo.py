@@ -97,7 +97,8 @@ def show_chapter(r, step: str) -> None:
         if lay is not None:
             io = lay.is_io
             st.plotly_chart(figures.layout_figure(lay.die, lay.x[io], lay.y[io], lay.w[io], lay.h[io], is_io=io[io],
-                                                  rows=lay.rows, height=520), width="stretch")
+                                                  rows=lay.rows, power=lay.power, power_uses=lay.power_uses,
+                                                  height=520), width="stretch")
     elif step == "place":
         frames = data.frame_files(r)
         if mm:
@@ -124,11 +125,12 @@ def show_chapter(r, step: str) -> None:
         st.markdown(f"### {mm.get('route__wirelength', 0):,.0f} µm of wire · {mm.get('route__via__count', 0):,} vias"
                     + (f" · {int(n)} open nets" if n else " · all nets routed"))
         cong = data.congestion(r) or {}
-        maps = [(k, v) for k, v in cong.items() if isinstance(v, np.ndarray) and v.ndim == 2]
-        if maps:
-            lay = data.layout(r, "place", "def", "placed.def")
-            st.plotly_chart(figures.heatmap_figure(maps[0][1], lay.die if lay else None, title="Congestion",
-                                                   height=480), width="stretch")
+        ratio = cong.get("ratio")
+        if isinstance(ratio, np.ndarray) and ratio.ndim == 2:
+            region = tuple(np.asarray(cong["region"]).tolist()) if "region" in cong else None
+            st.plotly_chart(figures.heatmap_figure(ratio, region, "rudy",
+                                                   title="Congestion: wire demand ÷ track capacity", height=480),
+                            width="stretch")
     elif step == "timing":
         ws, fmax = mm.get("timing__setup__ws"), mm.get("timing__fmax_mhz")
         st.markdown(f"### Slack {fmt(ws)} ns · up to {fmt(fmax)} MHz" if ws is not None else "### Timing checked")
@@ -136,7 +138,8 @@ def show_chapter(r, step: str) -> None:
     elif step == "gds":
         png = data.artefact(r, "gds", "png", "layout.png")
         if png is not None:
-            st.plotly_chart(figures.image_figure(png, height=620), width="stretch")
+            fig = figures.image_figure(png, data.gds_die(r), height=620)
+            st.plotly_chart(figures.add_layer_legend(fig, data.gds_colours(r)), width="stretch")
         nav.link("07_gdsii.py", label="Open the GDSII chapter (download)", icon=":material/layers:")
 
 
