@@ -35,7 +35,8 @@ venv:
 	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install -q llama-cpp-python==0.3.36
 	$(VENV)/bin/cda train import-gguf
 	# The tuned specialist: the committed LoRA adapter merged into the base and written as GGUF for llama.cpp.
-	@if [ -f assets/specialist/adapter/adapter_config.json ] && [ ! -f .cache/models/specialist/model.gguf ]; then \
+	@if [ -f assets/specialist/adapter/adapter_config.json ] && { [ ! -f .cache/models/specialist/model.gguf ] || \
+	     [ assets/specialist/adapter/adapter_model.safetensors -nt .cache/models/specialist/model.gguf ]; }; then \
 	  $(VENV)/bin/cda train export --adapter assets/specialist/adapter --out-dir .cache/models/specialist; fi
 
 test: lint
