@@ -194,7 +194,7 @@ def what_happened(step: str | None, run_status: str | None, step_state: Mapping 
         f = failure
         if f is None:
             return f"{title} failed{took}; the box below says what went wrong."
-        return f"{title} failed: {f.message} Likely cause: {f.cause}{_knob_words(f)}"
+        return f"{title} failed: {_failure_words(f)}"
     if status == "cancelled":
         return f"{title} was cancelled while it ran ({_percent(state)} done); the steps before it are kept."
     # pending: the step has not started
@@ -209,11 +209,15 @@ def what_happened(step: str | None, run_status: str | None, step_state: Mapping 
         f = failure
         if f is None:
             return f"the run failed before {title}, so this step did not run."
-        return (f"the run failed in {_title(f.step)} before reaching {title}: {f.message} Likely cause: "
-                f"{f.cause}{_knob_words(f)}")
+        return f"the run failed in {_title(f.step)} before reaching {title}: {_failure_words(f)}"
     if run_status == "cancelled":
         return f"the run was cancelled before {title}; the steps that finished are kept."
     return f"this run did not run {title}."
+
+
+def _failure_words(f: Failure) -> str:
+    """The failure's message, its likely cause and the knob to turn, as the narration says them."""
+    return f"{f.message} Likely cause: {f.cause}{_knob_words(f)}"
 
 
 def _run_happened(run_status: str, progress: Mapping[str, Mapping], failure: Failure | None,
@@ -233,8 +237,7 @@ def _run_happened(run_status: str, progress: Mapping[str, Mapping], failure: Fai
     if run_status == "failed":
         if failure is None:
             return f"the run failed after {len(done)}{of} steps."
-        return (f"the run failed in {_title(failure.step)}: {failure.message} Likely cause: {failure.cause}"
-                f"{_knob_words(failure)}")
+        return f"the run failed in {_title(failure.step)}: {_failure_words(failure)}"
     if run_status == "cancelled":
         return f"the run was cancelled after {len(done)}{of} steps; what finished is kept."
     return f"the run is {run_status}."

@@ -6,7 +6,6 @@ import klayout.db as db
 import numpy as np
 import pytest
 
-from engine.config import FlowConfig
 from engine.designs import resolve
 from engine.flow.flow import run_flow
 from engine.flow.spef import oriented_pin_positions
@@ -20,9 +19,7 @@ TOL = 1e-3
 
 @pytest.fixture(scope="module")
 def counter_run(tmp_path_factory):
-    spec = resolve("counter", [])
-    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                     testbench=spec.testbench)
+    cfg = resolve("counter", []).flow_config()
     run = run_flow(cfg, RunStore(tmp_path_factory.getbasetemp() / "flow_e2e_store"), until="gds")
     assert run.status == "done", run.info().get("error")
     return run

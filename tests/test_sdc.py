@@ -67,8 +67,7 @@ def test_anything_but_constraints_is_refused_with_its_line(text, words):
 @pytest.fixture(scope="module")
 def placed(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("sdc") / "runs")
-    spec = resolve("counter", [])
-    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=10.0)
+    cfg = resolve("counter", []).flow_config()
     run = run_flow(cfg, store, until="place")
     assert run.status == "done", run.info().get("error")
     return store, run, cfg

@@ -9,7 +9,7 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -174,10 +174,6 @@ class Step:
                             f"{', '.join(missing)}", code="flow.internal")
 
     # ------------------------------------------------------------------ reuse
-    def key_files(self, config: FlowConfig) -> list[str]:
-        """Files named inside config sections (a user's SDC, say) whose content the outputs depend on."""
-        return []
-
     def key(self, config: FlowConfig, upstream_keys: dict[str, str], run: Run | None = None) -> str:
         """A hash of everything the outputs depend on: code version, config read, design files, upstream keys,
         and which declared inputs are present in ``run`` (an optional input changes the result when present)."""
@@ -186,16 +182,11 @@ class Step:
                                    "config": {name: cfg.get(name) for name in self.uses},
                                    "upstream": {s: upstream_keys.get(s) for s in self.upstream()}}
         files = []
-        for name in self.uses:
-            value = cfg.get(name)
-            paths = value if isinstance(value, list) else [value] if isinstance(value, str) else []
-            for p in paths:
+        for name in self.uses:  # a file named anywhere in what the step reads (a user SDC in timing, say)
+            for p in _strings(cfg.get(name)):
                 pth = Path(p)
                 if pth.is_file():
                     files.append((str(pth), _sha(pth)))
-        for p in self.key_files(config):
-            pth = Path(p)
-            files.append((str(pth), _sha(pth) if pth.is_file() else None))
         payload["files"] = files
         if run is not None:
             # Which inputs are present (an optional one changes the result when it is); their content is
@@ -209,6 +200,19 @@ def _present(run: Run, inp: Input) -> bool:
     rec = read_json(run.step_dir(inp.step, create=False) / "step.json", {}) or {}
     fname = rec.get("artefacts", {}).get(inp.artefact)
     return bool(fname) and (run.step_dir(inp.step, create=False) / fname).exists()
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a config value (a field, a list of them, or a section's nested dict)."""
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
 
 
 def _sha(path: Path) -> str:

@@ -145,8 +145,9 @@ def _split(text: str, path: str, line0: int = 1) -> list[Command]:
                     j += 2
                     continue
                 if text[j] == "[":
-                    line += text.count("\n", j, _bracket_end(text, j, path, line, fail))
-                    j = _bracket_end(text, j, path, line, fail)
+                    end = _bracket_end(text, j, path, line, fail)
+                    line += text.count("\n", j, end)
+                    j = end
                     continue
                 j += 1
         words.append(text[i:j])

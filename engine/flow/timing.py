@@ -223,9 +223,6 @@ class TimingStep(Step):
     uses = ("timing", "clock_ns", "clock_port", "tech_dir", "testbench")
     version = 2  # 2: constraints from an SDC file (the user's, checked, or the generated one saved in the run)
 
-    def key_files(self, config) -> list[str]:
-        return [config.timing.sdc] if config.timing.sdc else []
-
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
         tcfg = cfg.timing

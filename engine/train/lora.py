@@ -392,14 +392,9 @@ class Forward:
              cached: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, int, torch.Tensor]:
         batch = {k: v.to(self.device) for k, v in collate([encoded[i] for i in idx], self.pad_id).items()}
         with self._autocast():
-            if self.decoder is None:  # a model without the decoder/head split: the whole forward
+            if self.decoder is None:  # a model without the decoder/head split: the whole forward, logits as is
                 logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                target = batch["labels"][:, 1:]
-                keep = target != IGNORE
-                lg, tgt = logits[:, :-1][keep].float(), target[keep]
-                wrong = torch.zeros(len(idx), device=self.device)
-                wrong.index_add_(0, keep.nonzero()[:, 0], (lg.argmax(-1) != tgt).float())
-                return torch.nn.functional.cross_entropy(lg, tgt, reduction="sum"), int(keep.sum()), wrong == 0
+                return answer_loss(torch.nn.Identity(), logits, batch["labels"])
             if cached is not None:
                 width = batch["input_ids"].shape[1]
                 h = torch.zeros((len(idx), width, cached[idx[0]].shape[-1]), dtype=torch.bfloat16)
