@@ -51,6 +51,14 @@ def _netlist(spec: str):
     return read_def(run.step_dir("floorplan", create=False) / "floorplan.def", load_pdk())
 
 
+def _scored_hpwl(nl, x, y) -> float:
+    """The one evaluator both placers are scored with: HPWL with each cell's pins under its row's orientation
+    (N/FS, as the DEF and the router see them), from the positions alone, whoever placed them."""
+    from engine.place.legalize import oriented_hpwl
+
+    return float(oriented_hpwl(nl, x, y))
+
+
 def _internal_hpwl(nl, x, y) -> float:
     """HPWL of the nets that touch no IO terminal."""
     import numpy as np
@@ -79,7 +87,9 @@ def measure_ours(spec: str, frames: bool) -> dict:
     m = res.metrics
     return dict(design=spec, cells=int((~nl.cell_is_io).sum()), nets=nl.n_nets, runtime_s=round(wall, 3),
                 cpu_s=round(cpu, 3),
-                hpwl=m["placement__hpwl"], hpwl_global=m["placement__hpwl__global"],
+                hpwl=_scored_hpwl(nl, res.netlist.x, res.netlist.y),
+                hpwl_plain=float(nl.hpwl(res.netlist.x, res.netlist.y)),
+                hpwl_global=m["placement__hpwl__global"],
                 hpwl_legal=m["placement__hpwl__legal"], hpwl_internal=_internal_hpwl(nl, res.netlist.x, res.netlist.y),
                 overflow=m["placement__overflow"], iterations=m["placement__iterations"],
                 runtime_global_s=m["placement__runtime__global_s"],
@@ -99,7 +109,8 @@ def measure_graywolf(spec: str, timeout_s: float) -> dict:
         except subprocess.TimeoutExpired:
             return dict(design=spec, timeout=True, runtime_s=timeout_s)
         return dict(design=spec, runtime_s=round(r.runtime_s, 3), cpu_s=round(r.cpu_s, 3),
-                    hpwl=float(nl.hpwl(r.x, r.y)), hpwl_internal=_internal_hpwl(nl, r.x, r.y), timeout=False)
+                    hpwl=_scored_hpwl(nl, r.x, r.y), hpwl_plain=float(nl.hpwl(r.x, r.y)),
+                    hpwl_internal=_internal_hpwl(nl, r.x, r.y), timeout=False)
 
 
 def measure_scaling(n: int, threads: int) -> dict:

@@ -113,6 +113,11 @@ def _read_layout(path: str, mtime: float, tech_dir: str | None) -> Layout:
     from engine.io.def_io import read_def
 
     pdk = _pdk(tech_dir)
+    macros = ((read_json(Path(path).parent.parent / "run.json", {}) or {}).get("config") or {}).get("macros")
+    if macros:  # the run's hard macros (FlowConfig.macros) join the cells, as they did in the flow
+        from engine.pdk import with_macros
+
+        pdk = with_macros(pdk, macros)
     nl = read_def(path, pdk)
     rows = [(r.x0, r.x1, r.y) for r in nl.rows] if nl.rows else []
     fill_types = {name for name, _ in filler_cells(pdk)}

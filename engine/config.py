@@ -39,6 +39,18 @@ class FloorplanConfig:
     pdn_stripe_pitch_um: float = 40.0  # distance between two stripes of one net (vdd and gnd alternate)
     pdn_strap_tracks: int = 2  # a stripe or ring side is as wide as this many routing tracks of its layer
     pdn_stripe_layer: str = ""  # vertical layer of the stripes; "" = the LEF's second vertical layer (metal4)
+    macro_halo_um: float = 10.0  # free space kept around each macro block: no cells, rails or fill in it
+
+
+@dataclass
+class CtsConfig:
+    enabled: bool = True  # build the clock tree and repair high fanout after placement; off = route the placement as is
+    clock_buffers: str = "CLKBUF1,CLKBUF2,CLKBUF3"  # Liberty cells the clock tree may use (comma-separated)
+    max_fanout: int = 16  # sinks one clock buffer drives: lower gives more levels and buffers, less load per buffer
+    fanout_repair: bool = True  # buffer the signal nets (not the clock) whose fanout is above fanout_limit
+    fanout_limit: int = 24  # a signal net driving more cell inputs than this gets a buffer tree
+    repair_buffers: str = "BUFX2,BUFX4"  # Liberty cells fanout repair may use (comma-separated)
+    load_fraction: float = 0.5  # a buffer is chosen to drive at most this share of its Liberty max_capacitance
 
 
 @dataclass
@@ -52,14 +64,18 @@ class RouteConfig:
 
 @dataclass
 class TimingConfig:
-    default_input_delay_frac: float = 0.0  # input delay as a fraction of the clock period
-    default_output_delay_frac: float = 0.0  # output delay as a fraction of the clock period
+    # IO delays as fractions of the clock period, for the budget outside the block (OpenROAD-flow-scripts'
+    # default constraints use 0.2). With a propagated clock, 0 would race every input against the clock tree's
+    # latency: a hold violation no real design has.
+    default_input_delay_frac: float = 0.2  # input delay as a fraction of the clock period
+    default_output_delay_frac: float = 0.2  # output delay as a fraction of the clock period
     default_activity: float = 0.1  # toggle rate used for power when there is no VCD
     paths: int = 5  # worst paths reported in paths.json
     timeout_s: float = 300.0  # OpenSTA is stopped past this
     use_routed_parasitics: bool = True  # SPEF from routed wires when 04-route exists, else from placed HPWL
     vcd_max_mb: float = 200.0  # a testbench VCD larger than this is not read for power (default activity instead)
     sdc: str = ""  # a constraints file (create_clock, set_input_delay, set_false_path, ...); empty = generated
+    max_slew_ns: float = 0.0  # slew limit checked on every pin; 0 = the Liberty tables' largest input transition
 
 
 @dataclass
@@ -90,9 +106,14 @@ class FlowConfig:
     clock_ns: float = 10.0  # clock period target (ns): a tighter target makes ABC map for speed and moves WNS
     testbench: str | None = None  # testbench for the verify step and power activity
     tech_dir: str | None = None  # technology folder; None = Debian's osu018
+    # Hard macros (a RAM, an analog block): each {"lef": file, "lib": file or ""}. The LEF (CLASS BLOCK, SIZE,
+    # PINs, OBS) joins the technology; the Liberty (optional) gives synthesis the cell and OpenSTA its timing.
+    macros: list[dict[str, str]] = field(default_factory=list)
+    blackbox: list[str] = field(default_factory=list)  # module names kept as empty boxes (one instance, no logic)
     synth: SynthConfig = field(default_factory=SynthConfig)
     floorplan: FloorplanConfig = field(default_factory=FloorplanConfig)
     place: PlaceConfig = field(default_factory=PlaceConfig)  # the analytical placer (engine/place/config.py)
+    cts: CtsConfig = field(default_factory=CtsConfig)  # clock tree and fanout repair (engine.flow.cts)
     route: RouteConfig = field(default_factory=RouteConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     gds: GdsConfig = field(default_factory=GdsConfig)
@@ -138,6 +159,7 @@ class FlowConfig:
 
 
 _SECTIONS: dict[str, type] = {"synth": SynthConfig, "floorplan": FloorplanConfig, "place": PlaceConfig,
+                              "cts": CtsConfig,
                               "route": RouteConfig, "timing": TimingConfig, "gds": GdsConfig, "verify": VerifyConfig,
                               "limits": LimitsConfig}
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(FlowConfig))
@@ -227,6 +249,14 @@ def _top_value(key: str, value: Any) -> Any:
     spec = KNOBS.get(key)
     if spec is not None:
         return spec.validate(value)
+    if key == "macros":
+        return macro_list(value)
+    if key == "blackbox":
+        if isinstance(value, str):  # `--set blackbox=ram_a,ram_b`
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise EngineError(f"blackbox must be a list of module names, not {value!r}")
+        return list(value)
     if key == "design_files":
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise EngineError(f"design_files must be a list of file paths, not {value!r}")
@@ -234,6 +264,35 @@ def _top_value(key: str, value: Any) -> Any:
     if value is not None and not isinstance(value, str):
         raise EngineError(f"{key} must be text, not {value!r}")
     return value if value is not None or key in ("clock_port", "testbench", "tech_dir") else ""
+
+
+MACRO_KEYS = ("lef", "lib")
+
+
+def macro_list(value: Any) -> list[dict[str, str]]:
+    """``macros`` loaded strictly: a list of {"lef": path, "lib": path or ""}; a bare string is one LEF."""
+    if isinstance(value, str):  # `--set macros=sram.lef` (no Liberty)
+        value = [{"lef": v.strip()} for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise EngineError(f"macros must be a list of {{\"lef\": file, \"lib\": file}}, not {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            item = {"lef": item}
+        if not isinstance(item, dict):
+            raise EngineError(f"a macro is {{\"lef\": file, \"lib\": file}}, not {item!r}")
+        for k in item:
+            if k not in MACRO_KEYS:
+                close = nearest(str(k), list(MACRO_KEYS))
+                raise EngineError(f"unknown key macros.{k}" + (f"; did you mean macros.{close}?" if close else ""),
+                                  hint="a macro is {\"lef\": file, \"lib\": file}")
+        lef, lib = item.get("lef"), item.get("lib") or ""
+        if not isinstance(lef, str) or not lef:
+            raise EngineError(f"macro {item!r} has no LEF file (\"lef\")", hint="give --macro-lef FILE")
+        if not isinstance(lib, str):
+            raise EngineError(f"macro {item!r}: \"lib\" must be a file path")
+        out.append({"lef": lef, "lib": lib})
+    return out
 
 
 def apply_settings(data: dict[str, Any], settings: list[str]) -> dict[str, Any]:

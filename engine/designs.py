@@ -50,7 +50,7 @@ def _verilog_in(folder: Path) -> tuple[list[Path], Path | None]:
 # design.json: the keys a design folder may set, and the type each must have.
 DESIGN_JSON_KEYS: dict[str, type | tuple[type, ...]] = {
     "top": str, "clock_port": (str, type(None)), "clock_ns": (int, float), "description": str, "size": str,
-    "flow_overrides": dict,
+    "flow_overrides": dict, "macros": list, "blackbox": list,
 }
 
 
@@ -91,6 +91,19 @@ def read_design_json(path: Path) -> dict:
     return meta
 
 
+def _with_macros(folder: Path, meta: dict) -> dict:
+    """flow_overrides plus design.json's "macros" (paths relative to the design folder) and "blackbox"."""
+    from engine.config import macro_list
+
+    out = dict(meta.get("flow_overrides", {}))
+    if "macros" in meta:
+        out["macros"] = [{k: str((folder / v).resolve()) if v else "" for k, v in m.items()}
+                         for m in macro_list(meta["macros"])]
+    if "blackbox" in meta:
+        out["blackbox"] = list(meta["blackbox"])
+    return out
+
+
 def list_examples() -> list[DesignSpec]:
     out = []
     for d in sorted(DESIGNS_DIR.glob("*/design.json")):
@@ -113,7 +126,7 @@ def resolve(spec: str | Path, extra: list[str | Path] = ()) -> DesignSpec:
         return DesignSpec(name=first.name, files=[str(f.resolve()) for f in files], top=meta.get("top", ""),
                           clock_port=meta.get("clock_port"), clock_ns=float(meta.get("clock_ns", 10.0)),
                           testbench=str(tb.resolve()) if tb else None, description=meta.get("description", ""),
-                          size=meta.get("size", ""), flow_overrides=dict(meta.get("flow_overrides", {})))
+                          size=meta.get("size", ""), flow_overrides=_with_macros(first, meta))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         names = ", ".join(e.name for e in list_examples())

@@ -73,6 +73,10 @@ _ENTRIES = [
     _D("synth.top_not_found", "Top module not found",
        "The top module name does not match a module in the sources.",
        "Design → top module: pick one of the modules the design defines."),
+    _D("synth.missing_module", "A module has no definition",
+       "The design instantiates a module that no Verilog file, library cell or macro defines (a RAM or IP block).",
+       "Give the block's LEF and Liberty (--macro-lef FILE --macro-lib FILE), or mark it --blackbox, or add the "
+       "Verilog that defines it."),
     _D("synth.empty_module", "The top module is empty", "The chosen top module has no ports and no logic.",
        "Give the module its ports and logic, or choose another top module."),
     _D("synth.loop", "Combinational loop", "A signal depends on itself without a flip-flop in between.",
@@ -123,6 +127,20 @@ _ENTRIES = [
        "Lower the utilisation (or raise place.max_iterations).", ("floorplan.utilization", "place.max_iterations")),
     _D("place.failed", "Placement failed", "The placer could not place this netlist; the message says why.",
        "See the place.* settings and the message.", ()),
+    # --- clock tree and fanout repair ---
+    _D("cts.failed", "The clock tree could not be built",
+       "A cts.* setting names a cell that is not a buffer of the library, or the library has no Liberty numbers.",
+       "Set cts.clock_buffers / cts.repair_buffers to buffers of the library (the message lists them).",
+       ("cts.clock_buffers", "cts.repair_buffers")),
+    _D("cts.no_room", "No room for the buffers", "The rows have too few free sites for the clock and repair buffers.",
+       "Lower the utilisation, or raise cts.max_fanout / cts.fanout_limit for fewer buffers.",
+       ("floorplan.utilization", "cts.max_fanout", "cts.fanout_limit")),
+    _D("cts.not_legal", "Placement not legal after cts",
+       "Legalising the buffers left cells overlapping or off the rows.", "Lower the utilisation and run again.",
+       ("floorplan.utilization",)),
+    _D("cts.netlist", "Netlist and placement disagree",
+       "The synthesised Verilog lacks a connection the placed DEF has, so the buffers cannot be wired in.",
+       "Run the flow again from synthesis.", ()),
     # --- routing ---
     _D("route.unrouted", "Routing left nets open",
        "The router could not finish: usually too little room between cells (congested regions have more wires "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -84,6 +85,21 @@ class Pdk:
     sites: dict[str, Site]
     layers: list[Layer]
     macros: dict[str, Macro]
+    # Hard macros the user brought (engine.config FlowConfig.macros): their LEFs and Liberty files, and the names
+    # of the MACROs those LEFs define (merged into ``macros`` above, so every reader of the technology sees them).
+    macro_lefs: tuple[Path, ...] = ()
+    macro_libs: tuple[Path, ...] = ()
+    block_names: frozenset[str] = frozenset()
+
+    @property
+    def lef_paths(self) -> list[Path]:
+        """The technology LEF, then each macro LEF: what qrouter and KLayout read."""
+        return [self.lef_path, *self.macro_lefs]
+
+    @property
+    def liberty_paths(self) -> list[Path]:
+        """The standard-cell Liberty, then each macro Liberty: what Yosys and OpenSTA read."""
+        return ([self.liberty_path] if self.liberty_path else []) + list(self.macro_libs)
 
     @property
     def site(self) -> Site:
@@ -344,8 +360,15 @@ def _load_cached(lef: str, lib: str | None, verilog: str | None, mtime: float) -
     )
 
 
-def load_pdk(path: str | Path | None = None, lef: str | Path | None = None, liberty: str | Path | None = None) -> Pdk:
-    """Load a technology folder (default: Debian's osu018), or an explicit LEF/Liberty pair."""
+def load_pdk(path: str | Path | None = None, lef: str | Path | None = None, liberty: str | Path | None = None,
+             *, macros: Sequence[dict] = ()) -> Pdk:
+    """Load a technology folder (default: Debian's osu018), or an explicit LEF/Liberty pair; ``macros`` (the flow
+    config's [{"lef": ..., "lib": ...}]) adds hard macros to it (`with_macros`)."""
+    base = _load_base(path, lef, liberty)
+    return with_macros(base, macros) if macros else base
+
+
+def _load_base(path: str | Path | None, lef: str | Path | None, liberty: str | Path | None) -> Pdk:
     folder = Path(path) if path else DEFAULT_TECH_DIR
     if lef is None:
         if not folder.is_dir():
@@ -366,3 +389,210 @@ def load_pdk(path: str | Path | None = None, lef: str | Path | None = None, libe
         raise LefError(f"{lef}: LEF file not found")
     return _load_cached(str(lef), str(liberty) if liberty else None, str(verilog) if verilog else None,
                         lef.stat().st_mtime)
+
+
+def with_macros(pdk: Pdk, macros: Sequence[dict]) -> Pdk:
+    """``pdk`` with the MACROs of each macro LEF (sizes, pins, obstructions) merged into its cells, and the macro
+    Liberty files listed for synthesis and timing. A LEF that defines no MACRO, or one named like a library
+    cell, is an error naming the file."""
+    key = tuple((str(Path(m["lef"]).resolve()), str(Path(m["lib"]).resolve()) if m.get("lib") else "")
+                for m in macros)  # absolute: the tools run in their step folders
+    stamps = tuple(Path(p).stat().st_mtime if Path(p).is_file() else 0.0 for pair in key for p in pair if p)
+    cache_key = (id(pdk), key, stamps)
+    hit = _MERGED.get(cache_key)
+    if hit is None or hit[0] is not pdk:
+        if len(_MERGED) > 16:
+            _MERGED.clear()
+        hit = _MERGED[cache_key] = (pdk, _merged(pdk, key))
+    return hit[1]
+
+
+_MERGED: dict[tuple, tuple[Pdk, Pdk]] = {}  # (id of the base, macro files, their mtimes) -> (base, merged)
+
+
+def _merged(pdk: Pdk, key: tuple[tuple[str, str], ...]) -> Pdk:
+    merged = dict(pdk.macros)
+    blocks: set[str] = set()
+    for lef, lib in key:
+        lef_path = Path(lef)
+        if not lef_path.is_file():
+            raise LefError(f"macro LEF {lef} not found (--macro-lef)")
+        data = read_lef(lef_path, {"dbu": pdk.dbu_per_micron, "sites": {}, "layers": [], "macros": {}})
+        if not data["macros"]:
+            raise LefError(f"{lef_path}: no MACRO found; a macro LEF defines the block (MACRO name ... CLASS "
+                           "BLOCK ; SIZE w BY h ; PINs ; OBS ; END name)")
+        for name, m in data["macros"].items():
+            if name in pdk.macros:
+                raise LefError(f"{lef_path}: MACRO {name} has the name of a cell of {pdk.lef_path.name}; rename it")
+            if m.width_um <= 0 or m.height_um <= 0:
+                raise LefError(f"{lef_path}: MACRO {name} has no SIZE")
+            known = {layer.name for layer in pdk.layers}
+            odd = sorted({s[0] for p in m.pins.values() for s in p.shapes if s[0]} - known)
+            if odd:
+                raise LefError(f"{lef_path}: MACRO {name} draws on layer(s) {', '.join(odd)}, which "
+                               f"{pdk.lef_path.name} does not define")
+            merged[name] = m
+            blocks.add(name)
+        if lib and not Path(lib).is_file():
+            raise EngineError(f"macro Liberty {lib} not found (--macro-lib)")
+    import dataclasses
+
+    return dataclasses.replace(pdk, macros=merged, macro_lefs=tuple(Path(lef) for lef, _ in key),
+                               macro_libs=tuple(Path(lib) for _, lib in key if lib),
+                               block_names=frozenset(blocks))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Liberty: what buffering needs to know of a cell (area, pin capacitances and limits, function, drive), nothing more.
+# OpenSTA reads the whole file for timing; this reader lets the clock-tree step choose a buffer by its numbers.
+
+
+@dataclass(frozen=True)
+class LibertyPin:
+    name: str
+    direction: str  # input / output / inout
+    capacitance_pf: float = 0.0
+    max_capacitance_pf: float | None = None  # output pins: the largest load the library characterised
+    function: str | None = None  # output pins: the Boolean function ("A" for a buffer)
+    clock: bool = False  # a clock pin of a flip-flop or latch
+
+
+@dataclass(frozen=True)
+class LibertyCell:
+    name: str
+    area: float
+    pins: dict[str, LibertyPin]
+    drive_kohm: float | None = None  # slope of the A->Y delay over load (ns/pF): the output resistance
+    intrinsic_ns: float | None = None  # the delay at the smallest characterised load
+    max_input_slew_ns: float | None = None  # the largest input transition the delay tables are characterised for
+
+    @property
+    def inputs(self) -> list[LibertyPin]:
+        return [p for p in self.pins.values() if p.direction == "input"]
+
+    @property
+    def outputs(self) -> list[LibertyPin]:
+        return [p for p in self.pins.values() if p.direction == "output"]
+
+    @property
+    def is_buffer(self) -> bool:
+        """One input, one output, and the output's function is that input (no inversion)."""
+        ins, outs = self.inputs, self.outputs
+        return len(ins) == 1 and len(outs) == 1 and (outs[0].function or "").strip("() ") == ins[0].name
+
+
+def _liberty_block_end(text: str, open_at: int) -> int:
+    """Index just past the '}' that closes the '{' at ``open_at``."""
+    depth = 0
+    for k in range(open_at, len(text)):
+        ch = text[k]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+    return len(text)
+
+
+def _liberty_groups(text: str, kind: str) -> list[tuple[str, str]]:
+    """(name, body) of each top-level ``kind (name) { body }`` group in ``text``."""
+    import re
+
+    out, pos = [], 0
+    pat = re.compile(rf"\b{kind}\s*\(\s*\"?([^\"\)]*)\"?\s*\)\s*\{{")
+    while True:
+        m = pat.search(text, pos)
+        if m is None:
+            return out
+        end = _liberty_block_end(text, m.end() - 1)
+        out.append((m.group(1).strip(), text[m.end():end - 1]))
+        pos = end
+
+
+def _liberty_attr(body: str, name: str) -> str | None:
+    """A simple attribute ``name : value ;`` of this group, not of a nested one."""
+    import re
+
+    depth, flat = 0, []
+    for ch in body:  # drop nested groups so a timing table's attribute is not taken for the pin's
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif depth == 0:
+            flat.append(ch)
+    m = re.search(rf"(?m)^\s*{name}\s*:\s*\"?([^\";]*)\"?\s*;", "".join(flat))
+    return m.group(1).strip() if m else None
+
+
+def _liberty_table(body: str) -> tuple[list[float], list[float], list[list[float]]] | None:
+    import re
+
+    def floats(s: str) -> list[float]:
+        return [float(v) for v in re.findall(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?", s)]
+
+    i1 = re.search(r"index_1\s*\(\s*\"([^\"]*)\"", body)
+    i2 = re.search(r"index_2\s*\(\s*\"([^\"]*)\"", body)
+    vals = re.search(r"values\s*\((.*?)\)\s*;", body, re.S)
+    if not (i1 and vals):
+        return None
+    idx1, idx2 = floats(i1.group(1)), floats(i2.group(1)) if i2 else [0.0]
+    flat = floats(vals.group(1).replace("\\", " "))
+    if len(flat) != len(idx1) * len(idx2):
+        return None
+    return idx1, idx2, [flat[r * len(idx2):(r + 1) * len(idx2)] for r in range(len(idx1))]
+
+
+@lru_cache(maxsize=4)
+def read_liberty_cells(path: str) -> dict[str, LibertyCell]:
+    """The cells of a Liberty file: area, pins (direction, capacitance, max_capacitance, function) and, for a
+    single-input cell, its drive (output resistance) and intrinsic delay read from the cell_rise/cell_fall tables
+    (osu018's index_1 is the output load, index_2 the input slew)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as exc:
+        raise EngineError(f"cannot read the Liberty file {path}: {exc}") from None
+    import re
+
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    cells: dict[str, LibertyCell] = {}
+    for cname, body in _liberty_groups(text, "cell"):
+        pins: dict[str, LibertyPin] = {}
+        drive = intrinsic = slew = None
+        for pname, pbody in _liberty_groups(body, "pin"):
+            def num(key: str, pb: str = pbody) -> float | None:
+                v = _liberty_attr(pb, key)
+                try:
+                    return float(v) if v is not None else None
+                except ValueError:
+                    return None
+
+            direction = (_liberty_attr(pbody, "direction") or "input").lower()
+            pins[pname] = LibertyPin(pname, direction, num("capacitance") or 0.0, num("max_capacitance"),
+                                     _liberty_attr(pbody, "function"),
+                                     (_liberty_attr(pbody, "clock") or "").lower() == "true")
+            if direction == "output":
+                slopes, bases, slews = [], [], []
+                for kind in ("cell_rise", "cell_fall"):
+                    for _, tbody in _liberty_groups(pbody, kind):
+                        table = _liberty_table(tbody)
+                        if table is None or len(table[0]) < 2:
+                            continue
+                        loads, in_slews, rows = table
+                        mid = len(in_slews) // 2
+                        slopes.append((rows[-1][mid] - rows[0][mid]) / (loads[-1] - loads[0]))
+                        bases.append(rows[0][mid] - slopes[-1] * loads[0])
+                        slews.append(max(in_slews))
+                        break
+                if slopes and drive is None:
+                    drive, intrinsic = sum(slopes) / len(slopes), sum(bases) / len(bases)
+                    slew = max(slews)
+        area = _liberty_attr(body, "area")
+        cells[cname] = LibertyCell(cname, float(area) if area else 0.0, pins, drive, intrinsic, slew)
+    return cells
+
+
+def liberty_cells(pdk: Pdk) -> dict[str, LibertyCell]:
+    """The technology's Liberty cells (empty when it has no .lib)."""
+    return read_liberty_cells(str(pdk.liberty_path)) if pdk.liberty_path else {}

@@ -162,6 +162,18 @@ def validate_flow_config(cfg) -> None:
         from engine.flow.sdc import read_sdc  # late: engine.flow.sdc quotes names with this module's tcl_word
 
         read_sdc(cfg.timing.sdc)  # a constraints file that is not plain constraints stops the run before it starts
+    for m in getattr(cfg, "macros", None) or []:
+        for key, flag in (("lef", "--macro-lef"), ("lib", "--macro-lib")):
+            if key == "lib" and not m.get(key):
+                continue
+            path = user_path(m.get(key), f"macro {key.upper() if key == 'lef' else 'Liberty'} file ({flag})")
+            if not Path(path).is_file():
+                raise InvalidPath(f"macro {'LEF' if key == 'lef' else 'Liberty'} file {path} not found ({flag})")
+    for name in getattr(cfg, "blackbox", None) or []:
+        if not _SIMPLE_ID.match(str(name)):  # Yosys' `blackbox` takes the name bare: no escaped identifiers
+            raise InvalidName(f"black-box module {_shown(name)} (--blackbox) is not a plain Verilog identifier: "
+                              "use letters, digits, _ and $, starting with a letter or _")
+        verilog_identifier(name, "black-box module (--blackbox)")
     positive_number(cfg.clock_ns, "clock_ns (clock period, ns)", high=1e6)
 
 

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from cockpit import data, figures, runpicker, story
-from cockpit.jobs_panel import is_active, live
+from cockpit.components import player
+from cockpit.jobs_panel import is_active
 from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
 
-PLAY_KEY = "placement_play"
-FINAL = "final (legalised)"
+PLAYER_KEY = "placement-player"
+LIVE_POLL_S = 1.0  # the page sends new frames once a second; the player animates between sends
+WATCH = ("running", None, "pending")
 
 run = runpicker.current_run()
 m = run.metrics().get("place", {}) if run else {}
@@ -31,49 +34,10 @@ story.opener(
     "connected cells together (wirelength) while an electric-field model pushes them apart (density), until they "
     "spread evenly; legalisation then snaps them onto the rows.",
     happened,
-    "drag the slider (or press Play): the cloud spreads, the density map flattens, the HPWL curve rises while "
-    "overflow falls. Red in the RUDY map marks where wires will be crowded.",
+    "watch the player: the cloud spreads, the density map flattens, the HPWL curve rises while overflow falls; red "
+    "in the RUDY map marks where wires will be crowded. The last frame is the legalised result: grey where global "
+    "placement left each cell, orange its move onto the rows. Pause, drag the frame slider or change the pace.",
 )
-
-
-def cell_sizes(r, cells: np.ndarray):
-    """Widths and heights of the frame's cells from the floorplan (frames carry positions only)."""
-    lay = data.layout(r, "floorplan", "def", "floorplan.def")
-    if lay is None or len(cells) == 0 or cells.max() >= len(lay.w):
-        return None, None, lay
-    return lay.w[cells], lay.h[cells], lay
-
-
-def draw_frame(r, f: dict, key: str) -> None:
-    cells = np.asarray(f.get("cells", np.arange(len(f["x"]))), int)
-    w, h, lay = cell_sizes(r, cells)
-    core = tuple(np.asarray(f["core"]).tolist()) if "core" in f else (lay.core if lay else None)
-    die = lay.die if lay and lay.die else core
-    left, right = st.columns([3, 2], gap="medium")
-    with left:
-        fig = figures.layout_figure(die, f["x"], f["y"], w, h, rows=lay.rows if lay else None,
-                                    power=lay.power if lay else None, power_uses=lay.power_uses if lay else None,
-                                    title=f"Iteration {int(f.get('iteration', 0))} · HPWL {f.get('hpwl', 0):,.0f} µm "
-                                          f"· overflow {f.get('overflow', 0):.3f}", height=600)
-        if lay is not None and lay.is_io.any():
-            io = lay.is_io
-            fig.add_trace(figures.go.Scattergl(x=lay.x[io], y=lay.y[io], mode="markers", hoverinfo="skip",
-                                               name="I/O pins",
-                                               marker=dict(size=7, symbol="diamond", color=figures.IO_COLOR)))
-        st.plotly_chart(fig, width="stretch", key=f"{key}-cells")
-    with right:
-        # Frames hold the maps as images already (rows = y bins from the bottom, engine.flow.place).
-        if "density" in f:
-            st.plotly_chart(figures.heatmap_figure(np.asarray(f["density"]), core, "density",
-                                                   title="Cell density (1 = full)"),
-                            width="stretch", key=f"{key}-density")
-        if "rudy" in f:
-            # The same demand / capacity ratio as the Routing chapter's map, on the same scale.
-            cap = data.rudy_capacity(r)
-            rudy = np.asarray(f["rudy"], float)
-            st.plotly_chart(figures.heatmap_figure(rudy / cap if cap else rudy, core, "rudy" if cap else "rudy_demand",
-                                                   title="RUDY wire congestion"),
-                            width="stretch", key=f"{key}-rudy")
 
 
 def draw_final(r) -> None:
@@ -89,76 +53,84 @@ def draw_final(r) -> None:
     st.plotly_chart(fig, width="stretch", key="final-cells")
 
 
-def draw_curves(r, current: int | None) -> None:
-    c = data.curves(r)
-    if len(c.get("iteration", [])) > 1:
-        st.plotly_chart(figures.curves_figure(c["iteration"], c["hpwl"], c["overflow"], current=current),
-                        width="stretch", key="curves")
+def displacement(r) -> np.ndarray | None:
+    """Each cell's move (|dx| + |dy|, um) from the end of global placement (last frame) to placed.def."""
+    files = data.frame_files(r)
+    lay = data.layout(r, "place", "def", "placed.def")
+    last = data.frame(files[-1]) if files else None
+    if lay is None or last is None:
+        return None
+    cells = np.asarray(last.get("cells", np.arange(len(last["x"]))), int)
+    if not len(cells) or cells.max() >= len(lay.x):
+        return None
+    return np.abs(lay.x[cells] - np.asarray(last["x"], float)) + np.abs(lay.y[cells] - np.asarray(last["y"], float))
+
+
+def stages(r, mm: dict) -> None:
+    """Legalisation and detailed placement as their own stages: HPWL before and after each, time, moves."""
+    st.subheader("Legalisation and detailed placement")
+    rows = []
+    g, lg, fin = mm.get("placement__hpwl__global"), mm.get("placement__hpwl__legal"), mm.get("placement__hpwl")
+
+    def change(a, b):
+        return f"{100 * (b - a) / a:+.1f} %" if a and b is not None else ""
+
+    rows.append({"stage": "global placement", "HPWL (µm)": g, "change": "",
+                 "time (s)": mm.get("placement__runtime__global_s"),
+                 "what moved": f"{mm.get('placement__iterations', 0):,} Nesterov iterations"})
+    if lg is not None:
+        rows.append({"stage": "legalisation (Tetris + Abacus)", "HPWL (µm)": lg, "change": change(g, lg),
+                     "time (s)": mm.get("placement__runtime__legalize_s"),
+                     "what moved": f"every cell onto a row and site: {mm.get('placement__displacement__mean', 0):.2f} "
+                                   f"µm on average, {mm.get('placement__displacement__max', 0):.2f} µm at most"})
+    if "placement__detailed__moves" in mm:
+        rows.append({"stage": "detailed placement (swap, reorder)", "HPWL (µm)": fin, "change": change(lg, fin),
+                     "time (s)": mm.get("placement__runtime__detailed_s"),
+                     "what moved": f"{mm['placement__detailed__moves']:,} swaps and shifts"})
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        df = pd.DataFrame(rows).set_index("stage")
+        st.table(df.style.format({"HPWL (µm)": "{:,.0f}", "time (s)": "{:.3f}"}, na_rep="–"))
+        st.caption("Displacement is counted from the end of global placement to the final (legal, detailed) "
+                   "position; the player's last frame draws each move.")
+    with right:
+        d = displacement(r)
+        if d is not None and len(d):
+            hist, edges = np.histogram(d, bins=min(30, max(5, len(d) // 10)))
+            fig = figures.go.Figure(figures.go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=hist, marker_color="#e8590c",
+                                                   width=np.diff(edges)))
+            fig.update_layout(title=dict(text="How far cells moved to become legal", x=0.01), height=300,
+                              margin=dict(l=10, r=10, t=40, b=10), font=figures.FONT, plot_bgcolor="#fafbfc",
+                              xaxis=dict(title="displacement |dx| + |dy| (µm)"), yaxis=dict(title="cells"))
+            st.plotly_chart(fig, width="stretch", key="displacement")
 
 
 if not needs_run(run):
-    def live_body(r) -> None:
-        frames = data.frame_files(r)
-        prog = r.progress().get("place", {})
-        if not frames and not r.metrics().get("place"):
-            step_not_reached(r, "place", "placement")
-            return
-        if prog.get("status") == "running" and frames:
-            st.caption(f":red[:material/radio_button_checked:] **Live**: frame {len(frames)} · "
-                       f"{prog.get('message', '')}")
-            f = data.frame(frames[-1])
-            if f is not None:
-                draw_frame(r, f, "live")
-                draw_curves(r, int(f.get("iteration", 0)))
+    player.forget(PLAYER_KEY)  # this page run may mount a new player: its first send is complete
+    watching = is_active(run) and run.progress().get("place", {}).get("status") in WATCH
+    cards = st.container()  # above the player, filled below: the player keeps its place when placement ends
 
-    if is_active(run) and run.progress().get("place", {}).get("status") in ("running", None, "pending"):
-        # Large designs: a frame is a few thousand points; two seconds lets a modest browser keep up.
-        live(run, live_body, key="place-live", every_s=2.0)
-    else:
-        frames = data.frame_files(run)
-        mm = run.metrics().get("place", {})
-        if not frames and not mm:
+    @st.fragment(run_every=LIVE_POLL_S if watching else None)
+    def placement_panel() -> None:
+        prog = run.progress().get("place", {})
+        with st.container():  # always there, so the player below keeps its place (and its frames)
+            if prog.get("status") == "running":
+                st.caption(f":red[:material/radio_button_checked:] **Live** · {prog.get('message', '')}")
+        shown = player.show(run, key=PLAYER_KEY)
+        if shown is None and not run.metrics().get("place"):
             step_not_reached(run, "place", "placement")
-        else:
+        if watching and not (is_active(run) and run.progress().get("place", {}).get("status") in WATCH):
+            st.rerun()  # placement (or the run) ended: the whole page shows the numbers and the stages
+
+    placement_panel()
+    mm = run.metrics().get("place", {})
+    if mm and not watching:
+        with cards:
             metric_cards(mm, ["placement__hpwl", "placement__overflow", "placement__iterations",
                               "placement__displacement__mean"], {**run_context(run), **run.metrics().get("synth", {})})
-            options = list(range(len(frames))) + ([FINAL] if data.artefact(run, "place", "def", "placed.def") else [])
-            if options:
-                playing = st.session_state.get(PLAY_KEY, False)
-                if "replay_frame" not in st.session_state or st.session_state["replay_frame"] not in options:
-                    st.session_state["replay_frame"] = options[-1]
-                if st.button("Pause" if playing else "Play",
-                             icon=":material/pause:" if playing else ":material/play_arrow:", key="play-btn",
-                             help="Replay the frames from the first to the legalised result."):
-                    st.session_state[PLAY_KEY] = not playing
-                    if not playing and st.session_state["replay_frame"] == options[-1]:
-                        st.session_state["replay_frame"] = options[0]
-                    st.rerun()
-
-                @st.fragment(run_every=0.7 if playing else None)
-                def replay() -> None:
-                    if st.session_state.get(PLAY_KEY):
-                        i = options.index(st.session_state["replay_frame"])
-                        if i + 1 < len(options):
-                            st.session_state["replay_frame"] = options[i + 1]
-                        else:
-                            st.session_state[PLAY_KEY] = False
-                            st.rerun()
-                    st.select_slider("Replay: placer frame", options=options, key="replay_frame",
-                                     format_func=lambda o: o if o == FINAL else f"frame {o + 1}/{len(frames)}")
-                    sel = st.session_state["replay_frame"]
-                    if sel == FINAL:
-                        draw_final(run)
-                        draw_curves(run, None)
-                    else:
-                        f = data.frame(frames[sel])
-                        if f is None:
-                            st.warning("This frame could not be read.")
-                        else:
-                            draw_frame(run, f, "replay")
-                            draw_curves(run, int(f.get("iteration", 0)))
-
-                replay()
-            with st.expander("All placement numbers"):
-                metric_table(mm, run_context(run))
-            problem_boxes(run, "place")
+        stages(run, mm)
+        with st.expander("The legalised placement, zoomable, with rows and the power grid"):
+            draw_final(run)
+        with st.expander("All placement numbers"):
+            metric_table(mm, run_context(run))
+    problem_boxes(run, "place")

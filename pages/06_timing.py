@@ -1,7 +1,10 @@
 """Chapter 6 · Timing: OpenSTA's slack, the fastest clock, and the worst path drawn on the layout."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from cockpit import data, figures, runpicker, story
@@ -28,6 +31,29 @@ story.opener(
 )
 
 
+def _clock_tree(fig, tree: dict) -> None:
+    """The clock tree over the layout: each buffer, a line to every pin it drives, the port to the root."""
+    clock = [b for b in tree.get("buffers", []) if b.get("tree") == "clock"]
+    by_net = {b["out_net"]: b for b in clock}
+    xs, ys = [], []
+    for b in clock:
+        for _inst, _pin, x, y in b.get("loads", []):
+            xs += [b["x"], x, None]
+            ys += [b["y"], y, None]
+        parent = by_net.get(b["in_net"])
+        src = (parent["x"], parent["y"]) if parent else tree.get("port_xy")
+        if src:
+            xs += [src[0], b["x"], None]
+            ys += [src[1], b["y"], None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#1971c2", width=1.5), name="clock wires",
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[b["x"] for b in clock], y=[b["y"] for b in clock], mode="markers",
+                             marker=dict(size=[16 - 3 * min(b["level"], 3) for b in clock], color="#1971c2",
+                                         symbol="triangle-up"), name="clock buffers",
+                             text=[f"{b['name']} ({b['cell']}, level {b['level']}, {len(b['loads'])} loads)"
+                                   for b in clock], hovertemplate="%{text}<extra></extra>"))
+
+
 def _point_xy(p: dict, index: dict, lay) -> tuple[float, float] | None:
     if p.get("x_um") is not None and p.get("y_um") is not None:
         return float(p["x_um"]), float(p["y_um"])
@@ -46,10 +72,11 @@ if not needs_run(run):
             step_not_reached(r, "timing", "timing report")
             return
         metric_cards(mm, ["timing__setup__ws", "timing__setup__tns", "timing__fmax_mhz", "timing__hold__ws",
-                          "power__total"], run_context(r))
+                          "timing__clock__skew_ns", "power__total"], run_context(r))
         problem_boxes(r, "timing")
         paths = data.timing_paths(r)
-        lay = data.layout(r, "route", "def", "routed.def") or data.layout(r, "place", "def", "placed.def")
+        lay = (data.layout(r, "route", "def", "routed.def") or data.layout(r, "cts", "def", "cts.def")
+               or data.layout(r, "place", "def", "placed.def"))
         left, right = st.columns([3, 2], gap="large")
         with left:
             if lay is not None:
@@ -65,6 +92,18 @@ if not needs_run(run):
                                          [f"{p.get('pin', '')} ({p.get('cell', '')}) · arrival "
                                           f"{fmt(p.get('arrival_ns'))} ns" for _, p in xy])
                 st.plotly_chart(fig, width="stretch")
+                tree_path = data.artefact(r, "cts", "tree", "tree.json")
+                tree = json.loads(tree_path.read_text()) if tree_path else {}
+                if tree.get("buffers"):
+                    cm = r.metrics().get("cts", {})
+                    st.markdown(f"**Clock tree**: {cm.get('cts__buffer__count', 0)} buffers in "
+                                f"{cm.get('cts__level__count', 0)} level(s) drive {cm.get('cts__sink__count', 0)} "
+                                f"flip-flops; skew {fmt(mm.get('timing__clock__skew_ns'))} ns (OpenSTA, "
+                                f"propagated clock), {fmt(cm.get('cts__skew_estimate_ns'))} ns estimated by cts.")
+                    tfig = figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io,
+                                                 rows=lay.rows, title="Clock tree on the layout", height=520)
+                    _clock_tree(tfig, tree)
+                    st.plotly_chart(tfig, width="stretch")
         with right:
             if paths:
                 st.markdown("**Worst paths**")

@@ -14,6 +14,7 @@ from cockpit import data, figures, runpicker, story
 from engine.designs import list_examples
 from engine.errors import EngineError
 from engine.jobs import register_target
+from engine.rl.evaluate import EvalConfig
 from engine.rl.knobs import KNOB_BY_NAME, KNOBS
 from engine.rl.optimize import AGENTS, OptimizeConfig, optimize_run_config, read_optimize_run
 from engine.runs import Run, read_json
@@ -22,6 +23,7 @@ register_target("optimize", "engine.rl.optimize:optimize_target")
 ACTIVE = ("queued", "running")
 AGENT_COLOR = {"ppo": "#0b5cad", "random": "#868e96", "tpe": "#d9480f"}
 POLL_S = 2.0
+SYMBOL = {"done": "circle", "stopped": "triangle-down"}  # stopped: ASHA ended the trial after an early stage
 
 
 def run_title(info: dict) -> str:
@@ -57,8 +59,9 @@ if latest:
 story.opener(
     "8 · Optimizer (RL)",
     "an agent turns the flow's knobs (utilisation, aspect ratio, placer density and smoothing, synthesis script, "
-    "clock target); every evaluation is a real flow run, scored against the design's own defaults. PPO learns a "
-    "policy; random search and TPE (Bayesian) are the honest baselines at the same number of runs.",
+    "clock target); every trial is a real flow run, scored (power, performance, area, wirelength; unrouted nets "
+    "a hard penalty) against the design's own default run. TPE (Bayesian) and random search run on Ray Tune; PPO "
+    "learns a policy at the same number of runs.",
     happened,
     "the best-so-far lines: the agent whose line climbs fastest finds good settings in fewer flow runs. Below, "
     "the knobs of the best point and its layout.",
@@ -70,11 +73,12 @@ with st.expander("Start an optimisation", expanded=not runs):
     with st.form("opt-start"):
         c1, c2, c3 = st.columns(3)
         design = c1.selectbox("Design", examples, index=examples.index("counter") if "counter" in examples else 0)
-        agents = c2.multiselect("Agents (one job each)", list(AGENTS), default=["ppo", "random", "tpe"])
+        agents = c2.multiselect("Searchers (one job each)", list(AGENTS), default=["tpe", "random"])
         budget = c3.number_input("Budget (flow runs per agent)", 1, 500, 16)
         c4, c5, c6 = st.columns(3)
-        until = c4.selectbox("Each evaluation runs until", ["floorplan", "place", "route", "timing"], index=1)
-        parallel = c5.number_input("Parallel evaluations (Ray)", 1, 64, 1)
+        steps = ["floorplan", "place", "route", "timing"]
+        until = c4.selectbox("Each evaluation runs until", steps, index=steps.index(EvalConfig().until))
+        parallel = c5.number_input("Trials at once (Ray)", 1, 64, 1)
         max_iter = c6.number_input("Placer iteration cap (0 = knob's own)", 0, 5000, 300)
         reward_kind = st.radio("Reward", ["qor", "ecp"], horizontal=True,
                                help="qor: weighted HPWL / wirelength / timing / area vs the defaults; ecp: "
@@ -88,7 +92,6 @@ with st.expander("Start an optimisation", expanded=not runs):
     if go_btn:
         try:
             from engine.rl.env import EnvConfig
-            from engine.rl.evaluate import EvalConfig
             from engine.rl.reward import RewardConfig
 
             if not agents or not knob_names:
@@ -131,7 +134,7 @@ def curves_figure(items: list[tuple[str, dict]]) -> go.Figure:
         xs = [p["evaluation"] for p in pts]
         fig.add_trace(go.Scatter(x=xs, y=[p["reward"] for p in pts], mode="markers", name=f"{title} · reward",
                                  marker=dict(color=color, size=8, opacity=0.45,
-                                             symbol=["x" if p["status"] != "done" else "circle" for p in pts])))
+                                             symbol=[SYMBOL.get(p["status"], "x") for p in pts])))
         fig.add_trace(go.Scatter(x=xs, y=[p["best"] for p in pts], mode="lines", name=f"{title} · best so far",
                                  line=dict(color=color, width=3, shape="hv")))
     fig.add_hline(y=0, line=dict(color="#495057", dash="dot"), annotation_text="default knobs")
@@ -171,6 +174,14 @@ def live_view() -> None:
     else:
         title, best = max(done, key=lambda td: td[1]["best"].get("reward", float("-inf")))
         show_best(title, best["best"])
+    trials = sorted(((t, p) for t, d in items for p in d["curve"]), key=lambda tp: -(tp[1].get("evaluation") or 0))
+    if trials:  # as they finish, parallel ones too: each lands in the run's evaluations the moment it ends
+        st.caption("Trials, newest first (stopped = ended early by ASHA after the stage shown; its partial reward "
+                   "is not a result)")
+        st.dataframe([{"searcher": t, "trial": p["evaluation"], "status": p["status"], "stage": p.get("stage") or "",
+                       "reward": round(p["reward"], 4), "best so far": None if p["best"] is None else
+                       round(p["best"], 4), "seconds": p.get("seconds"), "run": p.get("run_id") or ""}
+                      for t, p in trials[:20]], hide_index=True, width="stretch", key="opt-trials")
     if any_active and not any(d["info"]["status"] in ACTIVE for _, d in items):
         st.rerun()
 

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from cockpit import data, figures, nav, runpicker
+from cockpit.components import player
 from cockpit.jobs_panel import is_active, live, start_flow, step_table
 from cockpit.story import fmt
 from engine.designs import resolve
@@ -13,6 +14,7 @@ from engine.flow.registry import STEP_TITLES
 
 DEMO_DESIGN = "counter"  # small enough to reach GDSII well under two minutes on two cores
 STEP_KEY = "demo_step"
+PLAYER_KEY = "demo-player"
 
 CHAPTERS = [
     ("intro", "The plan", "We will take a small circuit written in Verilog and turn it into a chip layout, live, "
@@ -35,48 +37,14 @@ def demo_config() -> tuple[dict, str]:
     return resolve(DEMO_DESIGN).flow_config().to_dict(), DEMO_DESIGN
 
 
-def replay(frames) -> None:
-    """The frames once more, at presenter speed: Play steps through them (one every 0.5 s)."""
-    key = "demo_frame"
-    if st.session_state.get(key, 0) >= len(frames):
-        st.session_state[key] = len(frames) - 1
-    playing = st.session_state.get("demo_play", False)
-    if st.button("Pause" if playing else "Replay the placement", icon=":material/pause:" if playing else
-                 ":material/replay:", key="demo-play"):
-        st.session_state["demo_play"] = not playing
-        if not playing:
-            st.session_state[key] = 0
-        st.rerun()
-
-    @st.fragment(run_every=0.5 if playing else None)
-    def _frames() -> None:
-        i = int(st.session_state.get(key, len(frames) - 1))
-        if st.session_state.get("demo_play"):
-            if i + 1 < len(frames):
-                st.session_state[key] = i = i + 1
-            else:
-                st.session_state["demo_play"] = False
-                st.rerun()
-        f = data.frame(frames[i])
-        if f is not None:
-            core = tuple(np.asarray(f["core"]).tolist()) if "core" in f else None
-            w, h = data.frame_cell_sizes(runpicker.current_run(), f)
-            st.plotly_chart(figures.layout_figure(core, f["x"], f["y"], w, h, height=520,
-                                                  title=f"Iteration {int(f.get('iteration', 0))} · "
-                                                        f"HPWL {f.get('hpwl', 0):,.0f} µm · overflow "
-                                                        f"{f.get('overflow', 0):.3f}"),
-                            width="stretch", key="demo-frame")
-
-    _frames()
-
-
 def show_chapter(r, step: str) -> None:
     mets = r.metrics()
     mm = mets.get(step, {})
     if step == "intro":
         step_table(r)
         return
-    if not mm and not data.step_record(r, step):
+    live_frames = step == "place" and bool(data.frame_files(r))  # the placer is drawing: show it now
+    if not mm and not data.step_record(r, step) and not live_frames:
         st.info(f"The flow is on its way to {STEP_TITLES.get(step, step)}…" if is_active(r)
                 else f"This run has no {STEP_TITLES.get(step, step)} step.")
         return
@@ -100,25 +68,15 @@ def show_chapter(r, step: str) -> None:
                                                   rows=lay.rows, power=lay.power, power_uses=lay.power_uses,
                                                   height=520), width="stretch")
     elif step == "place":
-        frames = data.frame_files(r)
-        if mm:
-            st.markdown(f"### HPWL {mm.get('placement__hpwl', 0):,.0f} µm · "
-                        f"overflow {mm.get('placement__overflow', 0):.3f}")
-        if frames and is_active(r) and not mm:
-            f = data.frame(frames[-1])  # live: the newest frame the placer wrote
-            if f is not None:
-                st.caption(f"Live · iteration {int(f.get('iteration', 0))} · HPWL {f.get('hpwl', 0):,.0f} µm · "
-                           f"overflow {f.get('overflow', 0):.3f}")
-                w, h = data.frame_cell_sizes(r, f)
-                st.plotly_chart(figures.layout_figure(tuple(np.asarray(f["core"]).tolist()) if "core" in f else None,
-                                                      f["x"], f["y"], w, h, height=520), width="stretch",
-                                key="demo-live")
-        elif frames:
-            replay(frames)
-        c = data.curves(r)
-        if len(c["iteration"]) > 1:
-            st.plotly_chart(figures.curves_figure(c["iteration"], c["hpwl"], c["overflow"]), width="stretch")
-        nav.link("04_placement.py", label="Open the placement chapter (density and RUDY maps)",
+        with st.container():  # always there, so the player below keeps its place when placement ends
+            if mm:
+                st.markdown(f"### HPWL {mm.get('placement__hpwl', 0):,.0f} µm · "
+                            f"overflow {mm.get('placement__overflow', 0):.3f}")
+        # Cells, density and RUDY side by side: live while the placer runs, then a replay at presenter pace.
+        if player.show(r, key=PLAYER_KEY, height=760) is None:
+            st.info("The placer has not written its first frame yet…" if is_active(r)
+                    else "This run kept no placement frames.")
+        nav.link("04_placement.py", label="Open the placement chapter (legalisation and detailed placement)",
                  icon=":material/scatter_plot:")
     elif step == "route":
         n = mm.get("route__net__unrouted")
@@ -144,6 +102,7 @@ def show_chapter(r, step: str) -> None:
 
 
 st.title("Demo mode")
+player.forget(PLAYER_KEY)  # a page run may mount a new player: its first send is complete
 st.caption(f"One click runs the whole story on the **{DEMO_DESIGN}** example. Use Next/Back to narrate; the flow "
            "keeps running in the background.")
 run = runpicker.current_run()

@@ -8,7 +8,16 @@ import re
 
 import pytest
 
-from engine.bench.formats import LETTERS, Record, fmt_knob, grade, make_record, parse_json_answer, schema_for
+from engine.bench.formats import (
+    LETTERS,
+    Record,
+    change_words,
+    fmt_knob,
+    grade,
+    make_record,
+    parse_json_answer,
+    schema_for,
+)
 from engine.bench.v2 import (
     BuildV2Config,
     CopyBaseline,
@@ -53,7 +62,10 @@ def test_build_on_a_design_list(built):
         for x, settings in r.truth["options"].items():
             if segs[x] != "no change":
                 knob, _, change = segs[x].partition(" ")
+                change, word = change.rsplit(" ", 1)
                 assert change.endswith(f"-> {fmt_knob(settings[knob])}"), (segs[x], settings)
+                old, new = (float(v) for v in change.split(" -> "))
+                assert word == ("(raised)" if new > old else "(lowered)")
     act = next(r for r in recs if r.kind == "act")
     assert len(act.truth["sweep"]) >= 30 and act.truth["best_cost"] is not None
     directions = [r.gold["direction"] for r in recs if r.kind == "direction"]
@@ -128,6 +140,19 @@ def test_json_only_parsing_and_rules():
     assert RulesBaseline().answer(rec) == {"direction": "rise"}  # a smaller utilisation spreads cells: longer wires
     assert CopyBaseline().answer(rec) == {"direction": "no-clear-effect"}
     assert grade(rec, '{"direction": "up"}').status == "schema_failure"
+
+
+def test_change_words_say_the_way_and_migrate_old_sets():
+    q = ("Options: A: floorplan.utilization 0.5 -> 0.6; B: no change; C: place.target_density 1 -> 0.7; "
+         "D: place.density_weight_init 100 -> 1e-3. Which gives 12.5 -> 3?")
+    want = ("Options: A: floorplan.utilization 0.5 -> 0.6 (raised); B: no change; C: place.target_density 1 -> 0.7 "
+            "(lowered); D: place.density_weight_init 100 -> 1e-3 (lowered). Which gives 12.5 -> 3?")
+    assert change_words(q) == want and change_words(want) == want  # idempotent; a bare "12.5 -> 3" is no knob
+    assert change_words("place.gamma_base 4 -> 4") == "place.gamma_base 4 -> 4"
+    rec = make_record("direction", "f", "d", "Change place.gamma_base 4 -> 12, all else equal: does the HPWL rise?",
+                      schema_for("direction"), {"direction": "rise"}, {}, [], "t")
+    old = rec.to_dict() | {"prompt": "Change place.gamma_base 4 -> 12, all else equal: does the HPWL rise?"}
+    assert "4 -> 12 (raised)," in Record.from_dict(old).prompt  # a set written before the words reads with them
 
 
 def test_design_specs_and_errors(tmp_path):

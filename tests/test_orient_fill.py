@@ -121,7 +121,7 @@ def test_fillers_close_every_gap_of_every_row(counter_run):
     _check_orientations(filled)
     n_fill = _check_rows_covered_exactly(filled, {"FILL"})
     # the fillers cover exactly what the design's cells leave free
-    placed = read_def(counter_run.step_dir("place", create=False) / "placed.def", pdk)
+    placed = read_def(counter_run.step_dir("cts", create=False) / "cts.def", pdk)  # placed + clock buffers
     free = sum(r.x1 - r.x0 for r in placed.rows) - float(placed.cell_w[~placed.cell_is_io].sum())
     assert n_fill == round(free / fill_w) > 0
     m = counter_run.metrics()["gds"]
@@ -132,8 +132,8 @@ def test_fillers_close_every_gap_of_every_row(counter_run):
     layout = db.Layout()
     layout.read(str(counter_run.step_dir("gds", create=False) / "design.gds"))
     assert count_instances(layout, {"FILL"}) == n_fill
-    assert count_instances(layout, set(pdk.macros) - {"FILL"}) == counter_run.metrics()["synth"][
-        "design__instance__count"]
+    assert count_instances(layout, set(pdk.macros) - {"FILL"}) == counter_run.metrics()["cts"][
+        "cts__cell__count"]  # the synthesised cells and the clock tree's buffers
 
 
 def test_fill_rows_uses_the_widest_filler_first_and_steps_around_blocks():

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from engine.bench.formats import (
     LETTERS,
     Record,
+    change_words,
     fmt_knob,
     fmt_map,
     fmt_num,
@@ -152,7 +153,9 @@ def value_of(settings: dict, knob: str):
 
 
 def change_text(knob: str, a: dict, b: dict) -> str:
-    return f"{knob} {fmt_knob(value_of(a, knob))} -> {fmt_knob(value_of(b, knob))}"
+    """``knob 0.7 -> 0.55 (lowered)``: the way of the change in a word, so that reading it needs no comparison of
+    two decimals (which a 135M model does poorly); the metric's way is still the question."""
+    return change_words(f"{knob} {fmt_knob(value_of(a, knob))} -> {fmt_knob(value_of(b, knob))}")
 
 
 def label_of(delta: float, band: float, margin_x: float = 1.0) -> str | None:

@@ -106,6 +106,19 @@ def fmt_knob(v) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
+_NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?!\.?\d|e[-+]?\d)"
+_CHANGE = re.compile(rf"\b([a-z_]+\.[a-z_]+) ({_NUMBER}) -> ({_NUMBER})(?! \()")
+
+
+def change_words(text: str) -> str:
+    """Every ``knob a -> b`` in ``text`` followed by the way it goes, ``(raised)`` or ``(lowered)``; idempotent.
+    Problem sets written before the words were added (format 2) are brought up to date with it when read."""
+    def word(m: re.Match) -> str:
+        a, b = float(m.group(2)), float(m.group(3))
+        return m.group(0) if a == b else f"{m.group(0)} ({'raised' if b > a else 'lowered'})"
+    return _CHANGE.sub(word, text)
+
+
 def fmt_settings(settings: dict) -> str:
     return ", ".join(f"{k}={fmt_knob(v)}" for k, v in sorted(settings.items()))
 
@@ -166,7 +179,9 @@ class Record:
     @classmethod
     def from_dict(cls, d: dict) -> Record:
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        rec = cls(**{k: v for k, v in d.items() if k in known})
+        rec.prompt = change_words(rec.prompt)  # migration: sets written before the change words (a no-op after)
+        return rec
 
     @property
     def gold(self) -> dict:

@@ -30,6 +30,10 @@ ARTEFACTS: dict[tuple[str, str], ArtefactType] = {
     ("place", "placed_def"): ArtefactType("placed_def", "def", "the placed DEF (older name)"),
     ("place", "frames"): ArtefactType("frames", "frames", "placement frames: positions, density and RUDY maps"),
     ("place", "history"): ArtefactType("history", "json", "HPWL / overflow per iteration"),
+    ("cts", "def"): ArtefactType("def", "def", "placed DEF with the clock tree and repair buffers, legal"),
+    ("cts", "netlist_v"): ArtefactType("netlist_v", "netlist", "gate-level Verilog with the buffers as instances"),
+    ("cts", "tree"): ArtefactType("tree", "json", "the clock tree: buffers, levels, positions and the sinks each "
+                                                  "drives"),
     ("route", "congestion"): ArtefactType("congestion", "npz", "RUDY congestion map of the placement"),
     ("route", "def"): ArtefactType("def", "def", "routed DEF from qrouter"),
     ("route", "log"): ArtefactType("log", "log", "qrouter log"),

@@ -41,6 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--sdc", default=None, metavar="FILE",
                      help="timing constraints (create_clock, set_input_delay, set_false_path, ...; checked before "
                           "OpenSTA reads them); default: generated from --clock, saved as constraints.sdc")
+    run.add_argument("--macro-lef", action="append", default=[], metavar="FILE", dest="macro_lefs",
+                     help="a hard macro's LEF (CLASS BLOCK, SIZE, PINs, OBS): placed as a fixed block (repeatable)")
+    run.add_argument("--macro-lib", action="append", default=[], metavar="FILE", dest="macro_libs",
+                     help="the Liberty of the macro given by the --macro-lef at the same position (optional: "
+                          "without one, synthesis keeps the macro as a box with the LEF's pins, and STA has no "
+                          "timing through it)")
+    run.add_argument("--blackbox", action="append", default=[], metavar="MODULE",
+                     help="keep this module as an empty box in synthesis (one instance, no logic; repeatable)")
     from engine.registry import knob
 
     def _knob_help(path: str, what: str) -> str:  # range and default from the registry, never typed twice
@@ -104,6 +112,15 @@ def build_config(args: argparse.Namespace):
         cfg.place.target_density = args.density
     if args.synth_strategy:
         cfg.synth.abc_script = args.synth_strategy
+    lefs, libs = getattr(args, "macro_lefs", []) or [], getattr(args, "macro_libs", []) or []
+    if len(libs) > len(lefs):
+        raise EngineError(f"{len(libs)} --macro-lib for {len(lefs)} --macro-lef: give each Liberty after its LEF",
+                          hint="--macro-lef sram.lef --macro-lib sram.lib")
+    for k, lef in enumerate(lefs):
+        lib = libs[k] if k < len(libs) else ""
+        cfg.macros = [*cfg.macros, {"lef": str(Path(lef).resolve()), "lib": str(Path(lib).resolve()) if lib else ""}]
+    for name in getattr(args, "blackbox", []) or []:
+        cfg.blackbox = [*cfg.blackbox, name]
     from engine.config import FlowConfig, apply_settings
 
     # Every value (flags, --set, design.json) checked against the registry's ranges: a clear error naming the range.

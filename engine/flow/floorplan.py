@@ -28,8 +28,12 @@ def _track_positions(lo: float, hi: float, pitch: float, offset: float) -> np.nd
 
 
 def make_floorplan(netlist: Netlist, pdk: Pdk, utilization: float, aspect_ratio: float, margin_um: float,
-                   pin_layer_h: str = "metal2", pin_layer_v: str = "metal3") -> dict[str, str]:
-    """Set die, core, rows and IO positions on ``netlist`` in place; returns {terminal: layer}."""
+                   pin_layer_h: str = "metal2", pin_layer_v: str = "metal3", halo_um: float = 10.0) -> dict[str, str]:
+    """Set die, core, rows and IO positions on ``netlist`` in place; returns {terminal: layer}.
+
+    Hard macros (cells whose type is one of ``pdk.block_names``) get room of their own: the core is the standard
+    cells' area at the utilisation plus each macro with its halo; the macros are fixed along the core's bottom
+    edge, then its top edge (`place_macros`), and the rows are cut around them and their halo."""
     if not 0.05 <= utilization <= 1.0:
         raise EngineError(f"utilisation {utilization:.2f} is outside 0.05..1.0: above 1 the cells cannot fit the "
                           "core at all", hint="use a target utilisation between 0.3 and 0.8",
@@ -40,12 +44,21 @@ def make_floorplan(netlist: Netlist, pdk: Pdk, utilization: float, aspect_ratio:
     area = netlist.cell_area()
     if area <= 0:
         raise EngineError("the design has no cells to place", code="floorplan.no_cells")
-    core_area = area / utilization
+    blocks = macro_cells(netlist, pdk)
+    bw, bh = netlist.cell_w[blocks], netlist.cell_h[blocks]
+    std_area = area - float((bw * bh).sum())
+    core_area = std_area / utilization + float(((bw + halo_um) * (bh + halo_um)).sum())
     width = math.sqrt(core_area / aspect_ratio)
     n_rows = max(1, math.ceil(width * aspect_ratio / site.height_um - 1e-9))
     core_w = _snap_up(max(core_area / (n_rows * site.height_um), site.width_um), site.width_um)
-    widest = float(netlist.cell_w[~netlist.cell_is_io].max())
+    std = ~netlist.cell_is_io
+    std[blocks] = False
+    widest = float(netlist.cell_w[std].max()) if std.any() else site.width_um
     core_w = max(core_w, _snap_up(widest, site.width_um))
+    if len(blocks):  # room for the widest macro beside a strip of rows, and for the tallest below a row
+        core_w = max(core_w, _snap_up(float(bw.max()) + halo_um + widest, site.width_um))
+        n_rows = max(n_rows, math.ceil((float(bh.max()) + halo_um) / site.height_um - 1e-9) + 1)
+        core_w, n_rows = _fit_macros(bw, bh, core_w, n_rows, site, halo_um)
     core_h = n_rows * site.height_um
     # Die origin at (0, 0); the core starts on the site grid and on a whole row pitch so cells land on tracks.
     x_grid = site.width_um
@@ -63,11 +76,84 @@ def make_floorplan(netlist: Netlist, pdk: Pdk, utilization: float, aspect_ratio:
     netlist.rows = [Row(y=cy0 + r * site.height_um, x0=cx0, x1=cx0 + core_w, site_w=site.width_um,
                         height=site.height_um, orient="N" if r % 2 == 0 else "FS", site=site.name)
                     for r in range(n_rows)]
+    if len(blocks):
+        spots = _shelves(bw, bh, cx0, cy0, core_w, core_h, site, y_grid, halo_um)
+        assert spots is not None  # _fit_macros made the core big enough
+        for c, (mx, my) in zip(blocks, spots):
+            netlist.x[c], netlist.y[c] = mx, my
+            netlist.cell_fixed[c] = True
+        netlist.rows = cut_rows(netlist.rows, [(netlist.x[c] - halo_um, netlist.y[c] - halo_um,
+                                                netlist.x[c] + netlist.cell_w[c] + halo_um,
+                                                netlist.y[c] + netlist.cell_h[c] + halo_um) for c in blocks])
     # Movable cells start in the core centre (the placer spreads them).
     mov = ~netlist.cell_fixed
     netlist.x[mov] = cx0 + core_w / 2 - netlist.cell_w[mov] / 2
     netlist.y[mov] = cy0 + core_h / 2 - netlist.cell_h[mov] / 2
     return place_io(netlist, pdk, pin_layer_h, pin_layer_v)
+
+
+def macro_cells(netlist: Netlist, pdk: Pdk) -> np.ndarray:
+    """Indices of the hard-macro instances (types from the user's macro LEFs), in name order."""
+    if not pdk.block_names:
+        return np.zeros(0, dtype=np.int64)
+    idx = [c for c, t in enumerate(netlist.cell_types) if t in pdk.block_names and not netlist.cell_is_io[c]]
+    return np.asarray(sorted(idx, key=lambda c: netlist.cell_names[c]), dtype=np.int64)
+
+
+def _shelves(bw: np.ndarray, bh: np.ndarray, cx0: float, cy0: float, core_w: float, core_h: float, site,
+             y_grid: float, halo: float) -> list[tuple[float, float]] | None:
+    """Lower-left corners for the macros: left to right along the core's bottom edge, then along its top edge,
+    ``halo`` apart, x on the site grid and y on the horizontal track grid (so the pins keep their tracks); None
+    when they do not fit. Deterministic: the order is the instances' name order, orientation N."""
+    spots: list[tuple[float, float]] = []
+    x_end = cx0 + core_w
+    shelf, cursor = 0, cx0
+    bottom_h = 0.0
+    for w, h in zip(bw, bh):
+        if cursor + w > x_end + 1e-6 and shelf == 0:
+            shelf, cursor = 1, cx0
+        if cursor + w > x_end + 1e-6:
+            return None
+        if shelf == 0:
+            y = cy0
+            bottom_h = max(bottom_h, float(h))
+        else:
+            y = math.floor((cy0 + core_h - h) / y_grid + 1e-9) * y_grid
+            if y < cy0 + bottom_h + 2 * halo + site.height_um - 1e-6:
+                return None
+        spots.append((cursor, y))
+        cursor = _snap_up(cursor + w + halo, site.width_um)
+    return spots
+
+
+def _fit_macros(bw: np.ndarray, bh: np.ndarray, core_w: float, n_rows: int, site, halo: float) -> tuple[float, int]:
+    """The core grown (width, then rows, 5 % at a time) until the macros fit on its bottom and top edges."""
+    for _ in range(200):
+        if _shelves(bw, bh, 0.0, 0.0, core_w, n_rows * site.height_um, site, 1.0, halo) is not None:
+            return core_w, n_rows
+        core_w = _snap_up(core_w * 1.05, site.width_um)
+        n_rows = max(n_rows + 1, int(n_rows * 1.05))
+    raise EngineError(f"{len(bw)} macros do not fit the core even at {core_w:.0f} um wide",
+                      hint="lower floorplan.macro_halo_um or floorplan.utilization", code="floorplan.utilization",
+                      knob="floorplan.macro_halo_um")
+
+
+def cut_rows(rows: list[Row], blocked: list[tuple[float, float, float, float]]) -> list[Row]:
+    """The rows with the blocked rectangles (a macro and its halo) cut out; pieces shorter than a site dropped.
+    Pieces keep their row's site grid (x0 moves by whole sites), so cells on them stay on the sites."""
+    out: list[Row] = []
+    for r in rows:
+        spans = [(r.x0, r.x1)]
+        for bx0, by0, bx1, by1 in blocked:
+            if by0 >= r.y + r.height - 1e-6 or by1 <= r.y + 1e-6:
+                continue
+            lo = r.x0 + math.floor((bx0 - r.x0) / r.site_w + 1e-9) * r.site_w
+            hi = r.x0 + math.ceil((bx1 - r.x0) / r.site_w - 1e-9) * r.site_w
+            spans = [piece for a, b in spans for piece in ((a, min(b, lo)), (max(a, hi), b))]
+            spans = [(a, b) for a, b in spans if b - a >= r.site_w - 1e-6]
+        out += [Row(y=r.y, x0=a, x1=b, site_w=r.site_w, height=r.height, orient=r.orient, site=r.site)
+                for a, b in spans]
+    return out
 
 
 def place_io(netlist: Netlist, pdk: Pdk, pin_layer_h: str, pin_layer_v: str) -> dict[str, str]:
@@ -126,7 +212,7 @@ class FloorplanStep(Step):
     inputs = (Input("synth", "netlist_json"),)
     outputs = ("def", "pins")
     uses = ("floorplan", "tech_dir")
-    version = 2  # 2: the power grid (rings, stripes, followpin rails) in SPECIALNETS
+    version = 3  # 3: hard macros fixed, rows cut around them; 2: the power grid in SPECIALNETS
 
     def run(self, ctx: StepContext) -> StepResult:
         fp = ctx.config.floorplan
@@ -134,7 +220,7 @@ class FloorplanStep(Step):
         netlist = netlist_from_yosys_json(ctx.artefact("synth", "netlist_json"), ctx.pdk, top)
         try:
             layers = make_floorplan(netlist, ctx.pdk, fp.utilization, fp.aspect_ratio, fp.core_margin_um,
-                                    fp.pin_layer_h, fp.pin_layer_v)
+                                    fp.pin_layer_h, fp.pin_layer_v, fp.macro_halo_um)
         except EngineError as exc:
             raise ctx.fail(exc.message, hint=exc.hint or "change floorplan.utilization or aspect_ratio",
                            code=exc.code if exc.code != EngineError.default_code else "floorplan.utilization",
@@ -159,7 +245,10 @@ class FloorplanStep(Step):
         die = netlist.die
         core_area = (cx1 - cx0) * (cy1 - cy0)
         util = netlist.cell_area() / core_area
+        blocks = macro_cells(netlist, ctx.pdk)
         metrics = {
+            "floorplan__macro__count": int(len(blocks)),
+            "floorplan__macro__area_um2": round(float((netlist.cell_w[blocks] * netlist.cell_h[blocks]).sum()), 3),
             "floorplan__die__width_um": round(die[2] - die[0], 3),
             "floorplan__die__height_um": round(die[3] - die[1], 3),
             "floorplan__die__area_um2": round((die[2] - die[0]) * (die[3] - die[1]), 3),

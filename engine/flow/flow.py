@@ -28,6 +28,7 @@ STEP_IMPL = {
     "synth": "engine.flow.synth:SynthStep",
     "floorplan": "engine.flow.floorplan:FloorplanStep",
     "place": "engine.flow.place:PlaceStep",
+    "cts": "engine.flow.cts:CtsStep",
     "route": "engine.flow.route:RouteStep",
     "timing": "engine.flow.timing:TimingStep",
     "gds": "engine.flow.gds:GdsStep",
@@ -85,7 +86,7 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
     keys: dict[str, str] = {}
     current = None
     try:
-        pdk = load_pdk(config.tech_dir)
+        pdk = load_pdk(config.tech_dir, macros=config.macros)
         for step_id in chosen:
             current = step_id
             if run.cancel_requested() or (cancel and cancel()):

@@ -31,13 +31,15 @@ _LAYER_COLOURS = {"metal1": (70, 110, 255), "metal2": (230, 60, 200), "metal3": 
                   OUTLINE_LAYER: (120, 120, 140)}
 
 
-def load_lefdef(def_path: Path, lef_path: Path):
-    """The DEF with its LEF as a KLayout Layout (cells as outlines, pins and obstructions; wires as drawn)."""
+def load_lefdef(def_path: Path, lef_path: Path | list[Path]):
+    """The DEF with its LEF as a KLayout Layout (cells as outlines, pins and obstructions; wires as drawn).
+    ``lef_path`` may list the hard macros' LEFs after the technology's: a macro without a GDS of its own is
+    drawn the same way, as its LEF outline, pins and obstructions."""
     import klayout.db as db
 
     opt = db.LoadLayoutOptions()
     cfg = opt.lefdef_config
-    cfg.lef_files = [str(lef_path)]
+    cfg.lef_files = [str(p) for p in ([lef_path] if isinstance(lef_path, (str, Path)) else lef_path)]
     cfg.read_lef_with_def = False
     # The LEF macros name FOREIGN layouts we do not have: take their geometry from the LEF itself.
     cfg.macro_resolution_mode = 1
@@ -133,7 +135,8 @@ def _render_pil(gds_path: Path, png_path: Path, width: int) -> None:
 
 class GdsStep(Step):
     id = "gds"
-    inputs = (Input("synth", "netlist_json"), Input("place", "def"), Input("route", "def", required=False))
+    inputs = (Input("synth", "netlist_json"), Input("place", "def"), Input("cts", "def", required=False),
+              Input("route", "def", required=False))
     outputs = ("gds",)
     uses = ("gds", "tech_dir")
     version = 2  # 2: filler cells in every row gap (filled.def)
@@ -152,6 +155,8 @@ class GdsStep(Step):
             def_path, routed = placed_def_path(ctx), False
         top_name = ctx.metrics("synth").get("design__top") or ctx.config.top
         expected = ctx.metrics("synth").get("design__instance__count")
+        if ctx.has_artefact("cts", "def"):  # the clock tree's and fanout repair's buffers are cells too
+            expected = ctx.metrics("cts").get("cts__cell__count", expected)
         ctx.progress(0.05, "filling the gaps of every row with filler cells")
         fillers = filler_cells(ctx.pdk)
         fill = FillResult()
@@ -166,7 +171,7 @@ class GdsStep(Step):
                         ctx.pdk.lef_path.name)
         ctx.progress(0.1, f"KLayout: reading the LEF and {def_path.name}")
         try:
-            layout = load_lefdef(def_path, ctx.pdk.lef_path)
+            layout = load_lefdef(def_path, ctx.pdk.lef_paths)
         except RuntimeError as exc:
             raise ctx.fail(f"KLayout could not read {def_path.name} with {ctx.pdk.lef_path.name}: {exc}",
                            code="gds.mismatch") from None

@@ -256,14 +256,20 @@ def build_grid(netlist: Netlist, pdk: Pdk, *, stripe_pitch_um: float = 40.0, str
             nets[net].vias.extend(SpecialVia(top, top_layer, x, y) for x in (xl, xr) for y in (yb, yt))
 
     rail_list = sorted(boundary.items())
+    # A rail runs where the rows on either side of its boundary run: rows cut around a macro (and its halo) cut
+    # the rail there too, so no rail crosses a macro. Uncut rows give one rail from ring to ring.
+    spans = rail_spans(rows)
     for y, net in rail_list:
-        if rings:
-            xl, xr = ring_x[net]
-            nets[net].wires.append(SpecialWire(rail.layer, rail.width_um, xl - wv / 2, y, xr + wv / 2, y))
-            via_stack(net, xl, y)
-            via_stack(net, xr, y)
-        else:
-            nets[net].wires.append(SpecialWire(rail.layer, rail.width_um, cx0, y, cx1, y))
+        for a, b in spans[y]:
+            left, right = a <= cx0 + EPS, b >= cx1 - EPS
+            if rings:
+                xl, xr = ring_x[net]
+                a, b = (xl - wv / 2 if left else a), (xr + wv / 2 if right else b)
+                if left:
+                    via_stack(net, xl, y)
+                if right:
+                    via_stack(net, xr, y)
+            nets[net].wires.append(SpecialWire(rail.layer, rail.width_um, a, y, b, y))
 
     # Stripes: vdd and gnd alternate, about stripe_pitch_um apart per net, on whole tracks of their layer.
     core_w = cx1 - cx0
@@ -272,19 +278,64 @@ def build_grid(netlist: Netlist, pdk: Pdk, *, stripe_pitch_um: float = 40.0, str
     for i in range(n):
         for frac, net in ((0.25, rail.power), (0.75, rail.ground)):
             stripes.append((net, _on_tracks(cx0 + (i + frac) * core_w / n, vlay, strap_tracks)))
+    # A hard macro that draws on the stripe layer (pins or obstructions there) cuts the stripes over it.
+    clear = (vlay.spacing_um or 0.0) + wv / 2
+    blocks = [(x0 - clear, y0 - clear, x1 + clear, y1 + clear)
+              for x0, y0, x1, y1 in macro_blockages(netlist, pdk, vlay.name)]
     for net, x in stripes:
         if rings:
             yb, yt = ring_y[net]
             y0, y1 = yb - wh / 2, yt + wh / 2
-            nets[net].vias.extend(SpecialVia(top, top_layer, x, y) for y in (yb, yt))
         else:
             y0, y1 = cy0 - rail.width_um / 2, cy1 + rail.width_um / 2
-        nets[net].wires.append(SpecialWire(vlay.name, wv, x, y0, x, y1))
+        pieces = [(y0, y1)]
+        for bx0, by0, bx1, by1 in blocks:
+            if bx0 < x < bx1:
+                pieces = [q for a, b in pieces for q in ((a, min(b, by0)), (max(a, by1), b)) if q[1] - q[0] > EPS]
+        for a, b in pieces:
+            nets[net].wires.append(SpecialWire(vlay.name, wv, x, a, x, b))
+        if rings:
+            nets[net].vias.extend(SpecialVia(top, top_layer, x, y) for y in (yb, yt)
+                                  if any(a - EPS <= y <= b + EPS for a, b in pieces))
         for y, rnet in rail_list:
-            if rnet == net:
+            if (rnet == net and any(a + wv / 2 <= x <= b - wv / 2 for a, b in spans[y])
+                    and any(a - EPS <= y <= b + EPS for a, b in pieces)):
                 via_stack(net, x, y)
     return PowerGrid(nets=[nets[rail.power], nets[rail.ground]], rails=rail_list, stripes=stripes, rings=rings,
                      stripe_layer=vlay.name, ring_layers=(vlay.name, hlay.name if hlay is not None else ""))
+
+
+def macro_blockages(netlist: Netlist, pdk: Pdk, layer: str) -> list[tuple[float, float, float, float]]:
+    """Placed rectangles of the hard macros (pdk.block_names) that draw on ``layer`` (a pin or an obstruction
+    there): their whole outline, since a stripe over the block would short what it draws (orientation N)."""
+    out = []
+    for c, t in enumerate(netlist.cell_types):
+        m = pdk.macros.get(t) if t in pdk.block_names else None
+        if m is None:
+            continue
+        shapes = [*m.obstructions, *(s for p in m.pins.values() for s in p.shapes)]
+        if any(s[0] == layer for s in shapes):
+            x, y = float(netlist.x[c]), float(netlist.y[c])
+            out.append((x, y, x + m.width_um, y + m.height_um))
+    return out
+
+
+def rail_spans(rows) -> dict[float, list[tuple[float, float]]]:
+    """Per row boundary y, the merged x intervals of the rows touching it (from below or above)."""
+    raw: dict[float, list[tuple[float, float]]] = {}
+    for r in rows:
+        for y in (round(r.y, 6), round(r.y + r.height, 6)):
+            raw.setdefault(y, []).append((r.x0, r.x1))
+    out: dict[float, list[tuple[float, float]]] = {}
+    for y, ivs in raw.items():
+        merged: list[list[float]] = []
+        for a, b in sorted(ivs):
+            if merged and a <= merged[-1][1] + EPS:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        out[y] = [(a, b) for a, b in merged]
+    return out
 
 
 def grid_metrics(grid: PowerGrid) -> dict:

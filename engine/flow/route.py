@@ -34,7 +34,9 @@ QROUTER_ARGS = ("qrouter", "-nog", "-s", "route.cfg")
 
 
 def placed_def_path(ctx: StepContext) -> Path:
-    """The placement this step routes: the place step's DEF artefact."""
+    """The placement this step routes: the cts step's DEF (buffers in) when it ran, else the place step's."""
+    if ctx.has_artefact("cts", "def"):
+        return ctx.artefact("cts", "def")
     for name in ("def", "placed_def", "placed"):
         if ctx.has_artefact("place", name):
             return ctx.artefact("place", name)
@@ -231,13 +233,16 @@ def restore_special_nets(routed_text: str, placed_text: str, widths: dict[str, i
     return "".join(out)
 
 
-def route_cfg(lef: Path, def_name: str, layers: int, via_stack: int, out_def: str, *, vdd: str = "vdd",
-              gnd: str = "gnd") -> str:
+def route_cfg(lef: Path | list[Path], def_name: str, layers: int, via_stack: int, out_def: str, *,
+              vdd: str = "vdd", gnd: str = "gnd") -> str:
     """qrouter's Tcl script: read LEF and DEF, route with its standard stages, write the routed DEF, quit.
-    ``vdd``/``gnd`` name the power nets (the cells' power pins and the grid's special nets)."""
+    ``lef`` is the technology LEF, or it followed by the hard macros' LEFs (each read in turn: their MACROs,
+    pins and obstructions join the cells). ``vdd``/``gnd`` name the power nets (the cells' power pins and the
+    grid's special nets)."""
+    reads = "\n".join(f"read_lef {tcl_word(p)}" for p in ([lef] if isinstance(lef, (str, Path)) else lef))
     return f"""# qrouter script written by CDA Cockpit
 verbose 1
-read_lef {tcl_word(lef)}
+{reads}
 catch {{layers {int(layers)}}}
 via stack {int(via_stack)}
 vdd {tcl_word(vdd)}
@@ -281,7 +286,7 @@ def parse_qrouter_log(text: str) -> QrouterReport:
 
 class RouteStep(Step):
     id = "route"
-    inputs = (Input("place", "def"),)
+    inputs = (Input("place", "def"), Input("cts", "def", required=False))
     outputs = ("def", "congestion")
     uses = ("route", "tech_dir")
     version = 2  # 2: the power grid (SPECIALNETS) read by qrouter as obstructions and kept in routed.def
@@ -314,7 +319,7 @@ class RouteStep(Step):
         (ctx.step_dir / "route_in.def").write_text(qrouter_def(placed_text, ctx.pdk, cfg.layers,
                                                                tie_net_lines(netlist)))
         power = {n.use: n.name for n in netlist.special_nets or []}
-        (ctx.step_dir / "route.cfg").write_text(route_cfg(ctx.pdk.lef_path, "route_in.def", cfg.layers,
+        (ctx.step_dir / "route.cfg").write_text(route_cfg(ctx.pdk.lef_paths, "route_in.def", cfg.layers,
                                                           cfg.via_stack, "routed.def",
                                                           vdd=power.get("POWER", "vdd"),
                                                           gnd=power.get("GROUND", "gnd")))
@@ -331,6 +336,11 @@ class RouteStep(Step):
                                knob="route.timeout_s") from None
             raise
         report = parse_qrouter_log(proc.stdout)
+        unknown = sorted(set(re.findall(r'Could not find a macro definition for "([^"]+)"', proc.stdout)))
+        if unknown:  # qrouter drops such an instance and its pins: the nets would look routed and be open
+            raise ctx.fail(f"qrouter has no LEF for {', '.join(unknown)}, so it cannot reach its pins",
+                           hint="give the block's LEF with --macro-lef FILE", log_path=log_path,
+                           code="route.no_result")
         routed = ctx.step_dir / "routed.def"
         if not report.finished or not routed.is_file():
             tail = "\n".join(proc.stdout.strip().splitlines()[-5:])

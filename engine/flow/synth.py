@@ -13,6 +13,7 @@ from engine.errors import EngineError
 from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.limits import design_scale
 from engine.io.yosys_json import load_yosys_json, netlist_from_yosys_json, top_module
+from engine.pdk import read_liberty_cells
 from engine.validate import MIB, size_text, yosys_name, yosys_path
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def feed_buffer(macros: dict) -> str:
 
 
 def synth_script(files: list[str], top: str, lib: str, *, flatten: bool, abc: str, clock_ns: float,
-                 include_dirs: list[str], buf: str = FEED_BUF) -> str:
+                 include_dirs: list[str], buf: str = FEED_BUF, macro_libs: list[str] = (),
+                 macro_stubs: str | None = None, blackbox: list[str] = ()) -> str:
     if abc not in ABC_SCRIPTS:
         raise EngineError(f"unknown synthesis strategy '{abc}'; choose one of {', '.join(ABC_SCRIPTS)}",
                           code="input.out_of_range", knob="synth.abc_script")
@@ -75,9 +77,15 @@ def synth_script(files: list[str], top: str, lib: str, *, flatten: bool, abc: st
     top_arg = f"-top {yosys_name(top, 'top module')}" if top else "-auto-top"
     qlib = yosys_path(lib)
     abc_args = ABC_SCRIPTS[abc].format(lib=qlib, ps=int(clock_ns * 1000))
+    # Hard macros stay one instance each: their Liberty read as library cells (-lib: ports only, no logic),
+    # a box with the LEF's pins when there is no Liberty, and `blackbox` for a module the design itself defines.
+    macro_reads = "".join(f"read_liberty -lib {yosys_path(m)}\n" for m in macro_libs)
+    if macro_stubs:
+        macro_reads += f"read_verilog {yosys_path(macro_stubs)}\n"
+    boxes = "".join(f"blackbox {yosys_name(b, 'black-box module')}\n" for b in blackbox)
     return f"""read_liberty -lib {qlib}
-{reads}
-tee -q -o modules.txt ls
+{macro_reads}{reads}
+{boxes}tee -q -o modules.txt ls
 hierarchy -check {top_arg}
 proc
 tribuf -merge -logic
@@ -112,6 +120,10 @@ def yosys_error(log_text: str, step_dir: Path, top: str) -> tuple[str, str, str]
         tail = "\n".join(log_text.strip().splitlines()[-5:])
         return f"Yosys failed:\n{tail}", "read the Yosys log", "synth.failed"
     where, err = m.group(1), m.group(2).strip()
+    missing = _MISSING_RE.search(err)
+    if missing:
+        mod, parent, inst = (missing.group(k).lstrip("\\") for k in (1, 2, 3))
+        return missing_module_message(mod, parent, inst)
     if ("Module" in err and "not found" in err) or "No such module" in err:
         mods = _modules_found(step_dir)
         return (f"top module '{top}' not found; the design defines: {', '.join(mods) or 'no modules'}",
@@ -123,6 +135,49 @@ def yosys_error(log_text: str, step_dir: Path, top: str) -> tuple[str, str, str]
         return (f"Verilog error in {src} line {where.rsplit(':', 1)[1]}: {err}",
                 "fix the Verilog at the line Yosys names, then run again", "synth.syntax")
     return f"Yosys: {err}", "read the Yosys log", "synth.syntax"
+
+
+# Yosys' hierarchy -check: "Module `\\sram' referenced in module `\\top' in cell `\\u_ram' is not part of the design."
+_MISSING_RE = re.compile(r"Module [`']([^']+)' referenced in module [`']([^']+)' in cell [`']([^']+)' is not part "
+                         r"of the design")
+
+
+def missing_module_message(module: str, parent: str, inst: str) -> tuple[str, str, str]:
+    """(message, hint, code) for an instance of a module nothing defines: which file or flag would supply it."""
+    return (f"module '{module}' (instance {inst} in {parent}) has no definition: it is not in the Verilog, not a "
+            f"cell of the library and not a macro",
+            f"if it is a hard macro (a RAM, an analog block), give its LEF and Liberty: --macro-lef {module}.lef "
+            f"--macro-lib {module}.lib (the Liberty is optional); if the design defines it only as a model, "
+            f"add --blackbox {module} with --macro-lef; otherwise add the Verilog file that defines it",
+            "synth.missing_module")
+
+
+_BUS_BIT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]$")
+
+
+def macro_stub_verilog(macros: list) -> str:
+    """Empty (blackbox) modules with the LEF pins of each macro that has no Liberty: ports in LEF order,
+    directions from the LEF (power and ground pins left out: the grid connects them)."""
+    out = []
+    for m in macros:
+        ports, buses = [], {}
+        for p in m.signal_pins:  # LEF bus bits A[0], A[1] ... become one port A[hi:lo]
+            d = {"INPUT": "input", "OUTPUT": "output"}.get(p.direction.split()[0].upper(), "inout")
+            bit = _BUS_BIT.match(p.name)
+            if bit:
+                if bit.group(1) not in buses:
+                    buses[bit.group(1)] = (d, [])
+                    ports.append(bit.group(1))
+                buses[bit.group(1)][1].append(int(bit.group(2)))
+            else:
+                ports.append(f"{d} {yosys_name(p.name, f'pin of macro {m.name}')}")
+        for name, (d, bits) in buses.items():
+            k = ports.index(name)
+            ports[k] = f"{d} [{max(bits)}:{min(bits)}] {yosys_name(name, f'pin of macro {m.name}')}"
+        ports = [f"  {p}" for p in ports]
+        out.append(f"(* blackbox *)\nmodule {yosys_name(m.name, 'macro')} (\n" + ",\n".join(ports)
+                   + "\n);\nendmodule\n")
+    return "\n".join(out)
 
 
 def _modules_found(step_dir: Path) -> list[str]:
@@ -240,12 +295,43 @@ def scan_sources(files: list[str]) -> SourceScan:
 
 class SynthStep(Step):
     id = "synth"
-    uses = ("design_files", "top", "synth", "tech_dir", "clock_ns")
+    uses = ("design_files", "top", "synth", "tech_dir", "clock_ns", "macros", "blackbox")
     outputs = ("netlist_v", "netlist_json", "log")
+    # 7: hard macros (Liberty -lib, LEF stubs, blackbox) and the missing-module message;
     # 6: assign-free netlist (feed-throughs and constant outputs buffered, odd internal names enumerated);
     # 5: source scan, top-module choice reported; 4: design warnings; 3: tri-state ports mapped onto TBUFX1,
     # .sv read as SystemVerilog, quoted paths
-    version = 6
+    version = 7
+
+    @staticmethod
+    def _macros(ctx: StepContext, scan: SourceScan) -> tuple[list[str], str | None, list[str]]:
+        """What Yosys reads for the hard macros: their Liberty files, a stub file for the LEF-only ones, and the
+        modules to keep as boxes (--blackbox, and macros the design also defines as a model)."""
+        defined = set(scan.modules)
+        lib_cells: set[str] = set()
+        libs = []
+        for lib in ctx.pdk.macro_libs:
+            cells = set(read_liberty_cells(str(lib)))
+            if not cells & ctx.pdk.block_names:
+                raise ctx.fail(f"macro Liberty {lib.name} defines none of the macros of the LEF(s) "
+                               f"({', '.join(sorted(ctx.pdk.block_names))})", code="synth.missing_module",
+                               hint="give each --macro-lib after the --macro-lef of the same block")
+            lib_cells |= cells
+            if not cells & defined:  # a model in the sources wins: `blackbox` below keeps it an instance
+                libs.append(str(lib))
+        stub_macros = [ctx.pdk.macros[n] for n in sorted(ctx.pdk.block_names) if n not in lib_cells | defined]
+        stubs = None
+        if stub_macros:
+            (ctx.step_dir / "macro_stubs.v").write_text(macro_stub_verilog(stub_macros))
+            stubs = str(ctx.step_dir / "macro_stubs.v")
+        boxes = list(dict.fromkeys([*ctx.config.blackbox, *sorted(ctx.pdk.block_names & defined)]))
+        missing = [b for b in boxes if b not in defined and b not in lib_cells and b not in ctx.pdk.block_names]
+        if missing:
+            raise ctx.fail(f"--blackbox {missing[0]}: the design does not define module '{missing[0]}', so there are "
+                           "no ports to keep", code="synth.missing_module",
+                           hint=f"give its LEF (--macro-lef {missing[0]}.lef) instead, whose pins become the ports")
+        boxes = [b for b in boxes if b in defined]
+        return libs, stubs, boxes
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
@@ -293,8 +379,10 @@ class SynthStep(Step):
         except EngineError as exc:
             raise ctx.fail(exc.message, hint=exc.hint, code=exc.code) from None
         include_dirs = sorted({str(Path(f).parent) for f in files})
+        macro_libs, stubs, boxes = self._macros(ctx, scan)
         script = synth_script(files, cfg.top, lib, flatten=cfg.synth.flatten, abc=cfg.synth.abc_script,
-                              clock_ns=cfg.clock_ns, include_dirs=include_dirs, buf=buf)
+                              clock_ns=cfg.clock_ns, include_dirs=include_dirs, buf=buf, macro_libs=macro_libs,
+                              macro_stubs=stubs, blackbox=boxes)
         (ctx.step_dir / "synth.ys").write_text(script)
         ctx.progress(0.05, "Yosys: reading Verilog and synthesising")
         proc = ctx.tool(["yosys", "-q", "-l", "yosys.log", "-s", "synth.ys"], "yosys.stdout",
@@ -331,6 +419,11 @@ class SynthStep(Step):
             raise ctx.fail(f"{n_cells} cells after synthesis; the limit is {cfg.synth.max_cells}",
                            hint="raise synth.max_cells if the machine can take it", code="synth.too_many_cells")
         unknown = sorted(t for t in counts if t not in ctx.pdk.macros)
+        boxed = [t for t in unknown if t in cfg.blackbox]
+        if boxed:
+            raise ctx.fail(f"black box '{boxed[0]}' has no layout: the floorplan needs its size and pins",
+                           hint=f"give its LEF with --macro-lef {boxed[0]}.lef (and its timing with --macro-lib)",
+                           code="synth.missing_module")
         if unknown:
             raise ctx.fail(f"Yosys left cells the library cannot implement: {', '.join(unknown)}",
                            hint="latches and special flip-flops may not exist in osu018; rewrite them as "
@@ -345,11 +438,13 @@ class SynthStep(Step):
             design_warnings.insert(0, f"{len(others) + 1} top-level modules ({', '.join([top, *others][:6])}): "
                                       f"synthesised '{top}'; pass --top to choose another")
         seq = sum(n for t, n in counts.items() if t.startswith(("DFF", "LATCH")))
+        blocks = sum(n for t, n in counts.items() if t in ctx.pdk.block_names)
         metrics = {
             "design__top": top,
             "design__instance__count": n_cells,
             "design__instance__area": round(area, 3),
             "design__instance__count__sequential": seq,
+            "design__instance__count__macro": blocks,
             "design__net__count": netlist.n_nets,
             "design__pin__count": int((~netlist.cell_is_io[netlist.pin_cell]).sum()),
             "design__io__count": int(netlist.cell_is_io.sum()),

@@ -81,16 +81,25 @@ def find_clock(ports: Ports, configured: str | None) -> tuple[str | None, str]:
 
 
 # ------------------------------------------------------------------------------------------------------ script
-def sta_script(*, liberty: Path, netlist_v: Path, top: str, sdc: Path, spef: Path | None, paths: int,
-               activity: dict[str, tuple[float, float]] | None, default_activity: float) -> str:
+def sta_script(*, liberty: Path | list[Path], netlist_v: Path, top: str, sdc: Path, spef: Path | None, paths: int,
+               activity: dict[str, tuple[float, float]] | None, default_activity: float,
+               propagated: bool = False, clocked: bool = False, max_slew_ns: float | None = None) -> str:
+    """The OpenSTA script. ``propagated``: a clock tree is in the netlist, so clock arrivals are computed through
+    it (set_propagated_clock) and the skew is reported; ``clocked``: hold slack is meaningful (a real clock);
+    ``max_slew_ns``: the slew limit checked on every pin."""
     # Every name and path is one Tcl word from tcl_word: port names come from the user's Verilog (escaped
     # identifiers may hold any printable character), so none is pasted between braces, where a '}' would end it.
     # The constraints are a file (generated, or the user's checked by engine.flow.sdc), saved with the run.
     q = tcl_word
-    lines = [f"read_liberty {q(liberty)}", f"read_verilog {q(netlist_v)}", f"link_design {q(top)}",
+    libs = [liberty] if isinstance(liberty, (str, Path)) else list(liberty)  # the cells', then each macro's
+    lines = [*(f"read_liberty {q(lib)}" for lib in libs), f"read_verilog {q(netlist_v)}", f"link_design {q(top)}",
              f"read_sdc {q(sdc)}"]
     if spef is not None:
         lines.append(f"read_spef {q(spef)}")
+    if propagated:
+        lines.append("set_propagated_clock [all_clocks]")
+    if max_slew_ns:
+        lines.append(f"set_max_transition {max_slew_ns:.6g} [current_design]")
     lines += [
         'puts "CDA_BEGIN_PATHS"',
         f"report_checks -path_delay max -format full_clock_expanded -fields {{input_pin slew cap}} -digits 4 "
@@ -103,6 +112,22 @@ def sta_script(*, liberty: Path, netlist_v: Path, top: str, sdc: Path, spef: Pat
         "report_checks -unconstrained -path_delay max -digits 4 -group_count 1",
         'puts "CDA_END_UNCONSTRAINED"',
     ]
+    if clocked:
+        # OpenSTA 2.0.17 has no -min on report_worst_slack: its Tcl API gives hold slack (in seconds).
+        lines += ['puts "CDA_HOLD_WS [sta::worst_slack_cmd min]"',
+                  'puts "CDA_HOLD_TNS [sta::total_negative_slack_cmd min]"',
+                  # Flop to flop alone: with a propagated clock an input with zero input delay (the generated SDC's
+                  # default) races the clock's latency, which says more about the SDC than about the tree.
+                  'puts "CDA_BEGIN_HOLD_REG"',
+                  "catch {report_checks -path_delay min -from [all_registers -clock_pins] -format end "
+                  "-group_count 1 -endpoint_count 1 -digits 4}",
+                  'puts "CDA_END_HOLD_REG"']
+    if propagated:
+        lines += ['puts "CDA_BEGIN_SKEW"', "report_clock_skew -digits 4", 'puts "CDA_END_SKEW"']
+    if max_slew_ns:
+        lines += ['puts "CDA_BEGIN_SLEW"', "report_check_types -max_transition -all_violators -digits 4",
+                  'puts "CDA_END_SLEW"', 'puts "CDA_BEGIN_WORST_SLEW"', "report_check_types -max_transition -digits 4",
+                  'puts "CDA_END_WORST_SLEW"']
     if activity:
         lines.append(f"set_power_activity -input -activity {default_activity:.6g}")
         for port, (act, duty) in sorted(activity.items()):
@@ -185,6 +210,53 @@ def parse_power(text: str) -> dict[str, float] | None:
     return {"internal": internal, "switching": switching, "leakage": leakage, "total": total}
 
 
+def parse_skew(text: str) -> float | None:
+    """The skew of ``report_clock_skew`` (the last number of its table; the largest over the clocks)."""
+    found = []
+    for block in re.split(r"(?m)^Clock ", text):
+        nums = re.findall(r"^\s*(-?\d+\.\d+)\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s*$", block, re.M)
+        if nums:
+            found.append(float(nums[-1][2]))
+    return max(found) if found else None
+
+
+def parse_slew_checks(violators: str, worst: str) -> tuple[int, float | None]:
+    """(pins over the slew limit, the worst slew) from ``report_check_types -max_transition``."""
+    count = len(re.findall(r"\(VIOLATED\)", violators))
+    m = re.search(r"^\S+\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)", worst, re.M)
+    return count, float(m.group(2)) if m else None
+
+
+def drv_checks(netlist: Netlist, pdk, nets, fanout_limit: int) -> tuple[int, int]:
+    """(nets whose pin + wire load exceeds their driver's Liberty max_capacitance, signal nets driving more cell
+    inputs than ``fanout_limit``). OpenSTA 2.0.17 checks only slew limits, so these two are counted here, from the
+    same Liberty and the same wire capacitance the SPEF holds."""
+    from engine.netlist import PIN_OUTPUT
+    from engine.pdk import liberty_cells
+
+    lib = liberty_cells(pdk)
+    wire_c = {n.name: n.total_c for n in nets}
+    special = {n.name for n in netlist.special_nets or []}
+    cap_bad = fan_bad = 0
+    for k, name in enumerate(netlist.net_names):
+        pins = netlist.net_pins[netlist.net_start[k]:netlist.net_start[k + 1]]
+        load, limit, sinks = wire_c.get(name, 0.0), None, 0
+        for p in pins:
+            c = netlist.pin_cell[p]
+            if netlist.cell_is_io[c]:
+                continue
+            cell = lib.get(netlist.cell_types[c])
+            pin = cell.pins.get(netlist.pin_names[p]) if cell else None
+            if netlist.pin_dir[p] == PIN_OUTPUT:
+                limit = pin.max_capacitance_pf if pin else None
+            else:
+                sinks += 1
+                load += pin.capacitance_pf if pin else 0.0
+        cap_bad += int(limit is not None and load > limit)
+        fan_bad += int(name not in special and sinks > fanout_limit)
+    return cap_bad, fan_bad
+
+
 def _num(pattern: str, text: str) -> float | None:
     m = re.search(pattern, text, re.M)
     if not m:
@@ -219,9 +291,10 @@ class TimingStep(Step):
     id = "timing"
     # verify is an optional input: when both run, verify comes first and its RTL VCD gives power its activity
     inputs = (Input("synth", "netlist_v"), Input("synth", "netlist_json"), Input("place", "def", required=False),
+              Input("cts", "netlist_v", required=False), Input("cts", "def", required=False),
               Input("route", "def", required=False), Input("verify", "vcd", required=False))
-    uses = ("timing", "clock_ns", "clock_port", "tech_dir", "testbench")
-    version = 2  # 2: constraints from an SDC file (the user's, checked, or the generated one saved in the run)
+    uses = ("timing", "clock_ns", "clock_port", "tech_dir", "testbench", "cts")
+    version = 3  # 3: propagated clocks through the clock tree, skew, hold slack, slew/cap/fanout checks
 
     def run(self, ctx: StepContext) -> StepResult:
         cfg = ctx.config
@@ -232,7 +305,9 @@ class TimingStep(Step):
         if ctx.pdk.liberty_path is None:
             raise ctx.fail(f"no Liberty (.lib) file next to {ctx.pdk.lef_path}: OpenSTA needs one",
                            code="tech.no_liberty")
-        netlist_v = ctx.artefact("synth", "netlist_v")
+        from engine.flow.cts import netlist_v_path
+
+        netlist_v = netlist_v_path(ctx)  # with the clock tree's buffers when cts ran
         netlist_json = ctx.artefact("synth", "netlist_json")
         top = ctx.metrics("synth").get("design__top") or cfg.top
         ports = read_ports(netlist_json, top)
@@ -266,6 +341,7 @@ class TimingStep(Step):
         netlist, source = self._layout(ctx)
         spef_path = None
         par: dict[str, float] = {}
+        nets = []
         if netlist is not None:
             wires = None
             if source == "routed":
@@ -277,9 +353,14 @@ class TimingStep(Step):
         ctx.check_cancel()
 
         activity, activity_source = self._activity(ctx, ports, clock, period)
-        script = sta_script(liberty=ctx.pdk.liberty_path, netlist_v=netlist_v, top=top,
+        # A clock tree in the netlist: clock arrivals through its buffers and wires, not ideal.
+        propagated = bool(clock) and int(ctx.metrics("cts").get("cts__buffer__count") or 0) > 0 \
+            and ctx.has_artefact("cts", "netlist_v")
+        max_slew = tcfg.max_slew_ns or _liberty_slew_range(ctx)
+        script = sta_script(liberty=ctx.pdk.liberty_paths, netlist_v=netlist_v, top=top,
                             sdc=ctx.step_dir / "constraints.sdc", spef=spef_path, paths=max(1, tcfg.paths),
-                            activity=activity, default_activity=tcfg.default_activity)
+                            activity=activity, default_activity=tcfg.default_activity, propagated=propagated,
+                            clocked=bool(clock), max_slew_ns=max_slew)
         (ctx.step_dir / "sta.tcl").write_text(script)
         ctx.progress(0.2, f"OpenSTA: {'clock ' + clock if clock else 'virtual clock'} at {period:g} ns")
         cells = int(ctx.metrics("synth").get("design__instance__count") or 0)
@@ -323,6 +404,29 @@ class TimingStep(Step):
             "timing__spef__warning_count": spef_warnings,
             "timing__loop__count": int(loops) if loops else 0,
         }
+        metrics["timing__clock__propagated"] = propagated
+        hold_ws = _num(r"^CDA_HOLD_WS\s+(\S+)", text)
+        hold_tns = _num(r"^CDA_HOLD_TNS\s+(\S+)", text)
+        if clock and hold_ws is not None and abs(hold_ws) < 1e-3:  # seconds; an unconstrained 1e30 is no slack
+            metrics["timing__hold__ws"] = round(hold_ws * 1e9, 4)
+            metrics["timing__hold__tns"] = round((hold_tns or 0.0) * 1e9, 4)
+            reg = re.search(r"(-?\d+\.\d+)\s+\((?:MET|VIOLATED)\)", _section(text, "HOLD_REG"))
+            if reg:
+                metrics["timing__hold__reg_ws"] = round(float(reg.group(1)), 4)
+        if propagated:
+            skew = parse_skew(_section(text, "SKEW"))
+            if skew is not None:
+                metrics["timing__clock__skew_ns"] = round(skew, 4)
+        if max_slew:
+            n_slew, worst_slew = parse_slew_checks(_section(text, "SLEW"), _section(text, "WORST_SLEW"))
+            metrics["timing__slew_limit_ns"] = round(float(max_slew), 4)
+            metrics["timing__drv__slew_violations"] = n_slew
+            if worst_slew is not None:
+                metrics["timing__slew__max_ns"] = round(worst_slew, 4)
+        if netlist is not None:
+            cap_bad, fan_bad = drv_checks(netlist, ctx.pdk, nets, cfg.cts.fanout_limit)
+            metrics["timing__drv__cap_violations"] = cap_bad
+            metrics["timing__drv__fanout_violations"] = fan_bad
         if par:
             metrics["timing__wire__cap_pf"] = round(par["total_c_pf"], 4)
             metrics["timing__wire__length_um"] = round(par["total_length_um"], 2)
@@ -342,6 +446,10 @@ class TimingStep(Step):
             verdict = "met" if ws >= 0 else "VIOLATED"
             message = (f"WNS {ws:+.3f} ns at {period:g} ns ({verdict}), fmax {fmax:.0f} MHz"
                        if fmax else f"WNS {ws:+.3f} ns at {period:g} ns ({verdict})")
+        if "timing__hold__ws" in metrics:
+            message += f", hold {metrics['timing__hold__ws']:+.3f} ns"
+        if "timing__clock__skew_ns" in metrics:
+            message += f", skew {metrics['timing__clock__skew_ns'] * 1e3:.0f} ps (propagated clock)"
         if power:
             message += f", power {power['total'] * 1e3:.3g} mW"
         if loops:
@@ -404,6 +512,14 @@ class TimingStep(Step):
         if not out:
             return None, default + f" ({vcd.name} holds none of the design's inputs under '{scope}')"
         return out, f"vcd: {vcd.parent.name}/{vcd.name} ({len(out)} input bits; internal nets propagated by OpenSTA)"
+
+
+def _liberty_slew_range(ctx: StepContext) -> float | None:
+    """The largest input transition the library's delay tables are characterised for (beyond it STA extrapolates)."""
+    from engine.pdk import liberty_cells
+
+    slews = [c.max_input_slew_ns for c in liberty_cells(ctx.pdk).values() if c.max_input_slew_ns]
+    return max(slews) if slews else None
 
 
 def _verify_vcd(ctx: StepContext) -> tuple[Path | None, str]:

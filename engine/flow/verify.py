@@ -494,7 +494,7 @@ def _timescale_ns(text: str) -> float:
 # --------------------------------------------------------------------------------------------- the step
 class VerifyStep(Step):
     id = "verify"
-    inputs = (Input("synth", "netlist_v"),)
+    inputs = (Input("synth", "netlist_v"), Input("cts", "netlist_v", required=False))
     outputs = ("report",)
     uses = ("design_files", "testbench", "top", "tech_dir", "verify")
     version = 1
@@ -513,7 +513,9 @@ class VerifyStep(Step):
             raise ctx.fail(f"the technology has no Verilog cell models (*stdcells.v) next to {ctx.pdk.lef_path}",
                            hint="gate-level simulation needs them; run the flow without the verify step",
                            code="tech.no_cell_models")
-        netlist_v = ctx.artefact("synth", "netlist_v")
+        from engine.flow.cts import netlist_v_path
+
+        netlist_v = netlist_v_path(ctx)  # with the clock tree's buffers when cts ran: they must be transparent
         top = cfg.top or str(ctx.metrics("synth").get("design__top", ""))
         try:
             report = verify_design(cfg.design_files, cfg.testbench, top, netlist_v, models, ctx.step_dir,

@@ -97,14 +97,18 @@ def netlist_from_yosys_json(path: str | Path, pdk: Pdk, top: str | None = None) 
         dirs = cell.get("port_directions", {})
         for pin_name, bits in cell.get("connections", {}).items():
             mpin = macro.pins.get(pin_name)
-            if mpin is None:
+            # A bus port of a hard macro (A[3:0] in its Liberty or stub) is one LEF pin per bit, A[0] first.
+            lef_bits = [macro.pins.get(f"{pin_name}[{i}]") for i in range(len(bits))] if mpin is None else []
+            if mpin is None and (not bits or any(p is None for p in lef_bits)):
                 raise EngineError(f"cell {cname} ({ctype}) connects pin '{pin_name}', which the LEF macro lacks")
-            if mpin.use in ("POWER", "GROUND"):
-                continue
-            dx, dy = mpin.center
-            direction = _DIRS.get(dirs.get(pin_name, mpin.direction.lower()), PIN_INOUT)
-            for bit in bits:
-                b.add_pin(cid, net_of(bit), dx, dy, pin_name, direction)
+            for k, bit in enumerate(bits):
+                lpin = mpin if mpin is not None else lef_bits[k]
+                assert lpin is not None
+                if lpin.use in ("POWER", "GROUND"):
+                    continue
+                dx, dy = lpin.center
+                direction = _DIRS.get(dirs.get(pin_name, lpin.direction.lower()), PIN_INOUT)
+                b.add_pin(cid, net_of(bit), dx, dy, lpin.name if mpin is None else pin_name, direction)
     if missing:
         raise EngineError(
             f"the mapped design uses cells the library does not have: {', '.join(sorted(missing))}. "

@@ -18,7 +18,7 @@ from engine.place.config import PlaceConfig
 from engine.place.detailed import detailed_place
 from engine.place.errors import Cancelled, PlaceError
 from engine.place.global_place import GlobalPlacer, core_box, is_cancelled
-from engine.place.legalize import LegalityReport, check_legality, legalize, row_orientations
+from engine.place.legalize import LegalityReport, check_legality, legalize, oriented_hpwl, row_orientations
 from engine.place.macros import check_macros, legalize_macros, movable_macros
 
 log = logging.getLogger(__name__)
@@ -89,23 +89,24 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
             metrics["placement__macros__movable"] = int(len(macros))
             metrics["placement__macros__displacement__max"] = round(float(md.max()), 3)
         if progress:
-            progress(0.86, "legalizing (Tetris + Abacus)")
+            progress(0.86, "legalizing (Abacus)")
         x, y = legalize(lg, lg.x, lg.y, row_search=cfg.row_search)
         metrics["placement__runtime__legalize_s"] = round(time.perf_counter() - t1, 3)
-        metrics["placement__hpwl__legal"] = round(float(netlist.hpwl(x, y)), 3)
+        # pins under each cell's row orientation (N/FS), as the cells will be drawn and routed
+        metrics["placement__hpwl__legal"] = round(oriented_hpwl(lg, x, y), 3)
+        mov = gp.movable_idx
+        disp = np.abs(x[mov] - g.x[mov]) + np.abs(y[mov] - g.y[mov])      # the legaliser's moves alone
+        metrics["placement__displacement__mean"] = round(float(disp.mean()), 3)
+        metrics["placement__displacement__max"] = round(float(disp.max()), 3)
         if cfg.detailed:
             if progress:
-                progress(0.9, "detailed placement (global swap, local reorder)")
+                progress(0.9, "detailed placement (matching, swaps, windows, shifting)")
             t2 = time.perf_counter()
             cancel_fn = (lambda: is_cancelled(cancel)) if cancel is not None else None
             x, y, st = detailed_place(lg, x, y, passes=cfg.detailed_passes, time_limit_s=cfg.detailed_time_limit_s,
                                       cancel=cancel_fn)
             metrics["placement__runtime__detailed_s"] = round(time.perf_counter() - t2, 3)
-            metrics["placement__detailed__moves"] = int(st.swaps + st.gap_moves + st.reorders)
-        mov = gp.movable_idx
-        disp = np.abs(x[mov] - g.x[mov]) + np.abs(y[mov] - g.y[mov])
-        metrics["placement__displacement__mean"] = round(float(disp.mean()), 3)
-        metrics["placement__displacement__max"] = round(float(disp.max()), 3)
+            metrics["placement__detailed__moves"] = int(st.moves)
         out.x, out.y = x, y
         legality = check_legality(out)
         bad_macros = check_macros(out, x, y, macros)
@@ -116,10 +117,10 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
             raise PlaceError(f"placement is not legal after legalization: {legality.summary()}",
                              hint="this is a placer bug; please report it with the input")
         metrics["placement__legal"] = True
-        # Orientation is metadata: pin offsets stay those of the N cell (the HPWL model the placer optimised);
-        # the DEF carries the orientation to qrouter and KLayout, and spef.oriented_pin_positions applies it.
+        # Netlist pin offsets stay those of the N cell (what global placement optimised); the orientation goes
+        # to the DEF (qrouter, KLayout), spef.oriented_pin_positions applies it, and so does the HPWL below.
         out.cell_orient = row_orientations(lg, x, y)   # macros (fixed in lg) keep their orientation
-    metrics["placement__hpwl"] = round(float(netlist.hpwl(out.x, out.y)), 3)
+    metrics["placement__hpwl"] = round(oriented_hpwl(out, out.x, out.y, out.cell_orient or []), 3)
     metrics["placement__runtime_s"] = round(time.perf_counter() - t0, 3)
     if progress:
         progress(1.0, f"placed: HPWL {metrics['placement__hpwl']:.4g} um")

@@ -131,6 +131,7 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "floorplan.pdn_stripe_pitch_um": dict(label="Power stripe pitch", low=1.0, high=100_000.0, unit="um"),
     "floorplan.pdn_strap_tracks": dict(label="Power strap width", low=1, high=1000, unit="tracks"),
     "floorplan.pdn_stripe_layer": dict(label="Power stripe layer"),
+    "floorplan.macro_halo_um": dict(label="Macro halo", low=0.0, high=10_000.0, unit="um"),
     # ---- place (engine.place.config.PlaceConfig)
     "place.target_density": dict(label="Target density", low=0.3, high=1.0, search=(0.60, 1.0)),
     "place.target_overflow": dict(label="Target overflow", low=0.01, high=0.5),
@@ -159,6 +160,14 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "place.detailed_passes": dict(label="Detailed passes", low=0, high=1000),
     "place.detailed_time_limit_s": dict(label="Detailed time limit", low=0.0, high=86_400.0, unit="s"),
     "place.row_search": dict(label="Rows searched", low=0, high=100_000, unit="rows"),
+    # ---- cts
+    "cts.enabled": dict(label="Clock tree"),
+    "cts.clock_buffers": dict(label="Clock buffer cells"),
+    "cts.max_fanout": dict(label="Clock buffer fanout", low=2, high=1000, unit="sinks"),
+    "cts.fanout_repair": dict(label="Fanout repair"),
+    "cts.fanout_limit": dict(label="Fanout limit", low=2, high=100_000, unit="pins"),
+    "cts.repair_buffers": dict(label="Repair buffer cells"),
+    "cts.load_fraction": dict(label="Buffer load share", low=0.05, high=1.0),
     # ---- route
     "route.enabled": dict(label="Detailed routing"),
     "route.layers": dict(label="Metal layers", low=1, high=9),  # qrouter routes at most 9 layers
@@ -173,6 +182,7 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "timing.timeout_s": dict(label="OpenSTA time limit", low=1.0, high=86_400.0, unit="s"),
     "timing.use_routed_parasitics": dict(label="Routed parasitics"),
     "timing.vcd_max_mb": dict(label="Largest VCD read", low=0.0, high=1_000_000.0, unit="MB"),
+    "timing.max_slew_ns": dict(label="Slew limit", low=0.0, high=1_000.0, unit="ns"),
     # ---- gds
     "gds.png_width": dict(label="Layout image width", low=64, high=20_000, unit="px"),
     # ---- limits (engine.flow.limits.LimitsConfig)

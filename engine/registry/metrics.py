@@ -14,7 +14,7 @@ from engine.errors import EngineError, nearest
 
 # The steps of the flow, in order (engine.flow.registry holds the same tuple; it is small and import-free, but the
 # registry must not import the flow package, so the test suite checks the two agree).
-_STEPS = ("synth", "floorplan", "place", "route", "timing", "gds", "verify")
+_STEPS = ("synth", "floorplan", "place", "cts", "route", "timing", "gds", "verify")
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,8 @@ _SPECS: list[MetricSpec] = [
                meaning="total area of the standard cells", **_UM2),
     _count("design__instance__count__sequential", "Flip-flops", "cells", "cells that store state (flip-flops "
            "and latches)"),
+    _count("design__instance__count__macro", "Macro instances", "cells", "hard macros (CLASS BLOCK from a macro "
+           "LEF: a RAM, an IP block) in the netlist, each one instance placed as a fixed block"),
     _count("design__net__count", "Nets", "nets", "signal nets in the mapped netlist (each is one electrical node)"),
     _count("design__pin__count", "Cell pins", "pins", "cell pins on signal nets; each connects to one net"),
     _count("design__io__count", "I/O ports", "ports", "IO port bits of the top module, placed on the die edge"),
@@ -148,6 +150,10 @@ _SPECS: list[MetricSpec] = [
     MetricSpec("floorplan__utilization", "Utilisation", "fraction", None,
                "cell area / core area: 0.5-0.7 leaves room to route; above 0.85 is tight", scale=100.0,
                display_unit="%", judge={"good_max": 0.70, "fair_max": 0.85}),
+    _count("floorplan__macro__count", "Macros placed", "blocks", "hard macros fixed in the core by the floorplan "
+           "(with their halo, rows cut around them)"),
+    MetricSpec("floorplan__macro__area_um2", "Macro area", higher_is_better=None,
+               meaning="area of the hard macros in the core", **_UM2),
     _count("floorplan__row__count", "Rows", "rows", "placement rows of the LEF site the cells sit in"),
     _count("floorplan__site__count", "Sites", "sites", "cell slots (one site wide) in all rows"),
     _count("floorplan__io__count", "I/O pins", "pins", "IO pins placed on the die edge"),
@@ -245,6 +251,35 @@ _SPECS: list[MetricSpec] = [
     _count("route__net__unrouted", "Unrouted nets", "nets", "nets the router could not finish: must be 0 for a "
            "working chip", False, judge={"good_max": 0}),
     _text("route__failures", "Routing failures", "the nets qrouter reported as failed", "list"),
+    # ---- clock tree and fanout repair (03b-cts) -----------------------------------------------------------------
+    _text("cts__clock__net", "Clock net", "the net the clock tree was built for (the clock port's)"),
+    _count("cts__sink__count", "Clock sinks", "pins", "cell pins on the clock net: the flip-flops' clock inputs"),
+    _count("cts__buffer__count", "Clock buffers", "cells", "buffers of the clock tree (from the library's CLKBUF "
+           "cells)"),
+    _count("cts__level__count", "Clock tree levels", "levels", "buffers between the clock port and every sink "
+           "(the tree is balanced: the same count on every path)"),
+    MetricSpec("cts__skew_estimate_ns", "Skew estimate", "ns", False,
+               "latest minus earliest clock arrival at the sinks, estimated from the buffers' Liberty drive and "
+               "the placed wire lengths (OpenSTA's figure is timing__clock__skew_ns)", noise_abs=0.005),
+    MetricSpec("cts__latency_estimate_ns", "Clock latency estimate", "ns", False,
+               "estimated delay from the clock port to the latest sink through the tree", noise_abs=0.005),
+    _count("cts__repair__net__count", "Nets buffered", "nets", "signal nets above cts.fanout_limit that got a "
+           "buffer tree"),
+    _count("cts__repair__buffer__count", "Repair buffers", "cells", "buffers fanout repair inserted"),
+    _count("cts__fanout__max_before", "Largest fanout before", "pins", "the most cell inputs one net drove "
+           "before the clock tree and fanout repair"),
+    _count("cts__fanout__max", "Largest fanout after", "pins", "the most cell inputs one net drives after the "
+           "clock tree and fanout repair", False),
+    MetricSpec("cts__buffer__area_um2", "Buffer area", higher_is_better=False,
+               meaning="area of every buffer cts inserted", unit="um^2", display_unit="µm²"),
+    MetricSpec("cts__displacement__max_um", "Cells moved by cts", higher_is_better=False,
+               meaning="largest move of a cell placed before cts while the buffers were legalised (0: the buffers "
+                       "went into free sites)", **_UM),
+    MetricSpec("cts__hpwl", "HPWL after cts", higher_is_better=False, noise=0.01,
+               meaning="half-perimeter wirelength of the placement with the buffers in", **_UM),
+    _count("cts__cell__count", "Cells after cts", "cells", "cell instances of the netlist with the buffers"),
+    _text("cts__legal", "Legal after cts", "every cell on a row and a site and none overlapping after the buffers "
+          "went in", "flag"),
     # ---- timing and power (05-timing) --------------------------------------------------------------------------
     MetricSpec("timing__clock_period_ns", "Clock period", "ns", None,
                "the target time between two clock edges the design is timed against"),
@@ -262,6 +297,30 @@ _SPECS: list[MetricSpec] = [
     MetricSpec("timing__ecp_ns", "Effective clock period", "ns", False,
                "clock period minus worst slack: the period the layout could run at (the optimizer's timing "
                "figure, after OpenROAD's AutoTuner)", noise=0.01),
+    _text("timing__clock__propagated", "Propagated clock", "the clock's arrival at each flip-flop is computed "
+          "through the clock tree (set_propagated_clock), not assumed ideal", "flag"),
+    MetricSpec("timing__clock__skew_ns", "Clock skew", "ns", False,
+               "OpenSTA's clock skew: the largest difference in clock arrival between a launching and a capturing "
+               "flip-flop (report_clock_skew)", noise_abs=0.005),
+    MetricSpec("timing__hold__ws", "Hold WNS", "ns", True,
+               "worst hold slack: how long after the clock edge the fastest signal changes at a flip-flop, beyond "
+               "what the flip-flop needs; negative means a hold violation (the clock arrives too late)",
+               noise_abs=0.01, judge={"good_min": 0.0}),
+    MetricSpec("timing__hold__reg_ws", "Hold WNS flop to flop", "ns", True,
+               "worst hold slack of the paths from one flip-flop to another (without the input ports, whose "
+               "hold depends on the input delays the SDC gives)", noise_abs=0.01, judge={"good_min": 0.0}),
+    MetricSpec("timing__hold__tns", "Hold TNS", "ns", True,
+               "total negative hold slack (0 = no hold violation)", noise_abs=0.01, judge={"good_min": 0.0}),
+    MetricSpec("timing__slew_limit_ns", "Slew limit", "ns", None,
+               "the largest transition allowed on a pin (timing.max_slew_ns, else the Liberty tables' range)"),
+    MetricSpec("timing__slew__max_ns", "Worst slew", "ns", False,
+               "the slowest transition on any pin", noise=0.01),
+    _count("timing__drv__slew_violations", "Slew violations", "pins", "pins whose transition is slower than the "
+           "slew limit (report_check_types -max_transition)", False, judge={"good_max": 0}),
+    _count("timing__drv__cap_violations", "Capacitance violations", "nets", "nets whose load (pins and wire) is "
+           "above their driver's Liberty max_capacitance", False, judge={"good_max": 0}),
+    _count("timing__drv__fanout_violations", "Fanout violations", "nets", "signal nets driving more cell inputs "
+           "than cts.fanout_limit", False, judge={"good_max": 0}),
     _count("timing__path__count", "Paths reported", "paths", "worst paths kept in paths.json"),
     _text("timing__constrained", "Constrained", "a clock was found, so setup slack is meaningful", "flag"),
     _text("timing__parasitics", "Parasitics", "where the wire RC came from: routed wires or placed HPWL"),
@@ -330,6 +389,7 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
     "synth": ("design__instance__count", "design__instance__area"),
     "floorplan": ("floorplan__utilization", "floorplan__die__area_um2"),
     "place": ("placement__hpwl", "placement__overflow"),
+    "cts": ("cts__buffer__count", "cts__skew_estimate_ns"),
     "route": ("route__wirelength", "route__net__unrouted"),
     "timing": ("timing__setup__ws", "timing__fmax_mhz"),
     "gds": ("gds__instance__count", "gds__file_bytes"),

@@ -1,4 +1,5 @@
-"""`cda optimize DESIGN... --agent ppo|random|tpe --budget N` and `cda rl-transfer`."""
+"""`cda optimize DESIGN... --searcher tpe|random|ppo --budget N [--concurrency K] [--address A] [--resume [RUN]]`
+and `cda rl-transfer`. Defaults come from OptimizeConfig / EvalConfig (engine.rl.optimize, engine.rl.evaluate)."""
 from __future__ import annotations
 
 import argparse
@@ -12,13 +13,17 @@ def _knob_list(text: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    opt = sub.add_parser("optimize", help="tune the flow's knobs with an agent (PPO, random search, TPE)",
-                         description="Each evaluation is a real flow run; the optimisation itself is a run of "
-                                     "kind 'optimize' (evaluations.jsonl, curve.json, best.json, policy.pt).")
-    opt.add_argument("design", nargs="+", help="example name, design folder or Verilog file; several designs "
-                                               "train one PPO policy over all of them")
+    opt = sub.add_parser("optimize", help="tune the flow's knobs: TPE or random search on Ray Tune, or PPO",
+                         description="Each trial is a real flow run (a child run of the optimisation); the "
+                                     "optimisation itself is a run of kind 'optimize' (evaluations.jsonl, "
+                                     "curve.json, best.json, the Ray Tune experiment in tune/, policy.pt).")
+    opt.add_argument("design", nargs="*", help="example name, design folder or Verilog file; several designs "
+                                               "train one PPO policy over all of them (none with --resume)")
     _common(opt)
     opt.add_argument("--policy", default=None, help="start PPO from a saved policy.pt (transfer to a new design)")
+    opt.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN",
+                     help="continue an unfinished optimisation run (its id; alone: the latest one of the "
+                          "design): finished trials are kept, not run again")
     opt.set_defaults(func=cmd_optimize)
 
     tr = sub.add_parser("rl-transfer", help="train a PPO policy on some designs, apply it to a new one, and "
@@ -34,18 +39,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--agent", default="ppo", choices=["ppo", "random", "tpe"], help="who proposes knob settings")
-    p.add_argument("--budget", type=int, default=24, help="flow evaluations to spend (baseline run not counted)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the agent")
-    p.add_argument("--parallel", type=int, default=1, help="evaluations at once (Ray tasks when > 1)")
-    p.add_argument("--until", default="place", help="last flow step of each evaluation: floorplan, place, "
-                                                     "route or timing")
-    p.add_argument("--reward", default="qor", choices=["qor", "ecp"], help="weighted QoR vs baseline, or "
-                                                                          "AutoTuner's effective clock period")
+    # Light modules only: every `cda` command builds this parser (OptimizeConfig would import torch).
+    from engine.rl.evaluate import EvalConfig
+    from engine.rl.reward import RewardConfig
+    from engine.rl.tune import DEFAULT_SEARCHER, SEARCHERS
+
+    ev, rw = EvalConfig(), RewardConfig()
+    p.add_argument("--searcher", "--agent", dest="agent", default=None, choices=sorted((*SEARCHERS, "ppo")),
+                   help=f"who proposes knob settings: tpe (Optuna, on Ray Tune), random (on Ray Tune) or ppo "
+                        f"(default {DEFAULT_SEARCHER}, or ppo with --policy; --agent is the old name)")
+    p.add_argument("--budget", type=int, default=None, help="flow evaluations (trials) to spend; the design's "
+                                                           "default run is not counted (default: OptimizeConfig's)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the searcher (default: OptimizeConfig's)")
+    p.add_argument("--concurrency", "--parallel", dest="parallel", type=int, default=ev.parallel, metavar="N",
+                   help="trials at once (Ray Tune's max_concurrent_trials; PPO: Ray tasks when > 1)")
+    p.add_argument("--until", default=ev.until, help=f"last flow step of each trial (default {ev.until}; "
+                                                     "floorplan, place or route are cheaper but blind to "
+                                                     "routability and timing)")
+    p.add_argument("--reward", default=rw.kind, choices=["qor", "ecp"],
+                   help="weighted PPA score vs the design's default run, or AutoTuner's effective clock period")
     p.add_argument("--knobs", type=_knob_list, default=None, help="comma-separated knob names (default: all)")
     p.add_argument("--max-iterations", type=int, default=None,
                    help="cap the placer's iterations in every evaluation (quick runs)")
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start Ray locally)")
+    p.add_argument("--address", "--ray-address", dest="ray_address", default=ev.ray_address,
+                   help="join this Ray cluster ('auto', 'ray://host:10001'); default: start a small local Ray")
+    p.add_argument("--no-ray", action="store_true", help="search in this process with Optuna, without Ray Tune")
 
 
 def build_optimize_config(args: argparse.Namespace):
@@ -54,14 +72,20 @@ def build_optimize_config(args: argparse.Namespace):
     from engine.rl.knobs import get_knobs
     from engine.rl.optimize import OptimizeConfig
     from engine.rl.reward import RewardConfig
+    from engine.rl.tune import TuneConfig
 
     knobs = [k.name for k in get_knobs(args.knobs)] if args.knobs else None
     ev = EvalConfig(until=args.until, parallel=args.parallel, ray_address=args.ray_address)
     if getattr(args, "max_iterations", None):
         ev.place_overrides["max_iterations"] = args.max_iterations
-    return OptimizeConfig(agent=args.agent, budget=args.budget, seed=args.seed,
+    tune = TuneConfig(scheduler="serial") if getattr(args, "no_ray", False) else TuneConfig()
+    policy = getattr(args, "policy", None)
+    defaults = OptimizeConfig()
+    agent = args.agent or ("ppo" if policy else defaults.agent)
+    return OptimizeConfig(agent=agent, budget=defaults.budget if args.budget is None else args.budget,
+                          seed=defaults.seed if args.seed is None else args.seed,
                           env=EnvConfig(knobs=knobs, reward=RewardConfig(kind=args.reward), eval=ev),
-                          policy=getattr(args, "policy", None))
+                          policy=policy, tune=tune)
 
 
 def _with_sigint(run_holder: dict, fn):
@@ -86,22 +110,51 @@ def _with_sigint(run_holder: dict, fn):
         signal.signal(signal.SIGINT, previous)
 
 
-def cmd_optimize(args: argparse.Namespace) -> int:
+def _resumed_run(store, which: str, designs: list[str]):
+    """The optimisation run to resume: by id, or ('latest') the newest unfinished one of these designs."""
+    from engine.errors import EngineError
     from engine.rl.env import design_config
-    from engine.rl.optimize import optimize, optimize_run_config
+
+    if which != "latest":
+        run = store.get(which)
+        if run.info().get("kind") != "optimize":
+            raise EngineError(f"run {which} is not an optimisation run")
+        return run
+    names = "+".join(design_config(d)[0] for d in designs) if designs else None
+    for row in store.list(limit=200, kind="optimize", design=names):
+        if row["status"] != "done":
+            return store.get(row["id"])
+    raise EngineError(f"no unfinished optimisation run{' of ' + names if names else ''} to resume",
+                      hint="give the run id: --resume RUN")
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from engine.errors import EngineError
+    from engine.rl.env import design_config
+    from engine.rl.optimize import OptimizeConfig, optimize, optimize_run_config
     from engine.runs import RunStore
 
-    cfg = build_optimize_config(args)
-    names = [design_config(d)[0] for d in args.design]
     store = RunStore(args.runs_dir)
-    run = store.create(optimize_run_config(args.design, cfg), design="+".join(names), kind="optimize")
-    print(f"cda optimize: {', '.join(names)} agent={cfg.agent} budget={cfg.budget} until={cfg.env.eval.until} "
-          f"parallel={cfg.env.eval.parallel} run={run.id}", flush=True)
+    if args.resume:
+        run = _resumed_run(store, args.resume, args.design)
+        conf = run.config
+        cfg, designs = OptimizeConfig.from_dict(conf["optimize"]), list(conf["designs"])
+        if args.design and [design_config(d)[0] for d in args.design] != [design_config(d)[0] for d in designs]:
+            raise EngineError(f"run {run.id} optimises {', '.join(designs)}, not {', '.join(args.design)}")
+    else:
+        if not args.design:
+            raise EngineError("give a design to optimise (or --resume RUN)")
+        cfg, designs = build_optimize_config(args), list(args.design)
+        names = [design_config(d)[0] for d in designs]
+        run = store.create(optimize_run_config(designs, cfg), design="+".join(names), kind="optimize")
+    print(f"cda optimize: {run.design} searcher={cfg.agent} budget={cfg.budget} until={cfg.env.eval.until} "
+          f"concurrency={cfg.env.eval.parallel} run={run.id}{' (resumed)' if args.resume else ''}", flush=True)
 
     def progress(fraction: float, message: str) -> None:
         print(f"  {message}", flush=True)
 
-    run = _with_sigint({"run": run}, lambda: optimize(args.design, cfg, store, run=run, progress=progress))
+    run = _with_sigint({"run": run}, lambda: optimize(designs, cfg, store, run=run, progress=progress,
+                                                      resume=bool(args.resume)))
     info = run.info()
     summary = info.get("summary", {})
     print(f"\nrun {run.id}  status: {info['status']}  folder: {run.dir}")
@@ -114,7 +167,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     best = read_json(run.dir / "best.json", {}) or {}
     print(f"  evaluations: {summary.get('evaluations')}  failed: {summary.get('failures')}  "
-          f"time: {summary.get('seconds')} s")
+          f"stopped early: {summary.get('stopped_early', 0)}  time: {summary.get('seconds')} s"
+          + (f"  (Ray start {summary['ray_start_s']} s)" if summary.get("ray_start_s") else "")
+          + (f"  scheduler: {summary['scheduler']}" if summary.get("scheduler") else ""))
     if best:
         print(f"  best reward: {best.get('reward', 0):+.4f} (0 = the design's defaults)  run: {best.get('run_id')}")
         for k, v in (best.get("knobs") or {}).items():

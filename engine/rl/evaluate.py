@@ -38,7 +38,8 @@ def _default_place_overrides() -> dict[str, Any]:
 
 @dataclass
 class EvalConfig:
-    until: str = "place"  # last flow step of an evaluation: floorplan (cheap), place, route or timing
+    until: str = "timing"  # last flow step of an evaluation: timing (default: routed, timed, powered), or cheaper
+    # floorplan/place/route, whose rewards cannot see routability or timing
     parallel: int = 1  # evaluations at once; 1 = serial in this process, >1 = Ray tasks
     ray_address: str | None = None  # Ray cluster address ("auto", "ray://host:10001"); None = start one locally
     ray_num_cpus: int = 0  # CPUs of a locally started Ray; 0 = the machine's cores

@@ -1,9 +1,14 @@
-"""An optimisation run: an agent (PPO, random, TPE) turning the knobs of one or more designs, recorded as a run.
+"""An optimisation run: a searcher (TPE, random, PPO) turning the knobs of one or more designs, recorded as a run.
+
+TPE and random search on one design run on Ray Tune's trial scheduler (engine.rl.tune: trials, timeouts, ASHA
+on the flow's stages, resume from the experiment in ``<run>/tune``); PPO, and several designs at once, run the
+gymnasium env loop here (evaluations in parallel through engine.parallel).
 
 The run (kind "optimize") holds, next to its run.json::
 
     evaluations.jsonl  one line per evaluation: index, agent, design, knobs, metrics, reward, flow run id, times
-                       (index 0 per design is the baseline with default knobs, reward 0 by definition)
+                       (index 0 per design is the baseline with default knobs, reward 0 by definition; a trial
+                       ASHA stopped early has status "stopped", its partial reward, and never counts as best)
     curve.json         the learning curve: reward and best-so-far per evaluation
     best.json          the best evaluation (knobs, reward, run id whose layout the page shows), per design too
     policy.pt          PPO's policy (also when cancelled: what it learned so far)
@@ -26,6 +31,7 @@ from engine.rl.env import EnvConfig, FlowEnv, FlowVecEnv, design_config
 from engine.rl.evaluate import EvalConfig, Evaluator
 from engine.rl.ppo import Args as PPOArgs
 from engine.rl.reward import RewardConfig
+from engine.rl.tune import DEFAULT_SEARCHER, SEARCHERS, TuneConfig
 from engine.runs import Run, RunStore, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -35,18 +41,21 @@ AGENTS = ("ppo", "random", "tpe")
 
 @dataclass
 class OptimizeConfig:
-    agent: str = "ppo"  # "ppo", "random" or "tpe"
+    agent: str = DEFAULT_SEARCHER  # the searcher: "tpe" (Optuna's TPE on Ray Tune), "random" (on Ray Tune too) or "ppo"
     budget: int = 24  # flow evaluations the agent may spend (each design's baseline run is extra)
     seed: int = 1  # seeds the agent (and the placer's seed stays the flow's own)
     env: EnvConfig = field(default_factory=EnvConfig)  # knobs, episode length, reward, evaluation (until, Ray)
     ppo: PPOArgs = field(default_factory=PPOArgs)  # PPO's hyper-parameters (budget and seed are taken from here)
     policy: str | None = None  # a saved policy.pt to start PPO from (transfer to a new design)
+    tune: TuneConfig = field(default_factory=TuneConfig)  # how TPE/random run on Ray Tune (timeouts, ASHA, Ray)
 
     def __post_init__(self) -> None:
         if self.agent not in AGENTS:
             raise EngineError(f"unknown agent '{self.agent}': use one of {', '.join(AGENTS)}")
         if int(self.budget) < 1:
             raise EngineError(f"--budget must be at least 1 evaluation (got {self.budget})")
+        if self.policy and self.agent != "ppo":
+            raise EngineError(f"a saved policy starts PPO, not {self.agent}: use --searcher ppo with --policy")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,9 +65,10 @@ class OptimizeConfig:
         env = dict(d.get("env", {}))
         ev = EvalConfig(**env.pop("eval", {}))
         rw = RewardConfig(**env.pop("reward", {}))
-        return cls(agent=d.get("agent", "ppo"), budget=int(d.get("budget", 24)), seed=int(d.get("seed", 1)),
-                   env=EnvConfig(eval=ev, reward=rw, **env), ppo=PPOArgs(**d.get("ppo", {})),
-                   policy=d.get("policy"))
+        default = cls.__dataclass_fields__
+        return cls(agent=d.get("agent", default["agent"].default), budget=int(d.get("budget", 24)),
+                   seed=int(d.get("seed", 1)), env=EnvConfig(eval=ev, reward=rw, **env),
+                   ppo=PPOArgs(**d.get("ppo", {})), policy=d.get("policy"), tune=TuneConfig(**d.get("tune", {})))
 
 
 class Recorder:
@@ -75,13 +85,24 @@ class Recorder:
         self.baselines: dict[str, dict] = {}
         self.failures = 0
 
-    def __call__(self, rec: dict) -> None:
+    def rows(self) -> list[dict]:
+        """The evaluations recorded so far (as written to evaluations.jsonl)."""
+        return read_evaluations(self.dir)
+
+    def load(self) -> Recorder:
+        """Take up what an earlier call recorded in this run folder (resume): index, curve, best, baselines."""
+        for row in self.rows():
+            self({k: v for k, v in row.items() if k not in ("index", "agent")}, write=False)
+        return self
+
+    def __call__(self, rec: dict, write: bool = True) -> None:
         with self.lock:
             row = {"index": 0 if rec.get("baseline") else self.index + 1, "agent": self.agent, **rec}
             if not rec.get("baseline"):
                 self.index += 1
-            with open(self.dir / "evaluations.jsonl", "a") as f:
-                f.write(json.dumps(row, default=str) + "\n")
+            if write:
+                with open(self.dir / "evaluations.jsonl", "a") as f:
+                    f.write(json.dumps(row, default=str) + "\n")
             if rec.get("baseline"):
                 self.baselines[rec["design"]] = row
                 self.best_by_design.setdefault(rec["design"], row)
@@ -91,10 +112,12 @@ class Recorder:
                 prev = self.best_by_design.get(rec["design"])
                 if rec["status"] == "done" and (prev is None or rec["reward"] > prev["reward"]):
                     self.best_by_design[rec["design"]] = row
-                best_so_far = max([self.curve[-1]["best"]] if self.curve else [], default=None)
-                best_so_far = rec["reward"] if best_so_far is None else max(best_so_far, rec["reward"])
+                best_so_far = self.curve[-1]["best"] if self.curve else None
+                if rec["status"] != "stopped":  # a partial reward of a trial stopped early is not a result
+                    best_so_far = rec["reward"] if best_so_far is None else max(best_so_far, rec["reward"])
                 self.curve.append({"evaluation": row["index"], "design": rec["design"], "reward": rec["reward"],
-                                   "best": best_so_far, "status": rec["status"], "seconds": rec.get("seconds")})
+                                   "best": best_so_far, "status": rec["status"], "seconds": rec.get("seconds"),
+                                   "run_id": rec.get("run_id"), "stage": rec.get("stage")})
             candidates = [r for r in self.best_by_design.values() if r["status"] == "done"]
             self.best = max(candidates, key=lambda r: r["reward"]) if candidates else None
             write_json(self.dir / "curve.json", {"agent": self.agent, "points": self.curve})
@@ -103,18 +126,33 @@ class Recorder:
 
 
 def optimize(designs: list[str], cfg: OptimizeConfig, store: RunStore | None = None, run: Run | None = None,
-             progress: Callable[[float, str], None] | None = None) -> Run:
-    """Run one optimisation into ``run`` (created when None). Cancel through the run's CANCEL file."""
+             progress: Callable[[float, str], None] | None = None, *, resume: bool = False) -> Run:
+    """Run one optimisation into ``run`` (created when None). Cancel through the run's CANCEL file.
+
+    ``resume``: ``run`` holds an earlier, unfinished call of this optimisation: what it recorded is kept and only
+    the rest of the budget runs (Ray Tune restores its experiment; the serial loop replays the recorded trials)."""
     store = store or RunStore()
     if not designs:
         raise EngineError("give at least one design to optimise")
     named = [design_config(d) for d in designs]  # resolves names early: a typo fails before any work
     if run is None:
+        if resume:
+            raise EngineError("resume needs the optimisation run to continue")
         run = store.create(optimize_run_config(designs, cfg), design="+".join(n for n, _ in named), kind="optimize")
+    if resume:
+        (run.dir / "CANCEL").unlink(missing_ok=True)  # the cancel that stopped the earlier call is spent
     run.set_status("running")
     rec = Recorder(run.dir, cfg.agent)
+    if resume:
+        rec.load()
     cancel_file = run.dir / "CANCEL"
     cancelled = run.cancel_requested
+
+    if cfg.agent in SEARCHERS and len(named) == 1:
+        return _tune_optimize(designs[0], cfg, store, run, rec, progress, resume)
+    if resume and rec.index:
+        raise EngineError(f"run {run.id}: only TPE and random search on one design can resume",
+                          hint="start a new optimisation")
 
     def on_eval(r: dict) -> None:
         rec(r)
@@ -170,6 +208,43 @@ def optimize(designs: list[str], cfg: OptimizeConfig, store: RunStore | None = N
     return run
 
 
+def _tune_optimize(design: str, cfg: OptimizeConfig, store: RunStore, run: Run, rec: Recorder,
+                   progress: Callable[[float, str], None] | None, resume: bool) -> Run:
+    """TPE / random search on Ray Tune (or its serial fallback), recorded in ``run``."""
+    from engine.rl import tune
+
+    t0 = time.time()
+    try:
+        how = tune.search(design, cfg, store, run, rec, resume=resume, progress=progress)
+    except EngineError as err:
+        if run.cancel_requested():
+            run.set_status("cancelled")
+            return run
+        run.event("error", message=err.message, hint=err.hint, code=err.code)
+        run.set_status("failed", error=err.message, hint=err.hint, code=err.code, knob=err.knob)
+        return run
+    stopped = sum(1 for p in rec.curve if p["status"] == "stopped")
+    summary = {"evaluations": rec.index, "failures": rec.failures, "stopped_early": stopped,
+               "seconds": round(time.time() - t0, 2), "best_reward": rec.best["reward"] if rec.best else None,
+               "best_run": rec.best["run_id"] if rec.best else None, **how}
+    run.update_info(summary=summary)
+    run.set_status("cancelled" if run.cancel_requested() else "done")
+    return run
+
+
+def read_evaluations(run_dir: Path) -> list[dict]:
+    """The rows of evaluations.jsonl (safe while it is being written: a partial last line is left out)."""
+    rows = []
+    path = Path(run_dir) / "evaluations.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the line being written now
+    return rows
+
+
 def optimize_run_config(designs: list[str], cfg: OptimizeConfig) -> dict:
     """What run.json keeps: enough to start the same optimisation again (also from a job worker)."""
     return {"designs": list(designs), "optimize": cfg.to_dict()}
@@ -185,14 +260,7 @@ def optimize_target(run: Run, progress: Callable[[float, str], None], cancelled:
 
 def read_optimize_run(run: Run) -> dict:
     """Everything a page or a benchmark needs from an optimisation run (safe while it is being written)."""
-    rows = []
-    path = run.dir / "evaluations.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # the line being written now
+    rows = read_evaluations(run.dir)
     return {"evaluations": rows, "curve": (read_json(run.dir / "curve.json", {}) or {}).get("points", []),
             "best": read_json(run.dir / "best.json", {}) or {}, "has_policy": (run.dir / "policy.pt").exists(),
             "agent": ((run.config.get("optimize") or {}).get("agent"))}

@@ -118,7 +118,11 @@ class LoraTrainConfig(_Config):
     epochs: float = 1.0
     """Passes over the training set (fractions allowed)."""
     batch_size: int = 8
-    """Examples per optimiser step (batches are grouped by length so little compute goes to padding)."""
+    """Examples per optimiser step (a random sample of the training set unless group_by_length)."""
+    group_by_length: bool = False
+    """Batch examples of similar prompt length together (less padding). Off by default: lengths follow the
+    design and the template, so grouped batches hold near-copies of one question; when the answer's length was
+    counted too, every batch held one answer label and the model learnt only the last batch's label."""
     max_len: int = 320
     """Most tokens (prompt + answer) an example may have; longer ones are skipped and counted in curves.json
     (on this 2-core machine a step costs about 13 CPU-s per 1k tokens)."""

@@ -160,11 +160,14 @@ def cap_per_kind(rows: list[dict], cap: int, seed: int) -> list[dict]:
     return [rows[i] for i in keep]
 
 
-def epoch_order(lengths: list[int], batch_size: int, rng: random.Random) -> list[int]:
-    """One epoch's example order: shuffled, then sorted by length inside windows of 32 batches and cut into
-    batches whose order is shuffled again, so a batch holds examples of similar length (less padding)."""
+def epoch_order(lengths: list[int], batch_size: int, rng: random.Random, group: bool = False) -> list[int]:
+    """One epoch's example order, shuffled. With ``group``, sorted by ``lengths`` inside windows of 32 batches
+    and cut into batches whose order is shuffled again, so a batch holds examples of similar length (less
+    padding). Pass prompt lengths, never lengths that count the answer: those sort the batches by label."""
     idx = list(range(len(lengths)))
     rng.shuffle(idx)
+    if not group:
+        return idx
     window = batch_size * 32
     batches = []
     for w in range(0, len(idx), window):
@@ -469,7 +472,7 @@ def plot_curves(curves: dict, path: str | Path, title: str = "LoRA fine-tuning")
 # ------------------------------------------------------------------------------------------------ train
 RESUME_KEYS = ("base_model", "data_dir", "r", "alpha", "dropout", "target_modules", "layers_from", "lr", "epochs",
                "batch_size", "max_len", "seed", "max_steps", "max_examples", "max_val_examples", "warmup_frac",
-               "precision", "max_per_kind")
+               "precision", "max_per_kind", "group_by_length")
 
 
 def _fingerprint(cfg: LoraTrainConfig, lengths: list[int]) -> dict:
@@ -540,6 +543,7 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
                   first_layer=cfg.layers_from if cfg.cache_prefix else 0)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     lengths = [len(ids) for ids, _ in train_enc]
+    prompt_lengths = [sum(t == IGNORE for t in labels) for _, labels in train_enc]
     log.info("LoRA r=%d alpha=%g on %s: %d trainable parameters, %d train / %d val examples (%d / %d skipped as "
              "longer than %d tokens), device %s%s", cfg.r, cfg.alpha, base_hf, n_trainable, len(train_enc),
              len(val_enc), skipped_train, skipped_val, max_len, device, " (bf16)" if bf16 else "")
@@ -641,7 +645,7 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
                 state = "cancelled"
                 break
             if len(order) < cfg.batch_size:  # a new epoch: the rest of this one, then a fresh order
-                order = order + epoch_order(lengths, cfg.batch_size, rng)
+                order = order + epoch_order(prompt_lengths, cfg.batch_size, rng, cfg.group_by_length)
             idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
             loss_sum, n_tokens, _ = fwd.loss(train_enc, idx, train_cache)
             loss = loss_sum / max(n_tokens, 1)
