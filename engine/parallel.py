@@ -35,8 +35,10 @@ ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
 
-def ensure_ray(address: str | None = None, num_cpus: int = 0) -> bool:
-    """Start (or join) Ray once per process; True when this call started it. A running Ray is used as it is."""
+def ensure_ray(address: str | None = None, num_cpus: int = 0, object_store_mb: int = 0,
+               hint: str = "check the Ray address, or run with one worker (no Ray)") -> bool:
+    """Start (or join) Ray once per process; True when this call started it. A running Ray is used as it is.
+    ``object_store_mb`` (local Ray only; 0 = Ray's default) keeps it small on a small machine."""
     import ray
 
     if ray.is_initialized():
@@ -51,12 +53,13 @@ def ensure_ray(address: str | None = None, num_cpus: int = 0) -> bool:
         kwargs["address"] = address
     else:
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+        if object_store_mb:
+            kwargs["object_store_memory"] = int(object_store_mb) * 1024 * 1024
     log.info("starting Ray (%s)", address or f"local, {kwargs.get('num_cpus')} CPUs")
     try:
         ray.init(**kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray's own errors are not sentences a person can act on
-        raise EngineError(f"Ray could not start ({type(exc).__name__}: {exc})",
-                          hint="check the Ray address, or run with one worker (no Ray)") from None
+        raise EngineError(f"Ray could not start ({type(exc).__name__}: {exc})", hint=hint) from None
     return True
 
 

@@ -44,6 +44,33 @@ class PlaceConfig:
     seed: int = 1
     """Random seed (initial noise, fillers)."""
 
+    # --- routability and timing --------------------------------------------------------
+    routability: bool = False
+    """Routability mode (RePlAce/DREAMPlace style): once the overflow falls below routability_trigger_overflow,
+    cells in bins whose RUDY exceeds routability_rudy_threshold x the mean are inflated in the density term (so
+    the spreading leaves them whitespace) and global placement continues; legalisation uses the real sizes."""
+    routability_max_rounds: int = 3
+    """Inflation rounds at most (each waits until the overflow is below the trigger again)."""
+    routability_trigger_overflow: float = 0.2
+    """Overflow below which an inflation round runs (the cells must be spread enough for RUDY to mean much)."""
+    routability_rudy_threshold: float = 1.5
+    """A bin is congested when its RUDY exceeds this multiple of the mean RUDY over the core (dimensionless, so
+    the same value works on any technology)."""
+    inflation_max: float = 2.0
+    """Cap on a cell's total area inflation (product over rounds); the total added area is also bounded by the
+    whitespace (target density x free area - cell area)."""
+    routability_auto_congestion: float = 0.0
+    """Flow only: when > 0 and routability is off, re-place with routability on if the first placement's top-10%
+    RUDY demand / routing capacity (the route step's congestion measure) exceeds this; 0 = never."""
+    timing_driven: bool = False
+    """Timing-driven mode: net weights 1 + (timing_weight_max - 1) x criticality, from timing_weights_file when
+    given (slacks of an earlier STA run), else from a static proxy (longest paths in logic levels plus placed
+    wire length), recomputed as the overflow falls through 0.5 and 0.25."""
+    timing_weight_max: float = 4.0
+    """Weight of the most critical net (the others scale down with criticality to 1)."""
+    timing_weights_file: str = ""
+    """A 05-timing/paths.json of an earlier run: its worst paths' nets get the weights (empty = static proxy)."""
+
     # --- numerics ---------------------------------------------------------------------
     device: str = "cpu"
     """torch device: 'cpu', 'cuda', 'cuda:1', ... (the same code path runs on all)."""

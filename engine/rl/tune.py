@@ -39,7 +39,6 @@ from engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SEARCHERS = ("tpe", "random")  # on Ray Tune; "ppo" runs through engine.rl.optimize
 DEFAULT_SEARCHER = "tpe"  # OptimizeConfig.agent's default (here so the CLI can say it without importing torch)
 EXPERIMENT = "tune"  # the Ray Tune experiment's folder inside the optimisation run
@@ -189,29 +188,14 @@ def _trainable(config: dict, ctx: dict) -> None:
 # ------------------------------------------------------------------ Ray
 def start_ray(address: str | None, num_cpus: int, object_store_mb: int) -> bool:
     """Start (or join) Ray once per process, small; True when this call started it. A running Ray is used."""
-    import ray
+    from engine.parallel import ensure_ray
 
-    if ray.is_initialized():
-        return False
-    # Workers import the engine from this checkout even when it is not installed as a package.
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if str(PROJECT_ROOT) not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *paths])
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.WARNING, "configure_logging": False}
-    if address:
-        kwargs["address"] = address
-    else:
-        kwargs["num_cpus"] = max(1, num_cpus)
-        kwargs["object_store_memory"] = int(object_store_mb) * 1024 * 1024
     t0 = time.time()
-    try:
-        ray.init(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - Ray's own errors are not sentences a person can act on
-        raise EngineError(f"Ray could not start ({type(exc).__name__}: {exc})",
-                          hint="check the Ray address, or search without Ray (scheduler 'serial')") from None
-    log.info("Ray started (%s) in %.1f s", address or f"local, {kwargs.get('num_cpus')} CPUs", time.time() - t0)
-    return True
+    started = ensure_ray(address, max(1, num_cpus), object_store_mb,
+                         hint="check the Ray address, or search without Ray (scheduler 'serial')")
+    if started:
+        log.info("Ray started (%s) in %.1f s", address or f"local, {max(1, num_cpus)} CPUs", time.time() - t0)
+    return started
 
 
 def _quiet_tune() -> None:
