@@ -183,3 +183,16 @@ def test_cli_build_run_compare(built, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "5 problems in common" in text and "ranking" in text
     assert json.loads(a.read_text())["version"] == 2
+
+
+def test_rules_read_the_last_option_before_the_full_stop():
+    """The last option ends the sentence ("... 4 -> 12. Which"): its value is 12, not "12." (the rules baseline
+    once failed on every such choose problem and was under-reported)."""
+    prompt = ("Design: x. Reference (floorplan.utilization=0.5, other knobs default): HPWL 8494 um. Options (one "
+              "change to the reference each): A: floorplan.utilization 0.5 -> 0.6; B: no change; C: "
+              "place.gamma_base 4 -> 1.5; D: place.target_density 1 -> 0.82. Which option gives the lowest HPWL? "
+              "(Seed noise is +/-1.0%; one option is clearly best.)")
+    for text in (prompt, change_words(prompt)):
+        rec = make_record("choose", "f", "d", text, schema_for("choose"), {"choice": "A"},
+                          {"metric": "placement__hpwl"}, [], "t")
+        assert RulesBaseline().answer(rec)["choice"] in LETTERS

@@ -106,8 +106,8 @@ def fmt_knob(v) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
-_NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?!\.?\d|e[-+]?\d)"
-_CHANGE = re.compile(rf"\b([a-z_]+\.[a-z_]+) ({_NUMBER}) -> ({_NUMBER})(?! \()")
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?!\.?\d|e[-+]?\d)"
+_CHANGE = re.compile(rf"\b([a-z_]+\.[a-z_]+) ({NUMBER}) -> ({NUMBER})(?! \()")
 
 
 def change_words(text: str) -> str:

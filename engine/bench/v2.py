@@ -39,6 +39,7 @@ from engine.bench.formats import (
     DIRECTIONS,
     KINDS,
     LETTERS,
+    NUMBER,
     REGIONS,
     Graded,
     Record,
@@ -349,7 +350,7 @@ def _options(record: Record) -> list[str]:
 
 
 def _change_of(record: Record, knob: str) -> tuple[float, float] | None:
-    m = re.search(re.escape(knob) + r" ([0-9.e+-]+) -> ([0-9.e+-]+)", record.prompt)
+    m = re.search(re.escape(knob) + rf" ({NUMBER}) -> ({NUMBER})", record.prompt)
     return (float(m.group(1)), float(m.group(2))) if m else None
 
 
@@ -487,7 +488,7 @@ class RulesBaseline:
         if record.kind == "choose":
             scores = {}
             for x in LETTERS:
-                m = re.search(rf"{x}: ([a-z_.]+) ([0-9.e+-]+) -> ([0-9.e+-]+)", record.prompt)
+                m = re.search(rf"{x}: ([a-z_.]+) ({NUMBER}) -> ({NUMBER})", record.prompt)
                 if not m:
                     scores[x] = 0.0
                     continue
