@@ -42,9 +42,11 @@ venv:
 test: lint
 	$(VENV)/bin/pytest -q
 
-# ruff, configured in pyproject.toml ([tool.ruff]); installed by `make setup` through the [test] extras.
+# ruff and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy]; mypy's cache in .cache/mypy keeps a
+# rerun to seconds); installed by `make setup` through the [test] extras.
 lint:
 	$(VENV)/bin/ruff check engine cockpit pages tests bench
+	$(VENV)/bin/mypy engine
 
 run:
 	@echo "CDA Cockpit: open http://localhost:$(PORT) in your browser"

@@ -48,7 +48,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("5 · Routing & congestion", "05_routing.py", "route",
             "the wires are real metal now; where demand was highest, routes detour or stay open."),
     Chapter("6 · Timing", "06_timing.py", "timing",
-            "the slowest path sets the fastest clock this layout can run; negative slack means it is too slow."),
+            "the slowest path sets the fastest clock this layout can run; negative slack means it is too slow, and "
+            "the clock tree's skew moves both setup and hold slack."),
     Chapter("7 · GDSII", "07_gdsii.py", "gds",
             "the layout is one GDSII file, the polygons a mask shop would make the chip from."),
     Chapter("8 · Optimizer (RL)", "08_optimizer.py", None,
@@ -80,6 +81,125 @@ def chapter_for_page(url_path: str) -> Chapter | None:
 def next_chapter(chapter: Chapter) -> Chapter | None:
     i = CHAPTERS.index(chapter)
     return CHAPTERS[i + 1] if i + 1 < len(CHAPTERS) else None
+
+
+# ---------------------------------------------------------------------------------------------- steps
+@dataclass(frozen=True)
+class StepStory:
+    """What a flow step does and what to look at once it has run, as the demo and the chapters say it."""
+
+    does: str
+    look: str
+
+
+STEP_STORY: dict[str, StepStory] = {
+    "synth": StepStory(
+        "Yosys turns the Verilog into standard cells (NAND gates, flip-flops) from a real 0.18 µm library.",
+        "the cell count and the mix of cell types: flip-flops are the registers, the rest is the logic between "
+        "them."),
+    "floorplan": StepStory(
+        "sizes the chip so the cells fill the target share of the core, cuts the core into rows and puts the pins "
+        "on the edge.",
+        "the die outline, the rows and the pins; utilisation trades area against room for wires."),
+    "place": StepStory(
+        "our PyTorch placer starts every cell in the middle, pulls connected cells together and pushes crowded "
+        "ones apart like charges in a field, then legalises them onto the rows.",
+        "the cells spreading out while HPWL (wire length) and overflow (crowding) fall; density and RUDY maps show "
+        "where it is still crowded."),
+    "cts": StepStory(
+        "builds a clock buffer tree from the library's CLKBUF cells, balanced by bisection (every flip-flop under "
+        "the same number of buffers), and repairs nets whose fanout is too high with buffers.",
+        "the clock skew (how far apart the clock edge reaches the flip-flops), the buffer count, and the hold slack "
+        "in the Timing chapter: a clock that reaches a flip-flop late can break hold."),
+    "route": StepStory(
+        "qrouter draws the metal: every net gets real wires and vias on the layers above the cells.",
+        "the congestion map (wire demand over track capacity) and the open nets: red is where wires compete for "
+        "tracks."),
+    "timing": StepStory(
+        "OpenSTA adds up the delay of every cell and wire between flip-flops, through the clock tree (propagated "
+        "clock), and checks each signal against the next clock edge.",
+        "setup slack (negative: too slow), hold slack, the clock skew the tree left, and the worst path from its "
+        "launching register to where it is captured."),
+    "gds": StepStory(
+        "KLayout writes the GDSII file a foundry would receive: every polygon of every layer.",
+        "the layout with its metal-layer legend, in µm."),
+}
+
+
+def done_text(step: str, m: Mapping) -> str | None:
+    """The "what just happened" sentence once ``step`` has finished, from its metrics (None when it has none)."""
+    if not m:
+        return None
+    if step == "synth" and "design__instance__count" in m:
+        return (f"Yosys made {fmt(m['design__instance__count'])} cells covering "
+                f"{fmt(m.get('design__instance__area'), unit='µm²')}.")
+    if step == "floorplan" and "floorplan__core__width_um" in m:
+        full = 100 * float(m.get("floorplan__utilization") or 0)
+        return (f"the core is {fmt(m['floorplan__core__width_um'])} × {fmt(m.get('floorplan__core__height_um'))} µm "
+                f"in {fmt(m.get('floorplan__row__count'))} rows, {fmt(full, 2)} % full.")
+    if step == "place" and "placement__hpwl" in m:
+        return (f"the placer reached HPWL {fmt(m['placement__hpwl'], unit='µm')} with overflow "
+                f"{fmt(m.get('placement__overflow'))}.")
+    if step == "cts" and "cts__buffer__count" in m:
+        sinks = m.get("cts__sink__count")
+        if not m["cts__buffer__count"] and not sinks:
+            text = "there was no clock to buffer, so no tree was built"
+        else:
+            n = m["cts__buffer__count"]
+            text = (f"the clock tree has {fmt(n)} CLKBUF buffer{'' if n == 1 else 's'} in "
+                    f"{fmt(m.get('cts__level__count'))} level(s) driving {fmt(sinks)} flip-flops")
+            if m.get("cts__skew_estimate_ns") is not None:
+                text += f", estimated skew {fmt(m['cts__skew_estimate_ns'])} ns"
+        rep = m.get("cts__repair__buffer__count") or 0
+        text += (f"; fanout repair added {fmt(rep)} buffers on {fmt(m.get('cts__repair__net__count'))} nets."
+                 if rep else "; no net needed fanout repair.")
+        return text
+    if step == "route" and "route__wirelength" in m:
+        n = m.get("route__net__unrouted")
+        return (f"qrouter laid {fmt(m['route__wirelength'], unit='µm')} of wire with {fmt(m.get('route__via__count'))} "
+                "vias" + (f"; {fmt(n)} nets stay open." if n else "; every net is routed."))
+    if step == "timing" and "timing__setup__ws" in m:
+        ws = float(m["timing__setup__ws"])
+        text = (f"timing is met with {fmt(ws)} ns to spare" if ws >= 0 else f"timing is missed by {fmt(-ws)} ns")
+        if m.get("timing__fmax_mhz") is not None:
+            text += f"; up to {fmt(m['timing__fmax_mhz'])} MHz"
+        if m.get("timing__hold__ws") is not None:
+            text += f"; hold slack {fmt(m['timing__hold__ws'])} ns"
+        if m.get("timing__clock__skew_ns") is not None:
+            text += f"; clock skew {fmt(m['timing__clock__skew_ns'])} ns"
+        return text + "."
+    if step == "gds":
+        return "the GDSII file is written" + (f" ({fmt(m['gds__layer__count'])} layers)." if m.get("gds__layer__count")
+                                               else ".")
+    return None
+
+
+def step_lines(step: str, info: Mapping, progress: Mapping[str, Mapping] | None,
+               metrics: Mapping[str, Mapping] | None) -> tuple[str, str, str]:
+    """The three lines for a flow ``step`` of a run as its folder is now (run.json's ``info``, Run.progress(),
+    Run.metrics()): what the step does, what just happened, what to look at. Pure: the demo recomputes them on
+    every poll."""
+    progress = progress or {}
+    ss = STEP_STORY.get(step, StepStory(f"{_title(step)}.", ""))
+    failure = failure_of(info)
+    status = str(info.get("status") or "queued")
+    state = progress.get(step)
+    happened = what_happened(step, status, state, progress, failure,
+                             done_text=done_text(step, (metrics or {}).get(step) or {}),
+                             planned=list(info.get("steps") or []))
+    look = what_to_look_at(step, status, state, failure, done_look=ss.look)
+    return ss.does, happened, look
+
+
+def demo_should_advance(run_status: str | None, step_status: str | None, waited_s: float, dwell_s: float) -> bool:
+    """Whether Demo mode's auto-advance leaves a chapter: its step has finished (or the run ended done without
+    it) and the chapter has been on screen ``dwell_s``. A failed or cancelled run holds the chapter that shows why;
+    a step still queued or running holds it too."""
+    if waited_s < dwell_s:
+        return False
+    if step_status in FINISHED_STEP:
+        return True
+    return run_status == "done" and step_status in (None, "pending")
 
 
 # ---------------------------------------------------------------------------------------------- failures

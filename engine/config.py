@@ -144,7 +144,7 @@ class FlowConfig:
                 raise unknown_key_error(key, valid)
             sub = _SECTIONS.get(key)
             if sub is not None:
-                if dataclasses.is_dataclass(value):
+                if dataclasses.is_dataclass(value) and not isinstance(value, type):
                     value = dataclasses.asdict(value)
                 if not isinstance(value, dict):
                     raise EngineError(f"config section {key} must be a table of settings, not {value!r}")
@@ -155,7 +155,8 @@ class FlowConfig:
 
     def section(self, name: str) -> dict[str, Any]:
         value = getattr(self, name)
-        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) \
+            else dict(value)
 
 
 _SECTIONS: dict[str, type] = {"synth": SynthConfig, "floorplan": FloorplanConfig, "place": PlaceConfig,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def list_examples() -> list[DesignSpec]:
     return out
 
 
-def resolve(spec: str | Path, extra: list[str | Path] = ()) -> DesignSpec:
+def resolve(spec: str | Path, extra: Sequence[str | Path] = ()) -> DesignSpec:
     """An example name, a design folder, or Verilog files -> DesignSpec (absolute paths)."""
     paths = [Path(spec), *map(Path, extra)]
     first = paths[0]

@@ -80,7 +80,8 @@ def classify_origin(info: dict) -> tuple[str, str | None]:
     if origin in ORIGINS:
         return origin, parent
     label = str(info.get("label") or "")
-    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    config = info.get("config")
+    config = config if isinstance(config, dict) else {}
     if label == "optimize" or label.startswith("optimize "):
         named = label[len("optimize "):].strip()
         return "optimize", parent or (named if named and valid_run_id(named) else None)

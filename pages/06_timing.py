@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cockpit import data, figures, runpicker, story
+from cockpit import data, figures, pathnames, runpicker, story
 from cockpit.jobs_panel import live
 from cockpit.story import fmt
 from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
@@ -20,14 +21,19 @@ if m and "timing__setup__ws" in m:
     verdict = f"**met** with {fmt(ws)} ns to spare" if ws >= 0 else f"**missed** by {fmt(-ws)} ns"
     happened = (f"at a {fmt(run.config.get('clock_ns'))} ns clock, timing is {verdict}"
                 + (f"; this layout runs up to **{fmt(m['timing__fmax_mhz'])} MHz**" if "timing__fmax_mhz" in m else "")
+                + (f"; hold slack {fmt(m['timing__hold__ws'])} ns" if m.get("timing__hold__ws") is not None else "")
+                + (f"; the clock tree leaves {fmt(m['timing__clock__skew_ns'])} ns of skew"
+                   if m.get("timing__clock__skew_ns") is not None else "")
                 + ".")
 story.opener(
     "6 · Timing",
     "OpenSTA adds up the delay of every cell and wire between two flip-flops (wire delays from the routed layout) "
-    "and checks that each signal arrives before the next clock edge.",
+    "and checks that each signal arrives before the next clock edge; the clock itself comes through the clock tree "
+    "(propagated clock), so its skew shows in setup and hold slack.",
     happened,
     "the orange line on the layout is the slowest path, from its launching flip-flop (green) to where it is "
-    "captured (red). Slack is the time left over: negative means too slow.",
+    "captured (red). Slack is the time left over: negative means too slow. Below it, the clock tree in blue: "
+    "its buffers and the skew they leave between flip-flops.",
 )
 
 
@@ -52,6 +58,23 @@ def _clock_tree(fig, tree: dict) -> None:
                                          symbol="triangle-up"), name="clock buffers",
                              text=[f"{b['name']} ({b['cell']}, level {b['level']}, {len(b['loads'])} loads)"
                                    for b in clock], hovertemplate="%{text}<extra></extra>"))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _names_of(path: str, mtime: float) -> tuple[dict, dict]:
+    netlist = json.loads(Path(path).read_text())
+    return pathnames.register_names(netlist), pathnames.cell_types(netlist)
+
+
+def _names(r) -> tuple[dict, dict]:
+    """Register names and cell types of the run's synthesised netlist (empty when it has none)."""
+    path = data.artefact(r, "synth", "netlist_json", "netlist.json")
+    if path is None or not Path(path).exists():
+        return {}, {}
+    try:
+        return _names_of(str(path), Path(path).stat().st_mtime)
+    except (OSError, ValueError):
+        return {}, {}
 
 
 def _point_xy(p: dict, index: dict, lay) -> tuple[float, float] | None:
@@ -107,14 +130,21 @@ if not needs_run(run):
         with right:
             if paths:
                 st.markdown("**Worst paths**")
-                rows = [{"from": p.get("startpoint", ""), "to": p.get("endpoint", ""),
+                regs, types = _names(r)
+                rows = [{"from": pathnames.point_label(p.get("startpoint"), kind=p.get("startpoint_kind", ""),
+                                                       registers=regs, types=types),
+                         "to": pathnames.point_label(p.get("endpoint"), kind=p.get("endpoint_kind", ""),
+                                                     registers=regs, types=types),
                          "slack (ns)": p.get("slack_ns"), "arrival (ns)": p.get("arrival_ns"),
                          "stages": len(p.get("pins") or [])} for p in paths]
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+                st.caption("Each point names its instance and cell type; a flip-flop also the register it holds "
+                           "(from the synthesised netlist), a port says so.")
                 pts = paths[0].get("pins") or []
                 if pts:
                     with st.expander("The worst path, stage by stage", expanded=True):
-                        st.dataframe(pd.DataFrame([{"pin": p.get("pin"), "cell": p.get("cell"),
+                        st.dataframe(pd.DataFrame([{"pin": pathnames.point_label(p.get("pin"), cell=p.get("cell"),
+                                                                                 registers=regs, types=types),
                                                     "edge": p.get("transition"), "delay (ns)": p.get("delay_ns"),
                                                     "arrival (ns)": p.get("arrival_ns")} for p in pts]),
                                      hide_index=True, width="stretch")

@@ -13,7 +13,7 @@ import streamlit as st
 
 from cockpit import figures, runpicker, story
 from engine.errors import EngineError
-from engine.train.config import DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig, field_docs
+from engine.train.config import ExportConfig, LoraTrainConfig, SearchConfig, field_docs
 from engine.train.jobs import list_outputs, submit_train_job
 
 ACTIVE = ("queued", "running")
@@ -66,8 +66,8 @@ happened = None
 if card or last_curves:
     parts = []
     if card:
-        parts.append(f"the data set has **{card['total']:,}** examples from **{card['runs']['done']}** engine runs "
-                     f"({card['per_phase'].get('place', 0):,} about placement)")
+        parts.append(f"the data set has **{card['total']:,}** problems from **{card['engine_runs']:,}** placements "
+                     f"of {card['designs']} designs")
     if last_curves and last_curves.get("val"):
         v = last_curves["val"]
         parts.append(f"the latest LoRA run took validation loss from **{v[0]['loss']:.3f}** to **{v[-1]['loss']:.3f}** "
@@ -77,7 +77,7 @@ if card or last_curves:
     happened = "; ".join(parts) + "."
 story.opener(
     "Training",
-    "turns real engine runs into instruction/answer examples (every number comes from a run), fine-tunes a "
+    "turns real placements into problems in the benchmark's formats (every number comes from a run), fine-tunes a "
     "language model on them with LoRA (answers only in the loss), searches learning rate, rank and alpha, and "
     "exports a merged GGUF with an Ollama Modelfile.",
     happened,
@@ -91,52 +91,33 @@ tab_data, tab_lora, tab_search, tab_export = st.tabs(["Data", "Fine-tuning", "Se
 with tab_data:
     out = pick_output("data", "Data set")
     if out is None:
-        st.info("No data set yet. Start one below, or from a terminal: `cda train data` (all example designs, "
-                "about 300 engine runs through Ray) or `cda train data --designs counter --groups place`.")
+        st.info("No data set yet. Make one from a terminal: `cda bench data` (generated netlist families and the "
+                "example designs, 3 placer seeds per setting; resumable) or `cda bench data --families "
+                "g150-t1.6-m0` for a small one.")
     else:
         card = read(out.folder / "card.json")
         if card is None:
-            st.info(f"The job is {out.status}; its data card appears when the runs are done.")
+            st.info(f"The job is {out.status}; its data card appears when the placements are done.")
         else:
             c1, c2, c3, c4 = st.columns(4)
-            c1.metric("Examples", f"{card['total']:,}")
-            c2.metric("Engine runs", f"{card['runs']['done']} done", f"{card['runs']['failed']} failed",
+            c1.metric("Problems", f"{card['total']:,}")
+            c2.metric("Placements", f"{card['engine_runs']:,}")
+            c3.metric("Designs", f"{card['designs']}", f"{card.get('converged_settings', '?')} settings converged",
                       delta_color="off")
-            c3.metric("Placement examples", f"{card['per_phase'].get('place', 0):,}")
-            c4.metric("Verifier mismatches", (card.get("verify") or {}).get("mismatches", "—"))
+            verify = card.get("verify")
+            c4.metric("Verifier agreement", f"{verify['agree']}/{verify['checked']}" if verify else "—")
             left, right = st.columns([3, 2])
-            left.plotly_chart(figures.bar_figure(list(card["per_phase"]), list(card["per_phase"].values()),
-                                                 title="Examples per phase", xlabel="examples"),
-                              width="stretch", key="train-card-phase")
-            right.dataframe([{"split": s, "examples": card["splits"].get(s, 0),
-                              "designs": ", ".join(card["designs_per_split"].get(s, []))}
+            templates = card.get("templates", {})
+            left.plotly_chart(figures.bar_figure(list(templates), list(templates.values()),
+                                                 title="Problems per template", xlabel="problems"),
+                              width="stretch", key="train-card-templates")
+            right.dataframe([{"split": s, "problems": card["splits"].get(s, 0),
+                              "kinds": ", ".join(f"{k} {n}" for k, n in sorted(card["kinds"].get(s, {}).items())),
+                              "families": ", ".join(card["families_per_split"].get(s, []))}
                              for s in ("train", "val", "test")], hide_index=True, width="stretch")
-            right.caption("Split by design: no design is in two splits, so validation measures generalisation "
-                          "to unseen designs.")
-            with st.expander("Examples per type"):
-                st.dataframe([{"phase/type": k, "examples": v} for k, v in card["per_type"].items()],
-                             hide_index=True, width="stretch")
-            with st.expander("Sample examples", expanded=True):
-                for phase, exs in card["samples"].items():
-                    for e in exs:
-                        st.markdown(f"**{phase} · {e['type']}** · {e['design']}")
-                        st.code(e["instruction"], language=None, wrap_lines=True)
-                        st.markdown(f"→ {e['answer']}")
+            right.caption("Split by family: no generator recipe is in two splits, so validation measures "
+                          "generalisation to unseen designs.")
             st.caption(f"Folder: {out.folder}")
-    with st.expander("Generate a data set (job)"):
-        with st.form("train-data"):
-            designs = st.text_input("Designs (comma separated; empty = all examples)", "counter, gray_prio")
-            groups = st.multiselect("Run groups", ["place", "clock", "synth", "floorplan", "full"],
-                                    default=["place", "synth"], help=field_docs(DatagenConfig)["groups"])
-            until = st.selectbox("Run the flow until", ["floorplan", "place", "route", "timing", "verify"], index=3)
-            c1, c2 = st.columns(2)
-            iters = c1.number_input("Placer iteration cap (0 = placer's own)", 0, 5000, 0)
-            workers = c2.number_input("Parallel engine runs (Ray workers; 0 = in the job's process)", 0, 64, 2)
-            go_data = st.form_submit_button("Start", icon=":material/play_arrow:")
-        if go_data:
-            names = tuple(d.strip() for d in designs.split(",") if d.strip())
-            start("data", DatagenConfig(designs=names, groups=tuple(groups), until=until,
-                                        place_iterations=int(iters), ray_workers=int(workers)))
 
 # ------------------------------------------------------------------------------------------ LoRA
 def curves_figure(curves: dict) -> go.Figure:
@@ -206,9 +187,6 @@ with tab_lora:
         if go_lora:
             start("lora", LoraTrainConfig(base_model=base, data_dir=data_dir, r=int(r), alpha=float(alpha),
                                           lr=float(lr), epochs=float(epochs), max_steps=int(max_steps)))
-        if st.button("Build the tiny base model (job)", help="tokenizer + small Llama pre-trained on the docs and "
-                                                              "the data set; a few minutes on CPU"):
-            start("tiny", TinyModelConfig())
 
 # ------------------------------------------------------------------------------------------ search
 with tab_search:

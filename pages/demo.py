@@ -1,66 +1,119 @@
-"""Demo mode: one click runs the whole story on a prepared example, with a presenter's narration for each
-chapter; Back / Next step through it while the flow runs in its worker."""
+"""Demo mode: one click runs the whole story on a prepared example and the narration follows the run by itself,
+chapter after chapter (synthesis to GDSII); the presenter can pause it and step back and forth.
+
+Where the presenter is (chapter, auto-advance on or paused, when the chapter opened) lives in st.session_state, the
+chapter also in the address (?chapter=), and the run itself on disk (?run=), so a refresh loses nothing. Each
+chapter's three lines come from cockpit/story.py, recomputed from the run folder on every poll."""
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
-from cockpit import data, figures, nav, runpicker
+from cockpit import data, figures, nav, pathnames, runpicker, story
 from cockpit.components import player
 from cockpit.jobs_panel import is_active, live, start_flow, step_table
 from cockpit.story import fmt
+from cockpit.widgets import metric_cards, run_context
 from engine.designs import resolve
-from engine.flow.registry import STEP_TITLES
+from engine.errors import EngineError
 
-DEMO_DESIGN = "counter"  # small enough to reach GDSII well under two minutes on two cores
-STEP_KEY = "demo_step"
+DEMO_DESIGN = "counter"  # the whole flow takes about 5 s of tool time on two cores: the narration sets the pace
+STEP_KEY, FOLLOW_KEY, SINCE_KEY = "demo_step", "demo_follow", "demo_since"
 PLAYER_KEY = "demo-player"
+POLL_S = 1.0       # the narrator re-reads the run folder this often
+DWELL_S = 5.0      # a chapter stays on screen at least this long before auto-advance moves on
+PACE_S = 0.3       # the placement replay's seconds per frame in the demo (presenter pace, quick end)
 
+# (step, title, what the presenter says)
 CHAPTERS = [
     ("intro", "The plan", "We will take a small circuit written in Verilog and turn it into a chip layout, live, "
-     "with real open-source tools and our own placer. Each chapter is one step of the flow."),
+     "with real open-source tools and our own placer. Each chapter is one step of the flow; the narration moves on "
+     "by itself as the run does."),
     ("synth", "Synthesis", "Yosys turns the Verilog into standard cells — NAND gates, flip-flops — from a real 0.18 µm "
      "library. Here is what the logic became."),
-    ("floorplan", "Floorplan", "We size the chip so the cells fill about 60 % of the core, cut it into rows, and put "
-     "the pins on the edge."),
+    ("floorplan", "Floorplan", "We size the chip so the cells fill a set share of the core, cut it into rows, and "
+     "put the pins on the edge."),
     ("place", "Placement", "Now the centre of the show: every cell starts in the middle; our PyTorch placer pulls "
      "connected cells together and pushes crowded ones apart, like charges in a field, until they spread out."),
+    ("cts", "Clock tree", "One wire, the clock, reaches every flip-flop. A tree of clock buffers, split in halves "
+     "again and again, makes it arrive everywhere at nearly the same moment."),
     ("route", "Routing", "qrouter draws the metal: every net gets real wires on the layers above the cells. The map "
      "shows where wires compete for tracks."),
-    ("timing", "Timing", "OpenSTA checks every path between flip-flops against the clock. Positive slack: the chip "
-     "works at this speed."),
+    ("timing", "Timing", "OpenSTA checks every path between flip-flops against the clock, through the clock tree. "
+     "Positive slack: the chip works at this speed."),
     ("gds", "GDSII", "And here is the chip: the GDSII file a foundry would receive, every polygon of every layer."),
 ]
+IDS = [c[0] for c in CHAPTERS]
 
 
 def demo_config() -> tuple[dict, str]:
     return resolve(DEMO_DESIGN).flow_config().to_dict(), DEMO_DESIGN
 
 
+def dwell_s(run, step: str) -> float:
+    """How long the chapter stays before auto-advance: the placement chapter long enough for its replay."""
+    if step == "place" and run is not None:
+        return min(max(DWELL_S, len(data.frame_files(run)) * PACE_S + 3.0), 15.0)  # + the player loading
+    return DWELL_S
+
+
+def go_to(idx: int, *, follow: bool | None = None) -> None:
+    st.session_state[STEP_KEY] = max(0, min(idx, len(CHAPTERS) - 1))
+    st.session_state[SINCE_KEY] = time.time()
+    if follow is not None:
+        st.session_state[FOLLOW_KEY] = follow
+    st.query_params["chapter"] = IDS[st.session_state[STEP_KEY]]
+
+
+def _lines(does: str, happened: str, look: str) -> None:
+    with st.container(border=True):
+        st.markdown(f"**What this step does** — {does}")
+        st.markdown(f"**What just happened** — {happened}")
+        st.markdown(f"**What to look at** — {look}")
+
+
+def _clock_tree_figure(r, lay) -> go.Figure | None:
+    tree_path = data.artefact(r, "cts", "tree", "tree.json")
+    tree = json.loads(tree_path.read_text()) if tree_path else {}
+    bufs = [b for b in tree.get("buffers", []) if b.get("tree") == "clock"]
+    if not bufs:
+        return None
+    fig = figures.layout_figure(lay.die, lay.x, lay.y, lay.w, lay.h, is_io=lay.is_io, rows=lay.rows,
+                                title="Clock buffers on the placement", height=520)
+    xs, ys = [], []
+    for b in bufs:
+        for _inst, _pin, x, y in b.get("loads", []):
+            xs += [b["x"], x, None]
+            ys += [b["y"], y, None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#c2255c", width=1.5), name="clock wires",
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[b["x"] for b in bufs], y=[b["y"] for b in bufs], mode="markers",
+                             marker=dict(size=14, color="#c2255c", symbol="triangle-up"), name="clock buffers",
+                             text=[f"{b['name']} ({b['cell']}, level {b['level']})" for b in bufs],
+                             hovertemplate="%{text}<extra></extra>"))
+    return fig
+
+
 def show_chapter(r, step: str) -> None:
-    mets = r.metrics()
-    mm = mets.get(step, {})
+    """The chapter's numbers and maps from the run as it is now."""
+    mm = r.metrics().get(step, {})
     if step == "intro":
         step_table(r)
         return
     live_frames = step == "place" and bool(data.frame_files(r))  # the placer is drawing: show it now
     if not mm and not data.step_record(r, step) and not live_frames:
-        st.info(f"The flow is on its way to {STEP_TITLES.get(step, step)}…" if is_active(r)
-                else f"This run has no {STEP_TITLES.get(step, step)} step.")
-        return
+        return  # the narrator above says where the run is
     if step == "synth":
         types = mm.get("synth__cell_types") or {}
-        st.markdown(f"### {mm.get('design__instance__count', 0):,} cells · "
-                    f"{mm.get('design__instance__area', 0):,.0f} µm²")
         if types:
             items = sorted(types.items(), key=lambda kv: -kv[1])[:12]
             st.plotly_chart(figures.bar_figure([k for k, _ in items], [v for _, v in items], title="Cells by type"),
                             width="stretch")
     elif step == "floorplan":
-        st.markdown(f"### {mm.get('floorplan__core__width_um', 0):.0f} × "
-                    f"{mm.get('floorplan__core__height_um', 0):.0f} µm core · "
-                    f"{mm.get('floorplan__row__count', 0)} rows · "
-                    f"{100 * mm.get('floorplan__utilization', 0):.0f} % full")
         lay = data.layout(r, "floorplan", "def", "floorplan.def")
         if lay is not None:
             io = lay.is_io
@@ -68,20 +121,20 @@ def show_chapter(r, step: str) -> None:
                                                   rows=lay.rows, power=lay.power, power_uses=lay.power_uses,
                                                   height=520), width="stretch")
     elif step == "place":
-        with st.container():  # always there, so the player below keeps its place when placement ends
-            if mm:
-                st.markdown(f"### HPWL {mm.get('placement__hpwl', 0):,.0f} µm · "
-                            f"overflow {mm.get('placement__overflow', 0):.3f}")
         # Cells, density and RUDY side by side: live while the placer runs, then a replay at presenter pace.
-        if player.show(r, key=PLAYER_KEY, height=760) is None:
+        if player.show(r, key=PLAYER_KEY, height=760, pace_s=PACE_S) is None:
             st.info("The placer has not written its first frame yet…" if is_active(r)
                     else "This run kept no placement frames.")
         nav.link("04_placement.py", label="Open the placement chapter (legalisation and detailed placement)",
                  icon=":material/scatter_plot:")
+    elif step == "cts":
+        metric_cards(mm, ["cts__buffer__count", "cts__level__count", "cts__sink__count", "cts__skew_estimate_ns",
+                          "cts__repair__buffer__count"], run_context(r))
+        lay = data.layout(r, "cts", "def", "cts.def")
+        fig = _clock_tree_figure(r, lay) if lay is not None else None
+        if fig is not None:
+            st.plotly_chart(fig, width="stretch")
     elif step == "route":
-        n = mm.get("route__net__unrouted")
-        st.markdown(f"### {mm.get('route__wirelength', 0):,.0f} µm of wire · {mm.get('route__via__count', 0):,} vias"
-                    + (f" · {int(n)} open nets" if n else " · all nets routed"))
         cong = data.congestion(r) or {}
         ratio = cong.get("ratio")
         if isinstance(ratio, np.ndarray) and ratio.ndim == 2:
@@ -89,9 +142,20 @@ def show_chapter(r, step: str) -> None:
             st.plotly_chart(figures.heatmap_figure(ratio, region, "rudy",
                                                    title="Congestion: wire demand ÷ track capacity", height=480),
                             width="stretch")
+        nav.link("05_routing.py", label="Open the routing chapter (metal layers)", icon=":material/route:")
     elif step == "timing":
-        ws, fmax = mm.get("timing__setup__ws"), mm.get("timing__fmax_mhz")
-        st.markdown(f"### Slack {fmt(ws)} ns · up to {fmt(fmax)} MHz" if ws is not None else "### Timing checked")
+        metric_cards(mm, ["timing__setup__ws", "timing__fmax_mhz", "timing__hold__ws", "timing__clock__skew_ns"],
+                     run_context(r))
+        paths = data.timing_paths(r)
+        nl_path = data.artefact(r, "synth", "netlist_json", "netlist.json")
+        if paths and nl_path is not None:
+            netlist = json.loads(nl_path.read_text())
+            names = dict(registers=pathnames.register_names(netlist), types=pathnames.cell_types(netlist))
+            p = paths[0]
+            start = pathnames.point_label(p.get("startpoint"), kind=p.get("startpoint_kind", ""), **names)
+            end = pathnames.point_label(p.get("endpoint"), kind=p.get("endpoint_kind", ""), **names)
+            st.markdown(f"**Slowest path**: from `{start}` to `{end}`, {len(p.get('pins') or [])} stages, slack "
+                        f"{fmt(p.get('slack_ns'))} ns.")
         nav.link("06_timing.py", label="See the worst path on the layout", icon=":material/timer:")
     elif step == "gds":
         png = data.artefact(r, "gds", "png", "layout.png")
@@ -103,34 +167,74 @@ def show_chapter(r, step: str) -> None:
 
 st.title("Demo mode")
 player.forget(PLAYER_KEY)  # a page run may mount a new player: its first send is complete
-st.caption(f"One click runs the whole story on the **{DEMO_DESIGN}** example. Use Next/Back to narrate; the flow "
-           "keeps running in the background.")
+st.caption(f"One click runs the whole story on the **{DEMO_DESIGN}** example. The narration follows the run by "
+           "itself; **Pause** holds it on a chapter, **Back** / **Next** step through it (and pause), **Resume** "
+           "carries on.")
 run = runpicker.current_run()
 demo_run = run if run is not None and run.info().get("label") == "demo" else None
 
-c1, c2, c3, c4 = st.columns([2, 1, 1, 3])
+if STEP_KEY not in st.session_state:  # a new session (a refresh): the address says where the presenter was
+    asked = st.query_params.get("chapter")
+    go_to(IDS.index(asked) if asked in IDS else 0, follow=True)
+idx = int(st.session_state[STEP_KEY])
+follow = bool(st.session_state.get(FOLLOW_KEY, True))
+
+c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 3])
 if c1.button("Start the demo", icon=":material/play_arrow:", type="primary", width="stretch"):
     cfg, name = demo_config()
-    demo_run = start_flow(cfg, name, label="demo", reuse=False)  # run every step live, nothing copied
-    st.session_state[STEP_KEY] = 0
+    start_flow(cfg, name, label="demo", reuse=False)  # run every step live, nothing copied
+    go_to(1, follow=True)
     st.rerun()
-idx = int(st.session_state.get(STEP_KEY, 0))
 if c2.button("Back", icon=":material/arrow_back:", width="stretch", disabled=idx <= 0):
-    st.session_state[STEP_KEY] = idx - 1
+    go_to(idx - 1, follow=False)
     st.rerun()
-if c3.button("Next", icon=":material/arrow_forward:", width="stretch", disabled=idx >= len(CHAPTERS) - 1):
-    st.session_state[STEP_KEY] = idx + 1
+if follow:
+    if c3.button("Pause", icon=":material/pause:", width="stretch",
+                 disabled=demo_run is None or idx >= len(CHAPTERS) - 1):
+        st.session_state[FOLLOW_KEY] = False
+        st.rerun()
+elif c3.button("Resume", icon=":material/play_circle:", width="stretch", disabled=demo_run is None):
+    go_to(idx, follow=True)
     st.rerun()
-c4.progress((idx + 1) / len(CHAPTERS), text=f"Chapter {idx + 1} of {len(CHAPTERS)}: {CHAPTERS[idx][1]}")
+if c4.button("Next", icon=":material/arrow_forward:", width="stretch", disabled=idx >= len(CHAPTERS) - 1):
+    go_to(idx + 1, follow=False)
+    st.rerun()
+c5.progress((idx + 1) / len(CHAPTERS), text=f"Chapter {idx + 1} of {len(CHAPTERS)}: {CHAPTERS[idx][1]}"
+            + ("" if follow or demo_run is None else " · paused"))
 
 step, title, narration = CHAPTERS[idx]
 st.subheader(title)
 st.markdown(f"> :material/record_voice_over: {narration}")
 if demo_run is None:
-    st.info("Press **Start the demo**: the flow runs on the demo design (a few tens of seconds), and each chapter "
-            "fills in as its step finishes.")
+    st.info("Press **Start the demo**: the flow runs on the demo design, and each chapter fills in and moves on as "
+            "its step finishes.")
 else:
+    last = idx >= len(CHAPTERS) - 1
+    polling = (follow and not last) or is_active(demo_run)
+
+    @st.fragment(run_every=POLL_S if polling else None)
+    def narrator() -> None:
+        try:
+            info, progress = demo_run.info(), demo_run.progress()
+            if step != "intro":
+                _lines(*story.step_lines(step, info, progress, demo_run.metrics()))
+        except EngineError as exc:  # the run folder went away while the page showed it
+            st.error(exc.message, icon=":material/error:")
+            return
+        if not st.session_state.get(FOLLOW_KEY, True) or last:
+            return
+        waited = time.time() - float(st.session_state.get(SINCE_KEY, 0.0))
+        state = (progress.get(step) or {}).get("status") if step != "intro" else "done"
+        if story.demo_should_advance(info.get("status"), state, waited, dwell_s(demo_run, step)):
+            go_to(idx + 1)
+            st.rerun()
+
+    narrator()
     if is_active(demo_run):
         live(demo_run, lambda r: show_chapter(r, step), key=f"demo-{step}")
     else:
         show_chapter(demo_run, step)  # finished: no polling (and the replay can run its own fragment)
+    if last and not is_active(demo_run) and demo_run.status == "done":
+        secs = sum(float((p or {}).get("seconds") or 0.0) for p in demo_run.progress().values())
+        st.success(f"That was the whole flow, Verilog to GDSII, in {fmt(secs, 2)} s of tool time.",
+                   icon=":material/check_circle:")

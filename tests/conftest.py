@@ -94,15 +94,14 @@ def browser():
 def runs_dir(tmp_path_factory):
     """A run store (as $CDA_RUNS_DIR) holding one real counter run through floorplan: (root, run id). Module scope:
     each test module gets its own store, so a module that damages runs does not disturb another."""
-    from engine.config import FlowConfig
+    from engine.designs import resolve
     from engine.flow.flow import run_flow
     from engine.runs import RunStore
 
     root = tmp_path_factory.mktemp("page-runs")
     mp = pytest.MonkeyPatch()
     mp.setenv("CDA_RUNS_DIR", str(root))
-    cfg = FlowConfig(design_files=[str(ROOT / "assets" / "designs" / "counter" / "counter.v")], top="counter",
-                     clock_port="clk")
+    cfg = resolve("counter").flow_config()
     run = run_flow(cfg, RunStore(root), until="floorplan")
     assert run.status == "done"
     yield root, run.id

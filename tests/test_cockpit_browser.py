@@ -127,7 +127,7 @@ def test_flow_from_design_page_reaches_the_end_and_shows_the_layout(page, cockpi
 @pytest.fixture(scope="module")
 def placed_run(cockpit_app) -> str:
     """A finished run with placement frames in the app's store (the one the first test made, else a new one)."""
-    from engine.config import FlowConfig
+    from engine.designs import resolve
     from engine.flow.flow import run_flow
     from engine.runs import RunStore
 
@@ -136,8 +136,7 @@ def placed_run(cockpit_app) -> str:
         run = store.get(row["id"])
         if row["status"] == "done" and (run.dir / "03-place" / "frames").is_dir():
             return run.id
-    cfg = FlowConfig(design_files=[str(ROOT / "assets" / "designs" / "counter" / "counter.v")], top="counter",
-                     clock_port="clk")
+    cfg = resolve("counter").flow_config()
     run = run_flow(cfg, store, until="route")
     assert run.status == "done", run.info().get("error")
     return run.id

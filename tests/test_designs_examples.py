@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import FlowConfig
 from engine.designs import DESIGNS_DIR, resolve
 from engine.flow.flow import run_flow
 from engine.flow.verify import simulate
@@ -68,8 +67,7 @@ def store(tmp_path_factory):
 @pytest.mark.parametrize("name", SMALL)
 def test_small_design_gate_level_matches_rtl(name, store):
     spec = resolve(name)
-    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                     testbench=spec.testbench)
+    cfg = spec.flow_config()
     run = run_flow(cfg, store, steps=["synth", "verify"])
     assert run.status == "done", run.info().get("error")
     m = run.step_metrics("verify")

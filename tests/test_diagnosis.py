@@ -39,9 +39,7 @@ def store(tmp_path_factory):
 
 
 def _counter(**sections) -> FlowConfig:
-    spec = resolve("counter", [])
-    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                     testbench=spec.testbench)
+    cfg = resolve("counter", []).flow_config()
     for key, value in sections.items():
         section, _, field = key.partition("__")
         setattr(getattr(cfg, section), field, value)

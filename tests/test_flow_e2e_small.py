@@ -27,9 +27,7 @@ def _store(tmp_path_factory) -> RunStore:
 
 
 def _config(design: str, **overrides) -> FlowConfig:
-    spec = resolve(design, [])
-    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                     testbench=spec.testbench)
+    cfg = resolve(design, []).flow_config()
     for key, value in overrides.items():
         section, _, field = key.partition("__")
         if field:

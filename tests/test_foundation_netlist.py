@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config import FlowConfig
 from engine.designs import resolve
 from engine.flow.flow import run_flow
 from engine.io.bookshelf import read_bookshelf, write_bookshelf
@@ -18,8 +17,7 @@ from engine.runs import RunStore
 @pytest.fixture(scope="module")
 def alu_run(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("runs"))
-    spec = resolve("alu")
-    run = run_flow(FlowConfig(design_files=spec.files, top=spec.top), store, until="floorplan")
+    run = run_flow(resolve("alu").flow_config(), store, until="floorplan")
     assert run.status == "done", run.info().get("error")
     return run
 

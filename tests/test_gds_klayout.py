@@ -19,9 +19,7 @@ from engine.runs import RunStore
 
 @pytest.fixture(scope="module")
 def gds_run(tmp_path_factory):
-    spec = resolve("counter", [])
-    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                     testbench=spec.testbench)
+    cfg = resolve("counter", []).flow_config()
     run = run_flow(cfg, RunStore(tmp_path_factory.getbasetemp() / "flow_e2e_store"), until="gds")
     assert run.status == "done", run.info().get("error")
     return run

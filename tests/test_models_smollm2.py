@@ -169,11 +169,16 @@ def test_lora_resumes_from_checkpoint_with_the_same_result(trained, data_dir, tm
 # --------------------------------------------------------------------------------------------- export
 @needs_llama
 def test_export_reloads_in_llamacpp_with_the_same_answers(trained, tmp_path):
+    from engine.bench.formats import schema_for
     from engine.train.export import export_model, read_gguf
 
-    prompts = [QUESTION, "What is HPWL short for?", "Name one way to reduce routing congestion."]
+    # benchmark-style rows: each answer decoded under its JSON schema, as the chat and the benchmark decode
+    prompts = [QUESTION, "The placer's target density goes from 1 to 0.7 (lowered). Does the peak RUDY rise, fall "
+               "or show no clear effect?", "Utilisation 0.5 -> 0.8 (raised). Does HPWL rise, fall or show no clear "
+               "effect?"]
     data = tmp_path / "prompts.jsonl"
-    data.write_text("".join(json.dumps({"system": SYSTEM, "prompt": p, "answer": ""}) + "\n" for p in prompts))
+    data.write_text("".join(json.dumps({"system": SYSTEM, "prompt": p, "answer": "", "schema": schema_for("direction")})
+                            + "\n" for p in prompts))
     res = export_model(ExportConfig(adapter_dir=trained.adapter_dir, out_dir=str(tmp_path / "export"),
                                     agreement_prompts=3, agreement_data=str(data)))
     v = res.verify

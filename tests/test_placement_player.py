@@ -69,15 +69,14 @@ def test_legal_density_map_matches_a_cell_by_cell_reference():
 @pytest.fixture(scope="module")
 def placed_store(tmp_path_factory):
     """A run store (as $CDA_RUNS_DIR) with one counter run through placement: (root, run id)."""
-    from engine.config import FlowConfig
+    from engine.designs import resolve
     from engine.flow.flow import run_flow
     from engine.runs import RunStore
 
     root = tmp_path_factory.mktemp("player-runs")
     mp = pytest.MonkeyPatch()
     mp.setenv("CDA_RUNS_DIR", str(root))
-    cfg = FlowConfig(design_files=[str(ROOT / "assets" / "designs" / "counter" / "counter.v")], top="counter",
-                     clock_port="clk")
+    cfg = resolve("counter").flow_config()
     run = run_flow(cfg, RunStore(root), until="place")
     assert run.status == "done", run.info().get("error")
     yield root, run.id
@@ -117,7 +116,7 @@ def test_placement_page_sends_the_whole_run_once_and_the_stages(placed_store):
 @pytest.fixture(scope="module")
 def placed(cockpit_app) -> str:
     """A finished counter run with placement frames in the app's store (reused when one is there)."""
-    from engine.config import FlowConfig
+    from engine.designs import resolve
     from engine.flow.flow import run_flow
     from engine.runs import RunStore
 
@@ -126,8 +125,7 @@ def placed(cockpit_app) -> str:
         run = store.get(row["id"])
         if row["status"] == "done" and len(list((run.dir / "03-place" / "frames").glob("*.npz"))) >= 6:
             return run.id
-    cfg = FlowConfig(design_files=[str(ROOT / "assets" / "designs" / "counter" / "counter.v")], top="counter",
-                     clock_port="clk")
+    cfg = resolve("counter").flow_config()
     run = run_flow(cfg, store, until="place")
     assert run.status == "done", run.info().get("error")
     return run.id

@@ -61,12 +61,11 @@ def test_every_metric_the_placer_writes_is_registered():
 
 
 def test_every_metric_the_benchmark_writes_is_registered(tmp_path):
-    from engine.bench.measure import Measurer, Source
-    from engine.runs import RunStore
+    from engine.bench.sweep import Design, Sweeper
 
-    m = Measurer(RunStore(tmp_path / "runs"), use_store_cache=False)
-    got = m.measure(Source(kind="generated", name="g", n_cells=200, seed=2), {"place.max_iterations": 40})
-    _check_registered(got.metrics, "the benchmark's measurement")
+    rec = Sweeper(tmp_path / "sweep").measure(Design(name="g200", family="g200", n_cells=200, seed=2),
+                                              {"place.max_iterations": 40})
+    _check_registered(rec["metrics"], "the benchmark's measurement")
 
 
 def test_every_metric_key_written_in_the_source_is_registered():

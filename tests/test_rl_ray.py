@@ -22,8 +22,9 @@ def local_ray():
 
 
 def _counter(clock_ns: float) -> FlowConfig:
-    spec = resolve("counter")
-    return FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=clock_ns)
+    cfg = resolve("counter").flow_config()
+    cfg.clock_ns = clock_ns
+    return cfg
 
 
 def test_two_evaluations_run_in_parallel_as_ray_tasks(local_ray, tmp_path):

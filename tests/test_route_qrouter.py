@@ -19,9 +19,7 @@ from engine.runs import RunStore
 
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory):
-    spec = resolve("counter", [])
-    cfg = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                     testbench=spec.testbench)
+    cfg = resolve("counter", []).flow_config()
     store = RunStore(tmp_path_factory.getbasetemp() / "flow_e2e_store")
     run = run_flow(cfg, store, until="route")
     assert run.status == "done", run.info().get("error")

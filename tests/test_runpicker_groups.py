@@ -199,13 +199,12 @@ def test_sidebar_picker_hides_an_optimizer_evaluation_until_asked(tmp_path, monk
 
 def test_an_optimizer_evaluation_records_its_parent(tmp_path):
     """The optimizer's real evaluation path (engine.rl.evaluate.evaluate_config, a real flow up to floorplan)."""
-    from engine.config import FlowConfig
+    from engine.designs import resolve
     from engine.rl.evaluate import evaluate_config
 
     store = RunStore(tmp_path)
     parent = store.create({}, "counter", kind="optimize")
-    cfg = FlowConfig(design_files=[str(ROOT / "assets" / "designs" / "counter" / "counter.v")], top="counter",
-                     clock_port="clk")
+    cfg = resolve("counter").flow_config()
     out = evaluate_config(cfg.to_dict(), str(tmp_path), until="floorplan", label=f"optimize {parent.id}")
     assert out["status"] == "done", out["error"]
     info = store.get(out["run_id"]).info()

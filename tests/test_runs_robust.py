@@ -383,6 +383,9 @@ def test_damaged_jobs_db_is_rebuilt_and_a_running_job_kept(queue, how, caplog):
     run = queue.store.create({}, "survivor")
     queue.submit(run.id, "robust_targets:slow")
     assert _until(lambda: queue.status(run.id).state == "running")
+    # the rebuild reads the run folders: wait until the worker has written its state there too (under load the
+    # queue's row says running a moment before run.json does)
+    assert _until(lambda: run.status == "running" and (run.info().get("owner") or {}).get("pid") is not None)
     pid = queue.status(run.id).pid
     _damage(queue.db_path, how)
     with caplog.at_level(logging.WARNING, logger="engine.jobs"):

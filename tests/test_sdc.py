@@ -110,6 +110,27 @@ def test_user_sdc_sets_the_clock_opensta_times(placed, tmp_path):
     assert step.key(user, {}) != k1
 
 
+def test_a_run_parses_the_user_sdc_once(placed, tmp_path, monkeypatch):
+    """validate_flow_config checks the file before the run starts; the timing step reuses that check."""
+    from engine.flow import sdc as sdc_mod
+
+    parsed = []
+    real = sdc_mod.check_sdc
+    monkeypatch.setattr(sdc_mod, "check_sdc", lambda text, path="x": parsed.append(path) or real(text, path))
+    monkeypatch.setattr(sdc_mod, "_CHECKED", {})
+    store, base, cfg = placed
+    sdc = tmp_path / "once.sdc"
+    sdc.write_text(ORFS_STYLE)
+    user = FlowConfig.from_dict({**cfg.to_dict(), "timing": {**cfg.to_dict()["timing"], "sdc": str(sdc)}})
+    run = _timing(store, base, user)
+    assert run.status == "done", run.info().get("error")
+    assert run.flat_metrics()["timing__clock_period_ns"] == 7.5
+    assert parsed == [str(sdc)]
+    sdc.write_text(ORFS_STYLE.replace("7.5", "6.5"))  # a changed file is checked again, not served stale
+    run = _timing(store, base, user)
+    assert run.flat_metrics()["timing__clock_period_ns"] == 6.5 and parsed == [str(sdc)] * 2
+
+
 def test_hostile_sdc_stops_before_any_tool_runs(tmp_path):
     marker = tmp_path / "marker"
     sdc = tmp_path / "evil.sdc"

@@ -2,7 +2,6 @@
 started through the job queue, and the worst timing path of a run whose clock is too fast."""
 import pytest
 
-from engine.config import FlowConfig
 from engine.designs import resolve
 from engine.flow.flow import run_flow
 from engine.jobs import JobQueue
@@ -16,9 +15,8 @@ from engine.specialists.rag import knowledge_base
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("runs"))
-    spec = resolve("counter")
-    config = FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                        place={"max_iterations": 300})
+    config = resolve("counter").flow_config()
+    config.place.max_iterations = 300
     run = run_flow(config, store, until="timing")
     assert run.status == "done", run.info().get("error")
     return store

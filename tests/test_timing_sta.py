@@ -23,9 +23,7 @@ def _store(tmp_path_factory) -> RunStore:
 
 
 def _config(design: str) -> FlowConfig:
-    spec = resolve(design, [])
-    return FlowConfig(design_files=spec.files, top=spec.top, clock_port=spec.clock_port, clock_ns=spec.clock_ns,
-                      testbench=spec.testbench)
+    return resolve(design, []).flow_config()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Training, LM side: the project's tiny base model, LoRA (answers-only loss, cancel, reload), search, GGUF export.
+"""Training, LM side: LoRA (answers-only loss, cancel, reload), search, GGUF export, on a tiny Llama (tiny_lm.py).
 
 Everything runs for real on a very small model (a few seconds per stage on 2 cores)."""
 from __future__ import annotations
@@ -16,12 +16,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tiny_lm import build_tiny_lm  # noqa: E402
+
 from engine.train import export as export_mod  # noqa: E402
-from engine.train.config import ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig, TrainError  # noqa: E402
+from engine.train.config import ExportConfig, LoraTrainConfig, SearchConfig, TrainError  # noqa: E402
 from engine.train.export import export_model, read_gguf, verify_gguf, write_gguf  # noqa: E402
 from engine.train.lora import IGNORE, encode_example, load_adapter, train_lora  # noqa: E402
+from engine.train.models import load_model_folder  # noqa: E402
 from engine.train.search import run_search  # noqa: E402
-from engine.train.tinymodel import build_tiny_model, load_model_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # The models here are tiny: one thread avoids the cost of thread hand-offs (and of spinning on a busy machine).
@@ -57,11 +59,13 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(workdir) -> Path:
-    cfg = TinyModelConfig(out_dir=str(workdir / "tiny"), corpus=(str(workdir / "docs"),),
-                          vocab_size=320, hidden_size=64, n_layers=2, n_heads=4, n_kv_heads=2, intermediate_size=128,
-                          max_len=160, steps=40, batch_size=8, lr=3e-3)
-    return build_tiny_model(cfg)
+def pretrained(workdir) -> tuple[Path, list[float]]:
+    return build_tiny_lm(workdir / "tiny", [(workdir / "docs" / "placer.md").read_text()])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(pretrained) -> Path:
+    return pretrained[0]
 
 
 def _lora_cfg(workdir: Path, tiny_model: Path, name: str, **kw) -> LoraTrainConfig:
@@ -83,7 +87,7 @@ def _logits(model, tokenizer, text: str = "### Instruction:\nIs 0.9 above 0.75?\
         return model(input_ids=ids).logits[0]
 
 
-def test_tiny_model_is_a_normal_hf_folder(tiny_model):
+def test_tiny_model_is_a_normal_hf_folder(tiny_model, pretrained):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
@@ -91,7 +95,7 @@ def test_tiny_model_is_a_normal_hf_folder(tiny_model):
     assert model.config.model_type == "llama" and model.config.num_key_value_heads == 2
     ids = tok("target density")["input_ids"]
     assert ids[0] == tok.bos_token_id and tok.decode(ids, skip_special_tokens=True) == "target density"
-    losses = [p["loss"] for p in json.loads((tiny_model / "pretrain.json").read_text())["losses"]]
+    losses = pretrained[1]
     assert np.mean(losses[-5:]) < losses[0] - 1.0  # pre-training learned something
 
 

@@ -1,4 +1,4 @@
-"""The Training page under AppTest: empty state, a data card, live LoRA curves, search trials, export files, and a
+"""The Training page under AppTest: empty state, the data card, live LoRA curves, search trials, export files, and a
 job started and cancelled from the page."""
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.bench.formats import make_record, schema_for
 from engine.jobs import JobQueue
 from engine.runs import RunStore
-from engine.train.config import DatagenConfig
-from engine.train.datagen import card_markdown, data_card
+from engine.train.config import LoraTrainConfig, SearchConfig
+from engine.train.data_v2 import card_markdown, data_card
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "10_training.py"
 
@@ -25,14 +26,13 @@ def workspace(tmp_path, monkeypatch):
 
 def _write_results(root: Path) -> None:
     cache = root / ".cache" / "train"
-    ex = {"phase": "place", "type": "fact", "design": "counter", "instruction": "What is the HPWL?",
-          "answer": "2836.4 um.", "run_ids": ["r1"], "split": "train"}
-    card = data_card([ex, {**ex, "phase": "synth", "design": "alu", "split": "val"}],
-                     [{"run_id": "r1", "design": "counter", "group": "place", "status": "done"}],
-                     {"counter": "train", "alu": "val"}, DatagenConfig(), 12.0)
-    (cache / "data").mkdir(parents=True)
-    (cache / "data" / "card.json").write_text(json.dumps(card))
-    (cache / "data" / "card.md").write_text(card_markdown(card))
+    recs = [make_record("choose", fam, fam, f"question on {fam}: A, B, C or D?", schema_for("choose"),
+                        {"choice": "B"}, {}, [], "choose/0") for fam in ("g150-t1.6-m0", "g250-t1.6-m2")]
+    card = data_card(recs, [], 12.0, type("Sweep", (), {"placer": "abc"})())
+    data = root / LoraTrainConfig().data_dir  # where `cda bench data` writes and LoRA reads
+    data.mkdir(parents=True)
+    (data / "card.json").write_text(json.dumps(card))
+    (data / "card.md").write_text(card_markdown(card))
     (cache / "lora").mkdir()
     (cache / "lora" / "curves.json").write_text(json.dumps({
         "train": [{"step": s, "loss": 3 - s / 10} for s in range(1, 11)],
@@ -66,7 +66,7 @@ def test_page_shows_card_curves_trials_and_export(workspace):
     at = AppTest.from_file(str(PAGE), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     text = " ".join(m.value for m in at.markdown)
-    assert "**2** examples from **1** engine runs" in text
+    assert "**2** problems from **0** placements" in text
     assert "validation loss from **3.200** to **2.100**" in text
     assert "**2/2** trials finished" in text and "best validation loss **2.0000**" in text
     assert any("GGUF read back: 21 tensors" in s.value for s in at.success)
@@ -74,18 +74,17 @@ def test_page_shows_card_curves_trials_and_export(workspace):
     assert at.metric[0].value == "2"
 
 
-def test_start_and_cancel_a_data_job_from_the_page(workspace):
+def test_start_and_cancel_a_search_job_from_the_page(workspace):
     at = AppTest.from_file(str(PAGE), default_timeout=60).run()
-    at.text_input[0].set_value("counter")
-    at.multiselect[0].set_value(["floorplan"])
-    at.selectbox[0].set_value("floorplan")
-    at.number_input[1].set_value(0)
-    at.button[0].click().run()
+    form = [n for n in at.number_input if n.label == "Trials"][0]
+    form.set_value(2)
+    [n for n in at.number_input if n.label == "Steps per trial"][0].set_value(9)
+    [b for b in at.button if b.label == "Start"][1].click().run()  # the forms in order: LoRA, search
     assert not at.exception, [e.value for e in at.exception]
     store = RunStore(workspace / "runs")
-    rows = store.list(kind="train-data")
+    rows = store.list(kind="train-search")
     assert len(rows) == 1
-    cfg = store.get(rows[0]["id"]).config
-    assert cfg["designs"] == ["counter"] and cfg["groups"] == ["floorplan"] and cfg["ray_workers"] == 0
+    cfg = SearchConfig.from_dict(store.get(rows[0]["id"]).config)
+    assert cfg.n_trials == 2 and cfg.base.max_steps == 9 and cfg.base.eval_every == 3
     JobQueue(store).cancel(rows[0]["id"])
-    assert JobQueue(store).wait(rows[0]["id"], timeout_s=120) == "cancelled"
+    assert JobQueue(store).wait(rows[0]["id"], timeout_s=120) in ("cancelled", "failed")

@@ -1,4 +1,4 @@
-"""`cda bench build | run | compare | verify`: the placement benchmark from the command line."""
+"""`cda bench build | run | compare | data`: the placement benchmark (engine/bench/v2.py) from the command line."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,6 @@ from pathlib import Path
 
 def _progress(fraction: float, message: str) -> None:
     print(f"[{fraction:6.1%}] {message}", file=sys.stderr, flush=True)
-
-
-def _store(args):
-    from engine.runs import RunStore
-
-    return RunStore(args.runs_dir) if getattr(args, "runs_dir", None) else None
 
 
 def _fmt_block(b: dict) -> str:
@@ -35,21 +29,6 @@ def _parse_counts(text: str, kinds) -> dict:
 
 
 def _cmd_build(args) -> int:
-    if not args.v1:
-        return _cmd_build_v2(args)
-    from engine.bench.build import BuildConfig, build
-    from engine.bench.problems import PROBLEMS_PATH
-
-    cfg = BuildConfig(out=args.out or str(PROBLEMS_PATH), seed=args.seed)
-    if args.counts:
-        cfg.counts.update(_parse_counts(args.counts, tuple(cfg.counts)))
-    res = build(cfg, _store(args), progress=None if args.quiet else _progress)
-    print(f"{res['problems']} problems {res['by_kind']} from {res['engine_runs']} engine runs in {res['seconds']} s")
-    print(f"wrote {res['path']} and {res['truth_path']}")
-    return 0
-
-
-def _cmd_build_v2(args) -> int:
     from engine.bench.v2 import PROBLEMS_V2, BuildV2Config, build_v2
 
     cfg = BuildV2Config(out=args.out or str(PROBLEMS_V2), seed=args.seed, root=args.root,
@@ -67,7 +46,7 @@ def _cmd_build_v2(args) -> int:
     return 0
 
 
-def _cmd_run_v2(args) -> int:
+def _cmd_run(args) -> int:
     from engine.bench.v2 import PROBLEMS_V2, RunV2Config, run_v2
 
     cfg = RunV2Config(model=args.model, mode=args.mode, problems=args.problems or str(PROBLEMS_V2), out=args.out,
@@ -84,59 +63,11 @@ def _cmd_run_v2(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    if args.mode in ("plain", "rag-tools"):
-        return _cmd_run_v2(args)
-    from engine.bench.problems import PROBLEMS_PATH
-    from engine.bench.runner import RunnerConfig, run_bench
-
-    cfg = RunnerConfig(model=args.model, mode=args.mode, problems=args.problems or str(PROBLEMS_PATH), out=args.out,
-                       limit=args.limit,
-                       kinds=tuple(args.kinds.split(",")) if args.kinds else (), host=args.host or "",
-                       timeout_s=args.timeout, retrieval=args.retrieval)
-    res = run_bench(cfg, _store(args), progress=None if args.quiet else _progress)
-    s = res["summary"]
-    print(f"{res['label']}: overall {_fmt_block(s['overall'])}")
-    for kind, b in s["by_kind"].items():
-        print(f"  {kind:9s} {_fmt_block(b)}")
-    for name, b in s["retrieval"].items():
-        print(f"  retrieval {name:5s} {_fmt_block(b)}")
-    print(f"results: {res['path']}")
-    return 0
-
-
 def _cmd_compare(args) -> int:
-    from engine.bench.runner import compare, load_results
-
-    loaded = [load_results(p) for p in args.results]
-    if all(r.get("version") == 2 for r in loaded):
-        return _compare_v2(loaded, args)
-    cmp = compare(loaded)
-    if args.json:
-        print(json.dumps(cmp, indent=1))
-        return 0
-    labels = cmp["labels"]
-    print(f"{cmp['common_problems']} problems in common")
-    kinds = sorted({k for s in cmp["summaries"].values() for k in s["by_kind"]})
-    width = max(len(x) for x in labels) + 2
-    print(f"{'':10s}" + "".join(f"{x:>{width + 26}s}" for x in labels))
-    for kind in ["overall", *kinds]:
-        cells = []
-        for la in labels:
-            s = cmp["summaries"][la]
-            b = s["overall"] if kind == "overall" else s["by_kind"].get(kind)
-            cells.append(f"{_fmt_block(b):>{width + 26}s}" if b else f"{'-':>{width + 26}s}")
-        print(f"{kind:10s}" + "".join(cells))
-    for key, ids in cmp["solved_only_by"].items():
-        more = f" ({', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''})" if ids else ""
-        print(f"solved by {key}: {len(ids)}{more}")
-    return 0
-
-
-def _compare_v2(loaded, args) -> int:
+    from engine.bench.results import load_results
     from engine.bench.v2 import KINDS, compare_v2
 
-    cmp = compare_v2(loaded)
+    cmp = compare_v2([load_results(p) for p in args.results])
     if args.json:
         print(json.dumps(cmp, indent=1))
         return 0
@@ -177,28 +108,7 @@ def _cmd_data(args) -> int:
     return 0
 
 
-def _cmd_verify(args) -> int:
-    from engine.bench.measure import Measurer
-    from engine.bench.problems import load_problems, verify_problem
-
-    problems = load_problems(args.problems)
-    chosen = [p for p in problems if p.id in set(args.ids.split(","))] if args.ids else problems[: args.sample]
-    measurer = Measurer(_store(args), use_store_cache=False)
-    built = sorted({p.truth.get("placer", "?") for p in chosen})
-    print(f"truths built with placer {', '.join(built)}; this placer is {measurer.placer}")
-    bad = []
-    for p in chosen:
-        diffs = verify_problem(p, measurer)
-        print(f"{p.id}: {'ok' if not diffs else f'{len(diffs)} differences'}")
-        bad += diffs
-    for line in bad:
-        print("  " + line)
-    return 1 if bad else 0
-
-
 def register(subparsers) -> None:
-    from engine.bench.problems import PROBLEMS_PATH
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     p = subparsers.add_parser("bench", help="placement problems with engine truth; run and compare models")
     sub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
@@ -210,36 +120,30 @@ def register(subparsers) -> None:
     b.add_argument("--out", default="", help="problem file to write (default assets/bench/problems_v2.jsonl)")
     b.add_argument("--seed", type=int, default=2026, help="seed of the problem selection")
     b.add_argument("--counts", default="", help="problems per kind, e.g. direction=24,choose=20,percent=16,"
-                   "diagnose=14,act=8 (v1: predict=20,choose=16,diagnose=12,act=12)")
+                   "diagnose=14,act=8")
     b.add_argument("--margin", type=float, default=0.0, help="labels clear the seed noise by this factor over the "
                    "training data's (default 2)")
-    b.add_argument("--v1", action="store_true", help="build the v1 problem set instead (problems_v1.jsonl)")
-    b.add_argument("--root", default="", help="v2 placement store (default .cache/bench/runs_v2, shared with "
+    b.add_argument("--root", default="", help="placement store (default .cache/bench/runs_v2, shared with "
                    "`cda bench data`)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     b.set_defaults(func=_cmd_build)
 
     r = sub.add_parser("run", help="a model or baseline answers every problem; results JSON")
-    r.add_argument("--model", default="rules", help="v2: copy | majority | random | rules | oracle | base | "
-                   "lora:<adapter> | gguf:<file> | ollama:<name> | hf:<folder>; v1: engine | rules | tiny | ...")
-    r.add_argument("--mode", default="plain", choices=("plain", "rag-tools", "baseline", "specialist"),
-                   help="v2 problems: plain (chat template, one worked example) or rag-tools (+ retrieval and a "
-                        "fixed budget of engine runs on an analogous design); v1 problems: baseline or specialist")
-    r.add_argument("--problems", default="", help="problem file (default: problems_v2.jsonl for plain/rag-tools, "
-                   "problems_v1.jsonl for baseline/specialist)")
-    r.add_argument("--shots", type=int, default=-1, help="v2: worked examples before the question (LLMs); "
+    r.add_argument("--model", default="rules", help="copy | majority | random | rules | oracle | base | "
+                   "lora:<adapter> | gguf:<file> | ollama:<name> | hf:<folder>")
+    r.add_argument("--mode", default="plain", choices=("plain", "rag-tools"),
+                   help="plain (chat template, one worked example) or rag-tools (+ retrieval and a fixed budget of "
+                        "engine runs on an analogous design)")
+    r.add_argument("--problems", default="", help="problem file (default assets/bench/problems_v2.jsonl)")
+    r.add_argument("--shots", type=int, default=-1, help="worked examples before the question (LLMs); "
                    "-1 = one for general models, none for a LoRA specialist")
-    r.add_argument("--tool-budget", type=int, default=4, help="v2 rag-tools: engine runs per problem")
-    r.add_argument("--root", default="", help="v2 placement store (default .cache/bench/runs_v2)")
+    r.add_argument("--tool-budget", type=int, default=4, help="rag-tools: engine runs per problem")
+    r.add_argument("--root", default="", help="placement store (default .cache/bench/runs_v2)")
     r.add_argument("--out", default="", help="results JSON (default bench/results/<model>-<mode>.json)")
     r.add_argument("--limit", type=int, default=0, help="only the first N problems")
-    r.add_argument("--kinds", default="", help="only these kinds, comma-separated (v2: direction,choose,percent,"
-                   "diagnose,act; v1: predict,choose,diagnose,act)")
+    r.add_argument("--kinds", default="", help="only these kinds, comma-separated (direction,choose,percent,"
+                   "diagnose,act)")
     r.add_argument("--host", default="", help="Ollama server (default: the specialists' host)")
-    r.add_argument("--timeout", type=float, default=60.0, help="seconds per model call")
-    r.add_argument("--retrieval", default="auto", choices=("auto", "specialists", "bench"),
-                   help="specialist mode's retrieval: the specialists' knowledge base (auto when it loads) or the "
-                        "bench's own passages")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.set_defaults(func=_cmd_run)
 
@@ -259,9 +163,3 @@ def register(subparsers) -> None:
     d.add_argument("--root", default="", help="placement store (default .cache/bench/runs_v2)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     d.set_defaults(func=_cmd_data)
-
-    v = sub.add_parser("verify", help="re-run problems' truth runs fresh and report any difference")
-    v.add_argument("--problems", default=str(PROBLEMS_PATH), help="problem file")
-    v.add_argument("--sample", type=int, default=3, help="check the first N problems")
-    v.add_argument("--ids", default="", help="check these problem ids instead (comma-separated)")
-    v.set_defaults(func=_cmd_verify)

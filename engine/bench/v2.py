@@ -329,8 +329,8 @@ def load_v2(path: str | Path | None = None) -> list[Record]:
     out = []
     for n, d in read_jsonl(path, EngineError):
         if not isinstance(d, dict) or "prompt" not in d or "schema" not in d:
-            raise EngineError(f"{path}:{n}: not a v2 problem (no prompt/schema); v1 files run with "
-                              "--mode baseline|specialist")
+            raise EngineError(f"{path}:{n}: not a benchmark problem (no prompt/schema)",
+                              hint="build a problem set with `cda bench build`")
         out.append(Record.from_dict(d))
     return out
 
@@ -756,7 +756,7 @@ def make_answerer(cfg: RunV2Config, records: list[Record], sw: Sweeper):
 
 
 def score_rows(rows: list[dict]) -> dict:
-    from engine.bench.score import bootstrap_ci
+    from engine.bench.results import bootstrap_ci
 
     def block(rs: list[dict]) -> dict:
         s = [float(r["score"]) for r in rs]

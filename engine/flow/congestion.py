@@ -69,4 +69,5 @@ def congestion(netlist: Netlist, pdk: Pdk, *, layers: int, bins: int = 64, metal
     demand = np.asarray(rudy_map(netlist, region, bins)).T
     cap = routing_capacity(pdk, layers, metal1_share)
     ratio = demand / cap if cap > 0 else np.zeros_like(demand)
-    return Congestion(ratio=ratio, demand=demand, capacity_per_um2=cap, region=tuple(float(v) for v in region))
+    x0, y0, x1, y1 = (float(v) for v in region)
+    return Congestion(ratio=ratio, demand=demand, capacity_per_um2=cap, region=(x0, y0, x1, y1))

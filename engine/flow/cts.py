@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -240,7 +242,7 @@ def cell_sinks(netlist: Netlist, net: int) -> np.ndarray:
     return pins[~io & (netlist.pin_dir[pins] != PIN_OUTPUT)]
 
 
-def fanouts(netlist: Netlist, skip: set[str] = frozenset()) -> np.ndarray:
+def fanouts(netlist: Netlist, skip: Collection[str] = frozenset()) -> np.ndarray:
     """(N,) cell inputs each net drives (0 for the nets in ``skip``)."""
     sink = ~netlist.cell_is_io[netlist.pin_cell] & (netlist.pin_dir != PIN_OUTPUT)
     out = np.zeros(netlist.n_nets, dtype=np.int64)
@@ -442,7 +444,7 @@ class CtsStep(Step):
         top = ctx.metrics("synth").get("design__top") or ctx.config.top
         netlist = read_def(placed, ctx.pdk)
         pins_json = read_json(ctx.run.step_dir("floorplan", create=False) / "pins.json", None)
-        kw = {"pin_layers": pins_json} if isinstance(pins_json, dict) else {}
+        kw: dict[str, Any] = {"pin_layers": pins_json} if isinstance(pins_json, dict) else {}
         if not cfg.enabled:
             return self._pass_through(ctx, netlist, netlist_v, kw, "clock tree off (cts.enabled = false): the "
                                       "placement goes to routing unbuffered")
@@ -463,7 +465,7 @@ class CtsStep(Step):
                     ctx.progress(0.1, f"clock tree over {len(sinks)} sinks of {port}")
                     bufs, moves, levels, arrival = plan_tree(
                         netlist, ctx.pdk, clk_net, sinks, clock_cells, cfg.max_fanout, cfg.load_fraction,
-                        root=True, tag=f"cts_{_ident(port)}", taken=taken, kind="clock", rc=rc)
+                        root=True, tag=f"cts_{_ident(port or 'clk')}", taken=taken, kind="clock", rc=rc)
                     plan.buffers += bufs
                     plan.moves.update(moves)
                     plan.levels, plan.sinks = levels, len(sinks)
@@ -542,7 +544,7 @@ class CtsStep(Step):
         parts = []
         if clock_bufs:
             parts.append(f"clock tree of {len(clock_bufs)} buffers in {plan.levels} level(s) over {plan.sinks} "
-                         f"sinks of {port} (skew estimate {plan.skew_ns * 1e3:.0f} ps)")
+                         f"sinks of {port} (skew estimate {(plan.skew_ns or 0.0) * 1e3:.0f} ps)")
         else:
             parts.extend(notes)
         if plan.repaired_nets:

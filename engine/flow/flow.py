@@ -155,11 +155,11 @@ def run_flow(config: FlowConfig, store: RunStore | None = None, *, until: str | 
         run.set_status("failed", error=err.message, failed_step=err.step, hint=err.hint, log=err.log_path,
                        code=err.code, knob=knob)
     except EngineError as err:
-        step = current or "setup"
-        knob = suggested_knob(err.code, err.knob, step)
-        run.event("step_end", step=step, status="failed", message=err.message)
-        run.event("error", step=step, message=err.message, hint=err.hint, code=err.code, knob=knob)
-        run.set_status("failed", error=err.message, failed_step=step, hint=err.hint, code=err.code, knob=knob)
+        failed_at = current or "setup"
+        knob = suggested_knob(err.code, err.knob, failed_at)
+        run.event("step_end", step=failed_at, status="failed", message=err.message)
+        run.event("error", step=failed_at, message=err.message, hint=err.hint, code=err.code, knob=knob)
+        run.set_status("failed", error=err.message, failed_step=failed_at, hint=err.hint, code=err.code, knob=knob)
     except BaseException as exc:
         (run.dir / "error.log").write_text(traceback.format_exc())
         run.set_status("failed", error=f"internal error: {type(exc).__name__}: {exc}", failed_step=current,

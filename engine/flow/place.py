@@ -57,14 +57,37 @@ class PlaceStep(Step):
         def progress(fraction: float, message: str) -> None:
             ctx.progress(fraction, message)
 
-        try:
-            result = place(netlist, cfg, progress=progress, cancel=ctx.cancelled, on_frame=on_frame)
-        except Cancelled:
-            raise
-        except EngineError as exc:
-            raise ctx.fail(exc.message, hint=exc.hint or "see the place.* settings",
-                           code=exc.code if exc.code != EngineError.default_code else "place.failed",
-                           knob=exc.knob) from None
+        def run_placer(c: PlaceConfig):
+            try:
+                return place(netlist, c, progress=progress, cancel=ctx.cancelled, on_frame=on_frame)
+            except Cancelled:
+                raise
+            except EngineError as exc:
+                raise ctx.fail(exc.message, hint=exc.hint or "see the place.* settings",
+                               code=exc.code if exc.code != EngineError.default_code else "place.failed",
+                               knob=exc.knob) from None
+
+        result = run_placer(cfg)
+        auto: dict = {}
+        if not cfg.routability and cfg.routability_auto_congestion > 0:
+            # Auto routability: the router's own congestion measure (RUDY demand / routing capacity of the layers
+            # the route step will use) on the first placement; above the threshold, place again with inflation.
+            top10 = self._congestion_top10(ctx, result.netlist)
+            auto["placement__routability__auto_congestion_top10"] = round(top10, 4)
+            if top10 > cfg.routability_auto_congestion:
+                log.info("top-10%% congestion %.3f > place.routability_auto_congestion %.3f: re-placing with "
+                         "routability on", top10, cfg.routability_auto_congestion)
+                for old in frames_dir.glob("frame_*.npz"):
+                    old.unlink()
+                first_hpwl = result.metrics["placement__hpwl"]
+                cfg2 = PlaceConfig(**{**cfg.to_dict(), "routability": True})
+                result = run_placer(cfg2)
+                auto["placement__routability__auto"] = "re-placed with routability"
+                auto["placement__routability__auto_hpwl_first"] = first_hpwl
+                auto["placement__routability__auto_congestion_top10_after"] = round(
+                    self._congestion_top10(ctx, result.netlist), 4)
+            else:
+                auto["placement__routability__auto"] = "not needed"
         placed = result.netlist
         kw = {"pin_layers": pin_layers} if isinstance(pin_layers, dict) else {}
         write_def(placed, ctx.step_dir / "placed.def", ctx.pdk, **kw)
@@ -73,6 +96,7 @@ class PlaceStep(Step):
                                                    ("iteration", "hpwl", "overflow", "density_weight", "gamma")}
                    if hist else {})
         metrics = dict(result.metrics)
+        metrics.update(auto)
         metrics["placement__frames__count"] = int(result.frames)
         metrics["placement__frames__seconds"] = round(metrics.get("placement__frames__seconds", 0.0) + write_s[0], 3)
         return StepResult(metrics=metrics,
@@ -80,3 +104,15 @@ class PlaceStep(Step):
                                      "history": "history.json"},
                           message=f"HPWL {metrics['placement__hpwl']:,.0f} um after {metrics['placement__iterations']} "
                                   f"iterations (overflow {metrics['placement__overflow']:.3f}), legal")
+
+    @staticmethod
+    def _congestion_top10(ctx: StepContext, placed) -> float:
+        """Mean RUDY demand / capacity of the hottest 10 % of bins (the route step's bins and layers)."""
+        from engine.flow.congestion import congestion
+
+        route = ctx.config.route
+        ratio = congestion(placed, ctx.pdk, layers=route.layers, bins=route.rudy_bins).ratio.ravel()
+        if ratio.size == 0:
+            return 0.0
+        k = max(1, int(round(0.1 * ratio.size)))
+        return float(np.sort(ratio)[-k:].mean())

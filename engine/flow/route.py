@@ -144,7 +144,7 @@ def qrouter_def(def_text: str, pdk: Pdk, layers: int | None = None, extra_nets: 
         if re.match(r"^NETS\s+\d+", line):
             in_nets = True
             if extra_nets:
-                count = int(re.match(r"^NETS\s+(\d+)", line).group(1)) + len(extra_nets)
+                count = int(line.split()[1]) + len(extra_nets)  # the line matched NETS <count> above
                 line = re.sub(r"\d+", str(count), line, count=1)
         elif line.startswith("END NETS"):
             in_nets = False

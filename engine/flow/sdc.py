@@ -10,6 +10,7 @@ runs.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,8 +267,14 @@ def _clock_of(cmd: Command) -> dict:
     return out
 
 
+# Checked files by (path, content hash): validate_flow_config checks a user's SDC before the run starts and the
+# timing step needs the same Sdc, so a run parses a file once; a changed file has a new hash and is parsed again.
+_CHECKED: dict[tuple[str, str], Sdc] = {}
+_CHECKED_MAX = 16
+
+
 def read_sdc(path: str | Path) -> Sdc:
-    """A user's SDC file, read and checked."""
+    """A user's SDC file, read and checked (once per content: the Sdc is shared, callers must not change it)."""
     p = Path(path)
     if not p.is_file():
         raise SdcError(f"SDC file {p} does not exist", hint="give --sdc an existing constraints file",
@@ -278,7 +285,12 @@ def read_sdc(path: str | Path) -> Sdc:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise SdcError(f"SDC file {p} is not UTF-8 text", code="timing.sdc") from None
-    return check_sdc(text, str(p))
+    key = (str(p), hashlib.sha256(text.encode()).hexdigest())
+    if key not in _CHECKED:
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.pop(next(iter(_CHECKED)))  # the oldest: a long-lived cockpit process sees many files
+        _CHECKED[key] = check_sdc(text, str(p))  # a refused file raises and is not kept
+    return _CHECKED[key]
 
 
 def generated_sdc(*, clock: str | None, period: float, in_delay: float, out_delay: float) -> Sdc:

@@ -76,7 +76,7 @@ def _add_segment(seg: str, wires: NetWires, units: int, routing_layers: set[str]
     for sx, sy in points:
         x = px if sx == "*" else float(sx)
         y = py if sy == "*" else float(sy)
-        if px is not None and x is not None and y is not None:
+        if px is not None and py is not None and x is not None and y is not None:
             length += abs(x - px) + abs(y - py)
         px, py = x, y
     if length:

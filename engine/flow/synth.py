@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,8 @@ def feed_buffer(macros: dict) -> str:
 
 
 def synth_script(files: list[str], top: str, lib: str, *, flatten: bool, abc: str, clock_ns: float,
-                 include_dirs: list[str], buf: str = FEED_BUF, macro_libs: list[str] = (),
-                 macro_stubs: str | None = None, blackbox: list[str] = ()) -> str:
+                 include_dirs: list[str], buf: str = FEED_BUF, macro_libs: Sequence[str] = (),
+                 macro_stubs: str | None = None, blackbox: Sequence[str] = ()) -> str:
     if abc not in ABC_SCRIPTS:
         raise EngineError(f"unknown synthesis strategy '{abc}'; choose one of {', '.join(ABC_SCRIPTS)}",
                           code="input.out_of_range", knob="synth.abc_script")
@@ -160,7 +161,8 @@ def macro_stub_verilog(macros: list) -> str:
     directions from the LEF (power and ground pins left out: the grid connects them)."""
     out = []
     for m in macros:
-        ports, buses = [], {}
+        ports: list[str] = []
+        buses: dict[str, tuple[str, list[int]]] = {}
         for p in m.signal_pins:  # LEF bus bits A[0], A[1] ... become one port A[hi:lo]
             d = {"INPUT": "input", "OUTPUT": "output"}.get(p.direction.split()[0].upper(), "inout")
             bit = _BUS_BIT.match(p.name)
@@ -192,7 +194,8 @@ def _modules_found(step_dir: Path) -> list[str]:
 
 def _loops(check_text: str) -> list[str]:
     """Wires of each logic loop Yosys' check found: ['w1 -> w2', ...]."""
-    loops, current = [], None
+    loops: list[list[str]] = []
+    current: list[str] | None = None
     for line in check_text.splitlines():
         if "found logic loop" in line:
             current = []

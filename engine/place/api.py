@@ -71,6 +71,7 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
         "placement__frames__seconds": round(g.frame_seconds, 3),
         "placement__cells__movable": int(len(gp.movable_idx)),
         "placement__bins": int(gp.grid.m),
+        **g.metrics,                      # routability rounds, inflation, RUDY; timing-weighted nets
     }
     legality = None
     if cfg.legalize:

@@ -24,6 +24,7 @@ from engine.place.density import BinGrid, ElectrostaticDensity, fixed_density_ma
 from engine.place.errors import Cancelled, PlaceError
 from engine.place.metrics import rudy_map_torch
 from engine.place.nesterov import NesterovOptimizer
+from engine.place.routability import RudyStats, inflation_step
 from engine.place.wirelength import HPWL, NetTensors, WAWirelength
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class GlobalResult:
     frames: int
     history: list[dict] = field(default_factory=list)   # per-iteration hpwl, overflow, lambda, gamma
     frame_seconds: float = 0.0
+    metrics: dict = field(default_factory=dict)          # routability / timing-driven placement__* metrics
 
 
 class GlobalPlacer:
@@ -185,8 +187,15 @@ class GlobalPlacer:
         fixed = ~movable & ~np.asarray(netlist.cell_is_io, dtype=bool)   # IO and terminal_NI can be placed over
         fixed_rho = fixed_density_map(self.grid, px[fixed], py[fixed], w[fixed], h[fixed], cfg.target_density,
                                       self.device, self.dtype)
+        self.fixed_rho = fixed_rho
         self.density = ElectrostaticDensity(self.grid, self.w_t, self.h_t, self.mobile, len(self.movable_idx),
                                             fixed_rho, cfg.target_density, stretch=cfg.stretch_cells)
+        self.density_area = self.movable_area      # area the overflow is relative to (inflated in routability)
+        # routability: cumulative area ratio of each real movable cell; whitespace the inflation may fill
+        free = (x1 - x0) * (y1 - y0) - fixed_area_in_core(netlist, self.core)
+        self.whitespace = max(cfg.target_density * free - self.movable_area, 0.0)
+        self.inflate_ratio = torch.ones(len(self.movable_idx), **t)
+        self.base_net_weight = self.nets.net_weight.clone()
         # preconditioner pieces: pins per cell and cell area
         deg = np.bincount(np.asarray(netlist.pin_cell, dtype=np.int64), minlength=n).astype(np.float64)
         self.pin_count = torch.tensor(np.concatenate([deg, np.zeros(n_fill)]), **t)
@@ -270,11 +279,16 @@ class GlobalPlacer:
         overflow = 1.0
         self.wa.gamma = self.gamma_for(overflow)
         self.density(pos)  # fills the density map
-        overflow = self.density.overflow(self.movable_area)
+        overflow = self.density.overflow(self.density_area)
         self.wa.gamma = self.gamma_for(overflow)
         self.density_weight = self._initial_density_weight(pos)
+        extra: dict[str, Any] = {}
+        timing_marks = [0.5, 0.25]            # the proxy is recomputed as the overflow falls through these
+        if cfg.timing_driven:
+            self.apply_timing_weights(pos, extra)
         opt = NesterovOptimizer(pos, self.evaluate, self.project, max_backtracks=cfg.max_backtracks)
         hpwl = float(self.wa.last_hpwl)
+        rounds, last_round_it, inflating = 0, -10**9, cfg.routability and cfg.routability_max_rounds > 0
         first_overflow = max(overflow, cfg.target_overflow * 1.01)
         history: list[dict] = []
         frames, frame_s = 0, 0.0
@@ -289,7 +303,7 @@ class GlobalPlacer:
                 raise Cancelled("placement cancelled")
             opt.step()
             it += 1
-            overflow = self.density.overflow(self.movable_area)
+            overflow = self.density.overflow(self.density_area)
             new_hpwl = float(self.wa.last_hpwl)   # HPWL of the kept nets at v, a by-product of the WA pass
             if not (math.isfinite(new_hpwl) and math.isfinite(float(opt.obj))):
                 raise PlaceError(f"global placement diverged at iteration {it} (objective is not finite)",
@@ -303,9 +317,29 @@ class GlobalPlacer:
             self.density_weight *= mu
             hpwl = new_hpwl
             self.wa.gamma = self.gamma_for(overflow)
+            changed = False
+            if cfg.timing_driven and not cfg.timing_weights_file and timing_marks and overflow < timing_marks[0]:
+                while timing_marks and overflow < timing_marks[0]:
+                    timing_marks.pop(0)
+                self.apply_timing_weights(opt.v, extra)
+                changed = True
+            # routability: a round once the cells are spread (overflow under the trigger), at least 20 iterations
+            # after the previous one so the spreading has answered it
+            if (inflating and overflow < cfg.routability_trigger_overflow and it - last_round_it >= 20):
+                grew = self.inflate(opt.v, extra, rounds)
+                rounds += 1
+                last_round_it = it
+                inflating = grew and rounds < cfg.routability_max_rounds
+                changed = changed or grew
+            if changed:
+                opt.refresh()
+                overflow = self.density.overflow(self.density_area)
+                hpwl = float(self.wa.last_hpwl)
+                self.wa.gamma = self.gamma_for(overflow)
             history.append(dict(iteration=it, hpwl=hpwl, overflow=overflow, density_weight=self.density_weight,
                                 gamma=self.wa.gamma, step=opt.alpha, evaluations=opt.evaluations))
-            done = (overflow <= cfg.target_overflow and it >= cfg.min_iterations) or it >= cfg.max_iterations
+            done = ((overflow <= cfg.target_overflow and it >= cfg.min_iterations and not inflating)
+                    or it >= cfg.max_iterations)
             if on_frame is not None and cfg.frame_every > 0 and (it % cfg.frame_every == 0 or done):
                 t0 = time.perf_counter()
                 on_frame(self.frame(opt.v, it, float(self.hpwl_op(opt.v)), overflow, sub))
@@ -329,9 +363,84 @@ class GlobalPlacer:
         hpwl = float(self.hpwl_op(opt.v))        # exact, all nets
         x[self.movable_idx] = v[0, self.movable_idx]
         y[self.movable_idx] = v[1, self.movable_idx]
+        if cfg.routability:
+            with torch.no_grad():
+                after = RudyStats.of(rudy_map_torch(opt.v, self.all_nets, self.grid))
+            extra["placement__routability__rounds"] = rounds
+            extra.setdefault("placement__routability__inflated_area_um2", 0.0)
+            extra.setdefault("placement__routability__rudy_top10__before", round(after.top10, 5))
+            extra.setdefault("placement__routability__rudy_max__before", round(after.max, 5))
+            extra["placement__routability__rudy_top10__after"] = round(after.top10, 5)
+            extra["placement__routability__rudy_max__after"] = round(after.max, 5)
         return GlobalResult(x=x, y=y, iterations=it, hpwl=hpwl, overflow=overflow,
                             runtime_s=time.perf_counter() - t_start, frames=frames, history=history,
-                            frame_seconds=frame_s)
+                            frame_seconds=frame_s, metrics=extra)
+
+    # ------------------------------------------------------------------ routability and timing
+    def inflate(self, pos: torch.Tensor, extra: dict, round_no: int) -> bool:
+        """One routability round: inflate the cells in RUDY hot spots and rebuild the density op with the
+        inflated sizes (fillers removed to keep the total charge). True when any cell grew."""
+        cfg = self.cfg
+        mov = torch.as_tensor(self.movable_idx, device=self.device)
+        w, h = self.w_t[mov], self.h_t[mov]
+        with torch.no_grad():
+            rudy = rudy_map_torch(pos, self.all_nets, self.grid)
+            st = RudyStats.of(rudy)
+            if round_no == 0:
+                extra["placement__routability__rudy_top10__before"] = round(st.top10, 5)
+                extra["placement__routability__rudy_max__before"] = round(st.max, 5)
+            cx, cy = pos[0, mov] + w / 2, pos[1, mov] + h / 2
+            new = inflation_step(rudy, cx, cy, w * h, self.inflate_ratio, self.grid,
+                                 threshold=cfg.routability_rudy_threshold, inflation_max=cfg.inflation_max,
+                                 whitespace=self.whitespace)
+        if float((new - self.inflate_ratio).abs().max()) < 1e-6:
+            log.info("routability round %d: no cell in a bin above %.2f x the mean RUDY", round_no + 1,
+                     cfg.routability_rudy_threshold)
+            return False
+        self.inflate_ratio = new
+        s = torch.sqrt(new)
+        w_inf, h_inf = self.w_t.clone(), self.h_t.clone()
+        w_inf[mov], h_inf[mov] = w * s, h * s
+        added = float((w * h * (new - 1.0)).sum())
+        n, f = self.n_real, self.n_fill
+        fill_area = float(self.w_t[n] * self.h_t[n]) if f else 1.0
+        keep = max(0, f - int(math.ceil(added / fill_area))) if f else 0
+        mobile = torch.cat([mov, n + torch.arange(keep, device=self.device)])
+        self.mobile = mobile
+        self.mobile_mask = torch.zeros_like(self.mobile_mask)
+        self.mobile_mask[mobile] = True
+        self.density = ElectrostaticDensity(self.grid, w_inf, h_inf, mobile, len(self.movable_idx), self.fixed_rho,
+                                            cfg.target_density, stretch=cfg.stretch_cells)
+        # the inflated rectangle keeps the real cell's centre (pos is the real lower-left)
+        r = len(self.movable_idx)
+        self.density.dx[:r] += (w - w * s) / 2
+        self.density.dy[:r] += (h - h * s) / 2
+        self.area = w_inf * h_inf
+        self.density_area = self.movable_area + added
+        extra["placement__routability__inflated_area_um2"] = round(added, 3)
+        log.info("routability round %d: RUDY top-10%% %.4g max %.4g, %d cells inflated, +%.0f um^2 (%d fillers "
+                 "removed)", round_no + 1, st.top10, st.max, int((new > 1.0 + 1e-6).sum()), added, f - keep)
+        return True
+
+    def apply_timing_weights(self, pos: torch.Tensor, extra: dict) -> None:
+        """Net weights from timing criticality (a slack file or the static proxy at the current positions)."""
+        from engine.place.timing_weights import proxy_criticality, slack_criticality, weights_from_criticality
+
+        cfg = self.cfg
+        if cfg.timing_weights_file:
+            crit = slack_criticality(self.netlist, cfg.timing_weights_file)
+            extra["placement__timing__source"] = "slack file"
+        else:
+            v = pos.detach().to("cpu", torch.float64).numpy()
+            x = np.asarray(self.netlist.x, dtype=np.float64).copy()
+            y = np.asarray(self.netlist.y, dtype=np.float64).copy()
+            x[self.movable_idx], y[self.movable_idx] = v[0, self.movable_idx], v[1, self.movable_idx]
+            crit = proxy_criticality(self.netlist, x, y)
+            extra["placement__timing__source"] = "proxy"
+        wt = weights_from_criticality(crit, cfg.timing_weight_max)                         # (N,) all nets
+        kept = torch.as_tensor(wt[self.nets.kept_nets], dtype=self.dtype, device=self.device)
+        self.nets.net_weight = self.base_net_weight * kept
+        extra["placement__timing__weighted_nets"] = int((wt > 1.0 + 1e-9).sum())
 
     # ------------------------------------------------------------------ frames
     def _frame_subsample(self) -> np.ndarray:

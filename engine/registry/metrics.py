@@ -101,10 +101,11 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
-_UM2 = dict(unit="um^2", display_unit="µm²")
-_UM = dict(unit="um", display_unit="µm")
-_RUNTIME = dict(unit="s", higher_is_better=False, noise=0.2, noise_abs=0.05)  # wall clock on a shared machine
-_POWER = dict(unit="W", higher_is_better=False, scale=1e3, display_unit="mW", noise=0.01)
+# Shared keyword sets of MetricSpec (typed Any: each holds fields of different types).
+_UM2: dict[str, Any] = dict(unit="um^2", display_unit="µm²")
+_UM: dict[str, Any] = dict(unit="um", display_unit="µm")
+_RUNTIME: dict[str, Any] = dict(unit="s", higher_is_better=False, noise=0.2, noise_abs=0.05)  # shared machine
+_POWER: dict[str, Any] = dict(unit="W", higher_is_better=False, scale=1e3, display_unit="mW", noise=0.01)
 
 
 def _count(name: str, label: str, unit: str, meaning: str, hib: bool | None = None, **kw) -> MetricSpec:
@@ -221,6 +222,32 @@ _SPECS: list[MetricSpec] = [
     _text("placement__rudy__hot_region", "Hot region", "where the peak RUDY demand lies on a 3 x 3 split of the "
           "core (north-east, centre, ...)"),
     _text("placement__rudy__hot_xy_um", "Hot spot", "centre of the hottest RUDY bin (um)", "list"),
+    _count("placement__routability__rounds", "Inflation rounds", "rounds", "routability rounds global placement "
+           "ran (cells in RUDY hot spots inflated in the density term, place.routability)"),
+    MetricSpec("placement__routability__inflated_area_um2", "Inflated area", higher_is_better=None,
+               meaning="cell area the routability mode added in the density term (real sizes are legalised)",
+               **_UM2),
+    MetricSpec("placement__routability__rudy_top10__before", "Top-10% RUDY before inflation", "um/um^2", False,
+               "mean RUDY of the hottest 10 % of placer bins at the first inflation round", noise=0.02),
+    MetricSpec("placement__routability__rudy_max__before", "Peak RUDY before inflation", "um/um^2", False,
+               "peak RUDY of the placer bins at the first inflation round", noise=0.02),
+    MetricSpec("placement__routability__rudy_top10__after", "Top-10% RUDY after inflation", "um/um^2", False,
+               "mean RUDY of the hottest 10 % of placer bins at the end of global placement", noise=0.02),
+    MetricSpec("placement__routability__rudy_max__after", "Peak RUDY after inflation", "um/um^2", False,
+               "peak RUDY of the placer bins at the end of global placement", noise=0.02),
+    MetricSpec("placement__routability__auto_congestion_top10", "Congestion (first placement)", "ratio", False,
+               "top-10 % RUDY demand / routing capacity of the first placement, which the auto routability mode "
+               "compares with place.routability_auto_congestion", noise=0.02),
+    MetricSpec("placement__routability__auto_congestion_top10_after", "Congestion (re-placed)", "ratio", False,
+               "top-10 % RUDY demand / routing capacity after the auto routability re-placement", noise=0.02),
+    MetricSpec("placement__routability__auto_hpwl_first", "HPWL (first placement)", higher_is_better=False,
+               noise=0.01, meaning="HPWL of the placement the auto routability mode replaced", **_UM),
+    _text("placement__routability__auto", "Auto routability", "whether the first placement's congestion made the "
+          "place step re-place with routability on"),
+    _count("placement__timing__weighted_nets", "Timing-weighted nets", "nets", "nets whose weight the timing-driven "
+           "mode raised above 1 (criticality from slack or the static proxy)"),
+    _text("placement__timing__source", "Timing weights from", "where the timing-driven net weights came from: "
+          "'slack file' (place.timing_weights_file) or 'proxy' (logic levels and placed wire length)"),
     MetricSpec("placement__target_overflow", "Target overflow", "fraction", None,
                "the overflow global placement aimed to stop at (place.target_overflow)"),
     _text("placement__converged", "Converged", "global placement reached its target overflow before its "

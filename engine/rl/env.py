@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -116,7 +117,8 @@ class FlowEnv(gym.Env):
         self.designs = [design_config(d) for d in designs]
         self.knobs = get_knobs(self.cfg.knobs)
         first_cfg = self.designs[0][1]
-        self.evaluator = evaluator or Evaluator(first_cfg, self.store, self.cfg.eval, cancel_file=cancel_file)
+        self.evaluator = evaluator or Evaluator(first_cfg, self.store, self.cfg.eval,
+                                                cancel_file=Path(cancel_file) if cancel_file else None)
         self.contexts = contexts if contexts is not None else {}
         self.on_eval = on_eval
         probe = KnobSpace(self.knobs)

@@ -74,6 +74,8 @@ def from_registry(path: str) -> Knob:
             raise EngineError(f"knob {path} is free text: an optimizer needs a range or a list of choices")
         return Knob(path, "choice", spec.doc, choices=tuple(spec.choices))
     low, high = spec.search or (spec.low, spec.high)
+    if low is None or high is None:
+        raise EngineError(f"knob {path} is unbounded: an optimizer needs a range (give the registry a search span)")
     return Knob(path, "int" if spec.type is int else "float", spec.doc, float(low), float(high),
                 log_scale=spec.log_scale, relative=spec.relative, step=spec.step)
 

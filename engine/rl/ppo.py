@@ -96,6 +96,7 @@ class Agent(nn.Module):
             cont = normal.mean if greedy else normal.sample()
             disc = (torch.stack([c.probs.argmax(-1) if greedy else c.sample() for c in cats], dim=-1) if cats
                     else torch.zeros((obs.shape[0], 0), dtype=torch.long))
+        assert disc is not None, "an action to score gives both its parts (cont and disc)"
         logp = normal.log_prob(cont)[:, : self.n_continuous].sum(-1)
         entropy = normal.entropy()[:, : self.n_continuous].sum(-1)
         for j, c in enumerate(cats):

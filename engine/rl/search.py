@@ -57,10 +57,10 @@ def tpe_search(vec: FlowVecEnv, budget: int, seed: int = 1, cancelled: Callable[
                                          constant_liar=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     dists: dict[str, optuna.distributions.BaseDistribution] = {}
-    for k in space.continuous:
-        dists[k.name] = optuna.distributions.FloatDistribution(-1.0, 1.0)
-    for k, n in zip(space.discrete, space.n_choices):
-        dists[k.name] = optuna.distributions.CategoricalDistribution(list(range(n)))
+    for knob in space.continuous:
+        dists[knob.name] = optuna.distributions.FloatDistribution(-1.0, 1.0)
+    for knob, n in zip(space.discrete, space.n_choices):
+        dists[knob.name] = optuna.distributions.CategoricalDistribution(list(range(n)))
     vec.reset(seed=seed)
     done = 0
     while done < budget and not cancelled():

@@ -148,7 +148,7 @@ class OllamaBackend:
                                    options={"temperature": 0, "num_predict": max_tokens})
         except Exception as exc:  # noqa: BLE001
             raise self._explain(exc, model) from None
-        return res.message.content if res.message else ""
+        return (res.message.content or "") if res.message else ""
 
 
 class HFBackend:
@@ -277,6 +277,8 @@ class LlamaCppBackend:
             raise LLMError("llama-cpp-python is not installed (`make setup` builds it: "
                            "`.venv/bin/pip install llama-cpp-python`).") from None
         self._llama_cpp = llama_cpp
+        # Any: llama_cpp types messages and sampling options as strict TypedDicts; our plain dicts are what it reads.
+        self.llm: Any
         try:
             self.llm = llama_cpp.Llama(model_path=str(self.gguf_path), n_threads=n_threads,
                                        n_threads_batch=n_threads, n_ctx=n_ctx, seed=seed, verbose=False)
@@ -389,7 +391,9 @@ def open_backend(spec: str, max_new_tokens: int = 256, n_threads: int = 2, host:
     Loaded models are kept per process. Raises LLMError with a message for a person."""
     spec = (spec or "smollm2").strip()
     if spec.startswith("ollama:"):
-        cfg = SpecialistConfig(timeout_s=timeout_s, **({"host": host} if host else {}))
+        cfg = SpecialistConfig(timeout_s=timeout_s)
+        if host:
+            cfg.host = host
         return OllamaBackend(cfg), spec.split(":", 1)[1]
     if spec.startswith("llamacpp:"):
         return llamacpp_backend(spec.split(":", 1)[1], max_new_tokens, n_threads), None

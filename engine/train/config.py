@@ -55,42 +55,6 @@ class _Config:
 
 
 @dataclass
-class TinyModelConfig(_Config):
-    """The project's own small Llama-architecture base model (so the whole path runs with no downloads)."""
-
-    out_dir: str = str(CACHE_DIR / "tinymodel")
-    """Folder written as a normal Hugging Face model folder (config.json, model.safetensors, tokenizer files)."""
-    corpus: tuple[str, ...] = ("assets/docs", str(CACHE_DIR / "data" / "train.jsonl"))
-    """Text sources: folders (every *.md/*.txt inside), .txt/.md files, or .jsonl data sets (prompt+answer)."""
-    vocab_size: int = 2048
-    """BPE vocabulary; small because the corpus is small and a big embedding would dominate the model."""
-    hidden_size: int = 192
-    """Model width; 128-256 keeps a pre-training pass at a few minutes on CPU."""
-    n_layers: int = 3
-    """Transformer blocks."""
-    n_heads: int = 4
-    """Attention heads (head dim = hidden_size / n_heads, must be even for RoPE)."""
-    n_kv_heads: int = 2
-    """Key/value heads; fewer than n_heads exercises grouped-query attention like real Llama models."""
-    intermediate_size: int = 512
-    """SwiGLU MLP width."""
-    max_len: int = 256
-    """Context length in tokens (training blocks and the model's max_position_embeddings)."""
-    steps: int = 300
-    """Pre-training optimiser steps."""
-    batch_size: int = 16
-    """Blocks per step."""
-    lr: float = 3e-3
-    """Peak learning rate (cosine decay after a short warm-up); tiny models like a high rate."""
-    max_corpus_chars: int = 3_000_000
-    """Cap on the corpus read, so a huge data set does not make pre-training take hours."""
-    seed: int = 0
-    """Seed for the tokenizer sample order, the weights and the batches."""
-    device: str = "auto"
-    """'auto' (CUDA when present), 'cpu' or 'cuda'."""
-
-
-@dataclass
 class LoraTrainConfig(_Config):
     """LoRA fine-tuning of a causal LM on system/prompt/answer JSONL, prompts in the model's chat template,
     answers only in the loss."""
@@ -223,44 +187,6 @@ class ExportConfig(_Config):
     """Prompts on which llama.cpp and transformers must give the same greedy answer (0 skips the check)."""
     agreement_data: str = ""
     """JSONL whose prompts the agreement check uses (empty = the LoRA run's val.jsonl, else built-in prompts)."""
-
-
-@dataclass
-class DatagenConfig(_Config):
-    """Engine-grounded instruction/answer data generation."""
-
-    designs: tuple[str, ...] = ()
-    """Design files or folders to run (empty = every design under assets/designs)."""
-    out_dir: str = str(CACHE_DIR / "data")
-    """Output: train/val/test.jsonl, all.jsonl, card.json, card.md, runs.json."""
-    runs_dir: str = str(CACHE_DIR / "data" / "runs")
-    """Run store the engine runs go to (kept so every example's run_id can be opened)."""
-    until: str = "verify"
-    """Last flow step to run ('place' is enough for the placement examples, 'verify' gives all seven phases)."""
-    utilizations: tuple[float, ...] = (0.45, 0.6, 0.75)
-    """Floorplan utilisation settings."""
-    target_densities: tuple[float, ...] = (0.7, 0.85, 1.0)
-    """Placer target density settings."""
-    gammas: tuple[float, ...] = (0.5, 1.0)
-    """Placer wirelength-smoothing (gamma) settings; scaled by the placer's own base gamma where it has one."""
-    clock_ns: tuple[float, ...] = (5.0, 10.0, 20.0)
-    """Clock periods for timing examples (besides the design's own)."""
-    groups: tuple[str, ...] = ("place", "clock", "synth", "floorplan", "full")
-    """Run groups to make: the placement grid, clock variants, ABC scripts, floorplan shapes, full flows."""
-    include_large: bool = False
-    """Run designs marked large in design.json (rv32e: minutes per placement)."""
-    max_runs: int = 400
-    """Upper bound on engine runs (knob grid is sub-sampled per design to fit)."""
-    place_iterations: int = 0
-    """Override the placer's iteration limit (0 = its default); the tests use a small number."""
-    ray_workers: int = 2
-    """Parallel engine runs through Ray (ray.init local); 0 runs in this process (no Ray)."""
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    """Train/val/test fractions, assigned by design so no design is in two splits."""
-    seed: int = 0
-    """Seed for the knob sub-sampling, the split and the example phrasing."""
-    verify_sample: int = 5
-    """Runs the verifier re-runs from their saved config to check the stated numbers."""
 
 
 def field_docs(cls) -> dict[str, str]:

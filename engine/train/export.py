@@ -28,7 +28,7 @@ import torch
 
 from engine.runs import write_json
 from engine.train.config import PROMPT_TEMPLATE, ExportConfig, TrainError
-from engine.train.tinymodel import load_model_folder
+from engine.train.models import load_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -209,11 +209,11 @@ def write_gguf(model, tokenizer, path: str | Path, name: str = "cda-specialist",
                            ("tokenizer.ggml.padding_token_id", w.add_pad_token_id)):
             if key in meta:
                 adder(int(meta[key]))
-        for key, adder in (("tokenizer.ggml.add_bos_token", w.add_add_bos_token),
-                           ("tokenizer.ggml.add_eos_token", w.add_add_eos_token),
-                           ("tokenizer.ggml.add_space_prefix", w.add_add_space_prefix)):
+        for key, add_flag in (("tokenizer.ggml.add_bos_token", w.add_add_bos_token),
+                              ("tokenizer.ggml.add_eos_token", w.add_add_eos_token),
+                              ("tokenizer.ggml.add_space_prefix", w.add_add_space_prefix)):
             if key in meta:
-                adder(bool(meta[key]))
+                add_flag(bool(meta[key]))
     else:
         tokens, types, merges, tok_model = _tokenizer_vocab(tokenizer)
         if len(tokens) != dims["vocab"]:
@@ -441,9 +441,12 @@ def agreement_report(gguf_path: str | Path, hf_dir: str | Path, prompts, max_tok
     details = []
     for prompt in prompts:
         msgs = _as_messages(prompt)
-        if schema is not None:
-            a, raw_a = answer_json(llama, msgs, schema, max_tokens)
-            b, raw_b = answer_json(hf, msgs, schema, max_tokens)
+        # a data row's own schema (benchmark and training rows have one): the constrained answer is what the
+        # product uses, and free text of f16 vs fp32 weights may part after a few dozen greedy tokens
+        row_schema = schema if schema is not None else (prompt.get("schema") if isinstance(prompt, dict) else None)
+        if row_schema is not None:
+            a, raw_a = answer_json(llama, msgs, row_schema, max_tokens)
+            b, raw_b = answer_json(hf, msgs, row_schema, max_tokens)
             same = a is not None and a == b
         else:
             raw_a, raw_b = llama.generate_text(msgs, max_tokens), hf.generate_text(msgs, max_tokens)
@@ -476,7 +479,8 @@ def answer_accuracy(model: str, data: str | Path, n: int = 50, max_tokens: int =
     rows = read_examples(Path(data) / "val.jsonl" if Path(data).is_dir() else data)
     if n and len(rows) > n:
         rows = random.Random(seed).sample(rows, n)
-    out, per_kind = [], {}
+    out: list[dict] = []
+    per_kind: dict[str, dict] = {}
     for row in rows:
         value, raw = answer_json(backend, messages_of(row), row.get("schema"), max_tokens, model=name)
         gold = json.loads(row["answer"]) if isinstance(row["answer"], str) else row["answer"]

@@ -11,33 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.train.config import DatagenConfig, ExportConfig, LoraTrainConfig, SearchConfig, TinyModelConfig, TrainError
+from engine.train.config import ExportConfig, LoraTrainConfig, SearchConfig, TrainError
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
-CONFIGS = {"tiny": TinyModelConfig, "data": DatagenConfig, "lora": LoraTrainConfig, "search": SearchConfig,
-           "export": ExportConfig}
+CONFIGS: dict[str, Any] = {"lora": LoraTrainConfig, "search": SearchConfig, "export": ExportConfig}
 
 
 def _with_out_dir(what: str, run) -> Any:
     cfg = CONFIGS[what].from_dict(run.config)
     cfg.out_dir = str(run.dir)
     return cfg
-
-
-def tiny_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
-    from engine.train.tinymodel import build_tiny_model
-
-    build_tiny_model(_with_out_dir("tiny", run), progress, cancelled)
-
-
-def data_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
-    from engine.train.datagen import generate_dataset
-
-    generate_dataset(_with_out_dir("data", run), progress, cancelled)
 
 
 def lora_target(run, progress: ProgressFn, cancelled: CancelFn) -> None:
@@ -84,11 +71,11 @@ def submit_train_job(what: str, config: Any, store=None, label: str = "") -> str
     return run.id
 
 
-DEFAULT_DIRS = {"data": DatagenConfig().out_dir, "lora": LoraTrainConfig().out_dir, "search": SearchConfig().out_dir,
-                "export": ExportConfig().out_dir, "tiny": TinyModelConfig().out_dir}
+# The data set is made by `cda bench data` (engine/train/data_v2.py) into the folder LoRA reads by default.
+DEFAULT_DIRS = {"data": LoraTrainConfig().data_dir, "lora": LoraTrainConfig().out_dir,
+                "search": SearchConfig().out_dir, "export": ExportConfig().out_dir}
 # The file that shows a folder holds a result of this kind.
-MARKERS = {"data": "card.json", "lora": "curves.json", "search": "trials.json", "export": "verify.json",
-           "tiny": "pretrain.json"}
+MARKERS = {"data": "card.json", "lora": "curves.json", "search": "trials.json", "export": "verify.json"}
 
 
 @dataclass

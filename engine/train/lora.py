@@ -26,7 +26,7 @@ import torch
 
 from engine.runs import write_json
 from engine.train.config import PROMPT_TEMPLATE, LoraTrainConfig, TrainError
-from engine.train.tinymodel import load_model_folder, pick_device
+from engine.train.models import load_model_folder, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def load_split(data: str | Path, name: str) -> list[dict]:
     path = data / f"{name}.jsonl"
     if not data.exists():
         raise TrainError(f"data set {data} does not exist",
-                         hint="write one with `cda bench data` / `cda train data`, or set data_dir")
+                         hint="write one with `cda bench data`, or set data_dir")
     return read_examples(path) if path.exists() else []
 
 
@@ -94,7 +94,7 @@ def answer_text(example: dict) -> str:
 
 def prompt_text(tokenizer, example: dict) -> str:
     """The exact text before the answer: the model's chat template (system + user + the assistant header), or
-    the plain instruction template for a model without one (the project's tiny model)."""
+    the plain instruction template for a model without one (a bare causal LM such as the tests' tiny Llama)."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages_of(example), tokenize=False, add_generation_prompt=True)
     return PROMPT_TEMPLATE.format(instruction=example.get("prompt", example.get("instruction", "")))

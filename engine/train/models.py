@@ -156,7 +156,7 @@ def import_gguf(gguf: str | Path | None = None, out_dir: str | Path | None = Non
             except AttributeError:
                 setattr(obj, attr, None)
     if getattr(model, "is_quantized", False):
-        model.is_quantized = False
+        setattr(model, "is_quantized", False)  # noqa: B010 - transformers declares it a read-only property type
     if meta.get("tokenizer.chat_template") and not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = meta["tokenizer.chat_template"]
     tmp = out.with_name(f".{out.name}.tmp")
@@ -216,10 +216,8 @@ def resolve_base(spec: str | Path | None = None, auto_import: bool = True) -> Ba
             raise TrainError(f"GGUF file {path} does not exist")
         hf_dir = default_dir_for(path)
         if auto_import:
-            hf_dir = import_gguf(path, hf_dir)
-        elif not _is_imported(hf_dir, path):
-            hf_dir = None
-        return BaseModel(spec, "gguf", hf_dir, path)
+            return BaseModel(spec, "gguf", import_gguf(path, hf_dir), path)
+        return BaseModel(spec, "gguf", hf_dir if _is_imported(hf_dir, path) else None, path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise TrainError(f"{path} has no config.json, so it is not a Hugging Face model folder",
@@ -234,11 +232,47 @@ def resolve_base(spec: str | Path | None = None, auto_import: bool = True) -> Ba
                      hint="leave it empty for the default SmolLM2-135M-Instruct")
 
 
+def pick_device(name: str):
+    """The torch device for a config value: auto (CUDA when there is one), cpu or cuda."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("device 'cuda' asked for but no CUDA GPU is available", hint="use device='auto' or 'cpu'")
+    return torch.device(name)
+
+
+def load_model_folder(path: str | Path, device=None, dtype=None):
+    """Load (tokenizer, model) from a local HF folder with clear errors for missing or corrupt folders."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise TrainError(f"model folder {path} does not exist",
+                         hint="leave base_model empty for the default SmolLM2-135M-Instruct (`cda train "
+                              "import-gguf` makes its folder) or set it to a local HF folder")
+    if not (path / "config.json").is_file():
+        raise TrainError(f"model folder {path} has no config.json, so it is not a Hugging Face model folder")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        kwargs: dict = {"local_files_only": True}
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except Exception as exc:  # transformers raises many types for broken folders; all mean the same to the user
+        raise TrainError(f"model folder {path} could not be loaded: {type(exc).__name__}: {str(exc)[:300]}",
+                         hint="the folder looks corrupt; rebuild it or point base_model at another folder") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device is not None:
+        model.to(device)
+    return tokenizer, model
+
+
 def load_hf(spec: str | Path | None = None, dtype=None, threads: int | None = 1):
     """(tokenizer, model) of a base model spec through transformers, torch threads set first."""
     import torch
-
-    from engine.train.tinymodel import load_model_folder
 
     if threads:
         torch.set_num_threads(threads)

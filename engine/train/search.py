@@ -113,7 +113,8 @@ def run_search(cfg: SearchConfig | None = None, progress: ProgressFn | None = No
             trial.study.stop()
         if res.state == "pruned":
             raise optuna.TrialPruned()
-        return res.best_val_loss
+        # no evaluation ran: NaN, which Optuna records as a failed trial
+        return res.best_val_loss if res.best_val_loss is not None else float("nan")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # A trial whose validation loss at an evaluation is worse than the median of earlier trials at that step
