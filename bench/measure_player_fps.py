@@ -19,13 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+from cockpit.serve import wait_healthy  # noqa: E402 - after the checkout is on the path
 
 
 def _osu_netlist(n_cells: int, seed: int):
@@ -103,18 +105,8 @@ def worker(run_dir: Path, n_cells: int, seed: int, frame_every: int, nice: int) 
 
 
 def _wait_health(url: str, proc, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    raise SystemExit("the cockpit did not start")
+    if not wait_healthy(url, proc, timeout_s):
+        raise SystemExit("the cockpit did not start")
 
 
 def _player_frame(page):

@@ -5,12 +5,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from cockpit.serve import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,18 +43,9 @@ def cockpit_app(tmp_path_factory):
                                  "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
+    if not wait_healthy(url, proc, timeout_s=60):
+        proc.kill()
+        pytest.fail(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")
     yield CockpitApp(url=url, runs_dir=runs, log=log)
     proc.terminate()
     try:
