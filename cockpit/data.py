@@ -1,5 +1,6 @@
-"""Readers of a run folder's artefacts for the pages (layouts, frames, heat maps, timing paths), cached by
-file path and modification time so a polling page does not parse the same DEF twice."""
+"""Readers of a run folder's artefacts for the pages (layouts, frames, heat maps, timing paths, clock tree, log
+tails), cached by file path and modification time: a page's rerun (a widget, a poll, a revisit) does not parse
+the same file twice, and a file the flow rewrites is read again."""
 from __future__ import annotations
 
 import json
@@ -220,18 +221,44 @@ def rudy_capacity(run: Run) -> float | None:
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_json_file(path: str, mtime: float):
+    return json.loads(Path(path).read_text())
+
+
+def cached_json(path: Path | None):
+    """A JSON artefact, parsed once per file version (path and modification time); None if missing or broken."""
+    if path is None:
+        return None
+    try:
+        return _read_json_file(str(path), _mtime(Path(path)))
+    except (OSError, ValueError):
+        return None
+
+
 def timing_paths(run: Run) -> list[dict]:
-    path = artefact(run, "timing", "paths", "paths.json")
-    data = read_json(path) if path else None
+    data = cached_json(artefact(run, "timing", "paths", "paths.json"))
     if isinstance(data, dict):
         data = data.get("paths", [])
     return data if isinstance(data, list) else []
 
 
+def clock_tree(run: Run) -> dict:
+    """The clock tree cts wrote (tree.json: buffers, their loads, the clock port), {} when there is none."""
+    data = cached_json(artefact(run, "cts", "tree", "tree.json"))
+    return data if isinstance(data, dict) else {}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _tail(path: str, mtime: float, lines: int) -> str:
+    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+
+
 def text_tail(path: Path | None, lines: int = 40) -> str:
+    """The last lines of a log, read once per file version."""
     if path is None or not Path(path).exists():
         return ""
-    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    return _tail(str(path), _mtime(Path(path)), lines)
 
 
 def json_file(path: Path | None):

@@ -1,8 +1,10 @@
 """Plotly figures of a layout: cells, heat maps, convergence curves, the worst timing path.
 
-All coordinates are microns (axis titles say so). Cells are drawn as filled rectangles in one WebGL trace (one
-polygon per cell, separated by None) up to `max_rects`, and as WebGL points beyond that, so a 5,000+ cell design
-stays smooth; the power grid likewise, one trace per net and layer, under the cells.
+All coordinates are microns (axis titles say so). Cells are drawn as filled rectangles in one trace (one polygon
+per cell, separated by None) up to `max_rects`, and as WebGL points beyond that, so a 5,000+ cell design stays
+smooth; the power grid likewise, one trace per net and layer, under the cells. A small trace is SVG, a big one
+WebGL (`scatter`): the picture is the same, and a small design's page shows without setting up WebGL; routed
+wires stay WebGL (many short segments).
 Nothing here reads files: cockpit.data does, these functions only draw arrays.
 
 One look for one fact: every heat map of a quantity takes its colour scale, range and unit from HEAT_SCALES (the
@@ -11,6 +13,7 @@ one colour (METAL_COLORS) on every routing view.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +74,17 @@ POWER_COLORS = {"POWER": (201, 42, 42), "GROUND": (12, 140, 90)}
 SUPPLY_FALLBACK = [(201, 42, 42), (12, 140, 90), (130, 80, 200), (200, 120, 20)]
 
 
+# A trace of at most this many points is drawn as SVG (go.Scatter), a bigger one with WebGL (go.Scattergl). Same
+# picture; a WebGL context costs a few hundred ms to set up (seconds where the browser draws WebGL in software),
+# while SVG stays quick up to some thousands of cells. A 2,000-cell layout is 12,000 polygon points.
+SVG_MAX_POINTS = 12_000
+
+
+def scatter(n_points: int, **kw) -> go.Scatter | go.Scattergl:
+    """A scatter trace of `n_points` points: SVG when small (quick to show), WebGL when big (smooth to pan)."""
+    return go.Scatter(**kw) if n_points <= SVG_MAX_POINTS else go.Scattergl(**kw)
+
+
 def metal_color(layer: str, i: int = 0) -> str:
     """The layer's fixed colour (metal1..metal6), a palette colour by position for any other layer name."""
     return METAL_COLORS.get(layer.lower(), OTHER_LAYER_COLORS[i % len(OTHER_LAYER_COLORS)])
@@ -123,8 +137,8 @@ def subsample(n: int, limit: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
-def power_traces(power: dict, uses: dict | None = None) -> list[go.Scattergl]:
-    """The power grid as filled rectangles: one WebGL trace per (net, layer), shapes joined by None gaps.
+def power_traces(power: dict, uses: dict | None = None) -> list[go.Scatter | go.Scattergl]:
+    """The power grid as filled rectangles: one trace per (net, layer), shapes joined by None gaps.
 
     ``power`` maps (net, layer) -> (n, 4) rectangles x0, y0, x1, y1 in um (cockpit.data.power_shapes); ``uses``
     maps net -> POWER / GROUND for its colour. Traces of one net share a legend group, so a click on the legend
@@ -142,7 +156,7 @@ def power_traces(power: dict, uses: dict | None = None) -> list[go.Scattergl]:
             px, py = _rect_polys(rects[:, 0], rects[:, 1], rects[:, 2] - rects[:, 0], rects[:, 3] - rects[:, 1])
             alpha = 0.75 if layer.lower() == "metal1" else 0.4
             colour = f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha})"
-            traces.append(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor=colour,
+            traces.append(scatter(len(px), x=px, y=py, mode="lines", fill="toself", fillcolor=colour,
                                        line=dict(color=colour, width=0.5), hoverinfo="skip",
                                        name=f"{net} · {layer} ({len(rects)})", legendgroup=f"power-{net}"))
     return traces
@@ -179,13 +193,13 @@ def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=
     if fill.any():
         f = np.flatnonzero(fill & ~io)
         px, py = _rect_polys(x[f], y[f], w[f], h[f])
-        fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor="rgba(150, 160, 175, 0.25)",
+        fig.add_trace(scatter(len(px), x=px, y=py, mode="lines", fill="toself", fillcolor="rgba(150, 160, 175, 0.25)",
                                    line=dict(color="rgba(150, 160, 175, 0.6)", width=0.5), hoverinfo="skip",
                                    name=f"filler cells ({len(f):,})"))
     movable = np.flatnonzero(~io & ~fill)
     if len(movable) <= max_rects:
         px, py = _rect_polys(x[movable], y[movable], w[movable], h[movable])
-        fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor=CELL_COLOR,
+        fig.add_trace(scatter(len(px), x=px, y=py, mode="lines", fill="toself", fillcolor=CELL_COLOR,
                                    line=dict(color=CELL_LINE, width=0.5), hoverinfo="skip", name="cells"))
     else:
         pick = movable[subsample(len(movable), max_points)]
@@ -194,10 +208,10 @@ def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=
     if fixed[~io].any():
         f = np.flatnonzero(fixed & ~io)
         px, py = _rect_polys(x[f], y[f], w[f], h[f])
-        fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", fill="toself", fillcolor=FIXED_COLOR,
+        fig.add_trace(scatter(len(px), x=px, y=py, mode="lines", fill="toself", fillcolor=FIXED_COLOR,
                                    line=dict(width=0.5, color="#555"), hoverinfo="skip", name="fixed"))
     if io.any():
-        fig.add_trace(go.Scattergl(x=x[io] + w[io] / 2, y=y[io] + h[io] / 2, mode="markers",
+        fig.add_trace(scatter(int(io.sum()), x=x[io] + w[io] / 2, y=y[io] + h[io] / 2, mode="markers",
                                    marker=dict(size=7, symbol="diamond", color=IO_COLOR), name="I/O pins",
                                    hoverinfo="skip"))
     _base_layout(fig, die, title, height)
@@ -250,6 +264,7 @@ def add_wires(fig: go.Figure, wires: dict, *, max_segments: int = 60000) -> go.F
         keep = seg[subsample(len(seg), max(1, int(max_segments * len(seg) / total)))]
         xs = np.column_stack([keep[:, 0], keep[:, 2], np.full(len(keep), np.nan)]).ravel()
         ys = np.column_stack([keep[:, 1], keep[:, 3], np.full(len(keep), np.nan)]).ravel()
+        # WebGL even when small: many short segments draw slower in SVG than in one GL batch (bench_cockpit)
         fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name=layer, hoverinfo="skip",
                                    line=dict(color=metal_color(layer, i), width=1.5), opacity=0.8))
     return _legend(fig)
@@ -276,23 +291,31 @@ def add_path(fig: go.Figure, xs, ys, labels=None, *, name: str = "worst path") -
     return fig
 
 
+@functools.lru_cache(maxsize=8)
+def _png_uri(path: str, mtime_ns: int, size: int) -> tuple[str, int, int]:
+    """A PNG as a data URI with its pixel size, read and encoded once per file version (path, mtime, size)."""
+    import base64
+
+    from PIL import Image
+
+    data = Path(path).read_bytes()
+    with Image.open(path) as im:
+        w, h = im.size
+    return "data:image/png;base64," + base64.b64encode(data).decode(), w, h
+
+
 def image_figure(png_path, die=None, *, height: int = 700) -> go.Figure:
     """A rendered layout image that zooms and pans, placed on micron axes when `die` (x0, y0, x1, y1) is given.
 
     The PNG goes to the browser as one compressed data URI (a layout image), not as a pixel array: a 1400 px
     render would otherwise be millions of numbers in the figure's JSON.
     """
-    import base64
-
-    from PIL import Image
-
-    data = Path(png_path).read_bytes()
-    with Image.open(png_path) as im:
-        w, h = im.size
+    st_ = Path(png_path).stat()
+    uri, w, h = _png_uri(str(png_path), st_.st_mtime_ns, st_.st_size)
     x0, y0, x1, y1 = die if die is not None else (0.0, 0.0, float(w), float(h))
     fig = go.Figure(go.Scatter(x=[x0, x1], y=[y0, y1], mode="markers", marker=dict(opacity=0), hoverinfo="skip",
                                showlegend=False))
-    fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(data).decode(), xref="x", yref="y",
+    fig.add_layout_image(source=uri, xref="x", yref="y",
                          x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, dragmode="zoom",
                       plot_bgcolor="white", showlegend=False)

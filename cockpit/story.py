@@ -126,6 +126,10 @@ STEP_STORY: dict[str, StepStory] = {
 }
 
 
+def _pct(before: float, after: float) -> str:
+    return f"{100 * (float(after) - float(before)) / float(before):+.1f} %" if before else "unchanged"
+
+
 def done_text(step: str, m: Mapping) -> str | None:
     """The "what just happened" sentence once ``step`` has finished, from its metrics (None when it has none)."""
     if not m:
@@ -138,8 +142,17 @@ def done_text(step: str, m: Mapping) -> str | None:
         return (f"the core is {fmt(m['floorplan__core__width_um'])} × {fmt(m.get('floorplan__core__height_um'))} µm "
                 f"in {fmt(m.get('floorplan__row__count'))} rows, {fmt(full, 2)} % full.")
     if step == "place" and "placement__hpwl" in m:
-        return (f"the placer reached HPWL {fmt(m['placement__hpwl'], unit='µm')} with overflow "
-                f"{fmt(m.get('placement__overflow'))}.")
+        g, lg = m.get("placement__hpwl__global"), m.get("placement__hpwl__legal")
+        if g is None or lg is None or "placement__displacement__mean" not in m:
+            return (f"the placer reached HPWL {fmt(m['placement__hpwl'], unit='µm')} with overflow "
+                    f"{fmt(m.get('placement__overflow'))}.")
+        text = (f"global placement reached HPWL {fmt(g, unit='µm')} with overflow {fmt(m.get('placement__overflow'))}; "
+                f"legalisation moved cells {fmt(m['placement__displacement__mean'], unit='µm')} on average "
+                f"({fmt(m.get('placement__displacement__max'), unit='µm')} at most), HPWL {_pct(g, lg)}")
+        if "placement__detailed__moves" in m:
+            text += (f"; detailed placement's {fmt(m['placement__detailed__moves'])} swaps brought it to "
+                     f"{fmt(m['placement__hpwl'], unit='µm')} ({_pct(lg, m['placement__hpwl'])})")
+        return text + "."
     if step == "cts" and "cts__buffer__count" in m:
         sinks = m.get("cts__sink__count")
         if not m["cts__buffer__count"] and not sinks:

@@ -51,6 +51,10 @@ class CtsConfig:
     fanout_limit: int = 24  # a signal net driving more cell inputs than this gets a buffer tree
     repair_buffers: str = "BUFX2,BUFX4"  # Liberty cells fanout repair may use (comma-separated)
     load_fraction: float = 0.5  # a buffer is chosen to drive at most this share of its Liberty max_capacitance
+    hold_repair: bool = True  # delay buffers on the flip-flop inputs whose hold slack (propagated clock) is short
+    hold_margin_ns: float = 0.05  # hold slack every register input is repaired to: room for the routed wires' error
+    hold_buffers: str = "BUFX2,BUFX4,CLKBUF1,CLKBUF2,CLKBUF3"  # cells hold repair may chain (the least area wins)
+    hold_max_buffers: int = 1000  # hold repair stops at this many buffers (a race this wide is the SDC's, not a gap)
 
 
 @dataclass

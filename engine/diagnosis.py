@@ -138,6 +138,14 @@ _ENTRIES = [
     _D("cts.not_legal", "Placement not legal after cts",
        "Legalising the buffers left cells overlapping or off the rows.", "Lower the utilisation and run again.",
        ("floorplan.utilization",)),
+    _D("cts.hold", "Hold repair could not finish",
+       "A cts.hold_* setting names a cell that is not a buffer of the library, or the hold buffers found no room.",
+       "Set cts.hold_buffers to buffers of the library, lower the utilisation, or turn cts.hold_repair off.",
+       ("cts.hold_buffers", "cts.hold_repair", "floorplan.utilization")),
+    _D("cts.hold_sta", "OpenSTA failed while checking hold",
+       "The hold check after the clock tree could not read the placed design or the constraints (an SDC command "
+       "it rejects, a port the netlist lacks).", "Check the SDC (the message names the line), or turn "
+       "cts.hold_repair off to go on without hold repair.", ("cts.hold_repair",)),
     _D("cts.netlist", "Netlist and placement disagree",
        "The synthesised Verilog lacks a connection the placed DEF has, so the buffers cannot be wired in.",
        "Run the flow again from synthesis.", ()),

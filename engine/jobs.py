@@ -200,6 +200,8 @@ class JobQueue:
                        (run_id, kind, target, "queued", time.time()))
 
         self._sql(queue_it)
+        if self.read_only:  # the queue turned read-only under us: _sql answered without queueing anything
+            raise RunStoreError(f"Cannot start a job: the job queue {self.db_path} is read-only ({self.read_only}).")
         cancel_file = Path(run.dir) / "CANCEL"
         cancel_file.unlink(missing_ok=True)
         # The job's kind and target also live in run.json, so a rebuilt queue knows what the worker runs.
@@ -227,7 +229,10 @@ class JobQueue:
         self._sql(lambda db: db.execute("UPDATE jobs SET pid=COALESCE(pid, ?), pid_start=COALESCE(pid_start, ?) "
                                         "WHERE run_id=?", (proc.pid, _proc_start(proc.pid), run_id)))
         log.info("submitted %s job for run %s (worker pid %d)", kind, run_id, proc.pid)
-        return self.status(run_id)
+        st = self.status(run_id)
+        if st is None:  # its row went between queueing and now (the run folder deleted meanwhile)
+            raise JobError(f"Run {run_id} left the job queue as it was being submitted.")
+        return st
 
     # ---- reading ----------------------------------------------------------------------------------
     def status(self, run_id: str) -> JobStatus | None:
@@ -290,9 +295,13 @@ class JobQueue:
         for r in dead:
             msg = ("The worker process stopped without finishing (killed, or out of memory). "
                    "Its log is worker.log in the run folder.")
-            n = self._sql(lambda db, msg=msg, r=r: db.execute(
-                "UPDATE jobs SET state='failed', ended_at=?, message=? WHERE run_id=? AND state IN "
-                "('queued','running') AND pid=?", (time.time(), msg, r["run_id"], r["pid"])).rowcount, default=0)
+            args = (time.time(), msg, r["run_id"], r["pid"])
+
+            def fail_job(db: sqlite3.Connection, args: tuple = args) -> int:
+                return db.execute("UPDATE jobs SET state='failed', ended_at=?, message=? WHERE run_id=? AND state IN "
+                                  "('queued','running') AND pid=?", args).rowcount
+
+            n = self._sql(fail_job, default=0)
             if not n:
                 continue
             reaped.append(r["run_id"])

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from engine.errors import EngineError
+from engine.io.lexer import TokenReader
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,16 @@ class Layer:
     res_per_sq: float | None = None  # ohm per square
     cap_per_sq_dist: float | None = None  # pF per um^2 (LEF CPERSQDIST)
     edge_cap: float | None = None  # pF per um of edge
+
+
+@dataclass(frozen=True)
+class LefVia:
+    """A fixed VIA definition of the LEF (the power grid's vias between metals)."""
+
+    name: str
+    default: bool
+    layers: tuple[str, ...]  # every layer the via draws on (metals and cut)
+    rects: tuple[tuple[str, float, float, float, float], ...] = ()  # (layer, x0, y0, x1, y1) around its centre
 
 
 @dataclass
@@ -127,78 +139,24 @@ class Pdk:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# LEF reader: a tokenizer that keeps line numbers, and a small recursive reader over the statements we need.
+# LEF reader: engine.io.lexer's tokens (with their lines), and a small recursive reader over the statements we need.
 
 
-def _tokens(text: str):
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        hash_at = line.find("#")
-        if hash_at >= 0:
-            line = line[:hash_at]
-        for tok in line.replace(";", " ; ").split():
-            yield lineno, tok
-
-
-class _Reader:
+class _Reader(TokenReader):
     def __init__(self, path: Path, text: str):
-        self.path = path
-        self.toks = list(_tokens(text))
-        self.i = 0
-
-    def error(self, msg: str, lineno: int | None = None) -> LefError:
-        if lineno is None:
-            lineno = self.toks[min(self.i, len(self.toks) - 1)][0] if self.toks else 1
-        return LefError(f"{self.path}:{lineno}: {msg}")
-
-    def peek(self) -> str | None:
-        return self.toks[self.i][1] if self.i < len(self.toks) else None
-
-    def next(self) -> str:
-        if self.i >= len(self.toks):
-            raise self.error("unexpected end of file")
-        tok = self.toks[self.i][1]
-        self.i += 1
-        return tok
-
-    def statement(self) -> list[str]:
-        """Tokens up to the next ';' (the ';' consumed)."""
-        out = []
-        start = self.i
-        while True:
-            if self.i >= len(self.toks):
-                self.i = start
-                raise self.error("statement not closed by ';'")
-            tok = self.next()
-            if tok == ";":
-                return out
-            out.append(tok)
-
-    def number(self, tok: str) -> float:
-        try:
-            return float(tok)
-        except ValueError:
-            self.i -= 1
-            raise self.error(f"expected a number, found '{tok}'") from None
-
-    def skip_block(self, name: str) -> None:
-        """Skip to 'END name' (blocks we do not use: VIA, VIARULE, SPACING, PROPERTYDEFINITIONS...)."""
-        start_line = self.toks[self.i - 1][0]
-        while self.i < len(self.toks):
-            tok = self.next()
-            if tok == "END" and (self.peek() == name or name == ""):
-                if name:
-                    self.next()
-                return
-        raise self.error(f"block '{name}' opened here is never closed by 'END {name}'", start_line)
+        super().__init__(path, text, LefError)
 
 
 def read_lef(path: str | Path, into: dict | None = None) -> dict:
-    """Parse a LEF file into {'dbu': int, 'sites': {...}, 'layers': [...], 'macros': {...}}."""
+    """Parse a LEF file into {'dbu': int, 'sites': {...}, 'layers': [...], 'macros': {...}, 'vias': [...],
+    'manufacturing_grid': float | None}."""
     path = Path(path)
     if not path.is_file():
         raise LefError(f"{path}: LEF file not found")
     r = _Reader(path, path.read_text(errors="replace"))
-    out = into if into is not None else {"dbu": 1000, "sites": {}, "layers": [], "macros": {}}
+    out: dict[str, Any] = into if into is not None else {"dbu": 1000, "sites": {}, "layers": [], "macros": {}}
+    out.setdefault("vias", [])
+    out.setdefault("manufacturing_grid", None)
     while r.peek() is not None:
         tok = r.next()
         if tok == "UNITS":
@@ -217,7 +175,7 @@ def read_lef(path: str | Path, into: dict | None = None) -> dict:
                         raise r.error("SIZE must read 'SIZE w BY h ;'")
                     w, h = r.number(st[1]), r.number(st[3])
             r.next(), r.next()
-            if w is None:
+            if w is None or h is None:
                 raise r.error(f"SITE {name} has no SIZE")
             out["sites"][name] = Site(name, w, h)
         elif tok == "LAYER":
@@ -225,8 +183,14 @@ def read_lef(path: str | Path, into: dict | None = None) -> dict:
         elif tok == "MACRO":
             m = _read_macro(r)
             out["macros"][m.name] = m
-        elif tok in ("VIA", "VIARULE", "NONDEFAULTRULE"):
+        elif tok == "VIA":
+            out["vias"].append(_read_via(r))
+        elif tok in ("VIARULE", "NONDEFAULTRULE"):
             r.skip_block(r.next())
+        elif tok == "MANUFACTURINGGRID":
+            st = r.statement()
+            if out["manufacturing_grid"] is None and len(st) == 1:
+                out["manufacturing_grid"] = r.number(st[0])
         elif tok in ("SPACING", "PROPERTYDEFINITIONS"):
             r.skip_block(tok)
         elif tok == "END":
@@ -235,10 +199,37 @@ def read_lef(path: str | Path, into: dict | None = None) -> dict:
                 break
             raise r.error(f"unexpected 'END {r.peek()}'")
         else:
-            # A simple statement we do not need (VERSION, BUSBITCHARS, MANUFACTURINGGRID, ...).
+            # A simple statement we do not need (VERSION, BUSBITCHARS, ...).
             r.i -= 1
             r.statement()
     return out
+
+
+def _read_via(r: _Reader) -> LefVia:
+    """``VIA name [DEFAULT]`` (a header without ';', so: the rest of its line), then LAYER and RECT statements."""
+    header_line = r.toks[r.i - 1][0]
+    name = r.next()
+    header = []
+    while r.i < len(r.toks) and r.toks[r.i][0] == header_line:
+        header.append(r.next())
+    layers: list[str] = []
+    rects: list[tuple[str, float, float, float, float]] = []
+    while True:
+        tok = r.peek()
+        if tok is None:
+            raise r.error(f"VIA {name} is never closed by 'END {name}'", header_line)
+        if tok == "END":
+            r.next()
+            end = r.next()
+            if end != name:
+                raise r.error(f"VIA {name} closed by 'END {end}'")
+            return LefVia(name, "DEFAULT" in header, tuple(layers), tuple(rects))
+        st = r.statement()
+        if len(st) == 2 and st[0] == "LAYER":
+            layers.append(st[1])
+        elif len(st) == 5 and st[0] == "RECT" and layers:
+            x0, y0, x1, y1 = (r.number(v) for v in st[1:])
+            rects.append((layers[-1], x0, y0, x1, y1))
 
 
 def _read_layer(r: _Reader) -> Layer:
@@ -499,7 +490,8 @@ def _liberty_groups(text: str, kind: str) -> list[tuple[str, str]]:
     """(name, body) of each top-level ``kind (name) { body }`` group in ``text``."""
     import re
 
-    out, pos = [], 0
+    out: list[tuple[str, str]] = []
+    pos = 0
     pat = re.compile(rf"\b{kind}\s*\(\s*\"?([^\"\)]*)\"?\s*\)\s*\{{")
     while True:
         m = pat.search(text, pos)

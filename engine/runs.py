@@ -175,8 +175,13 @@ def write_jsonl(path: Path, rows: Any, *, sort_keys: bool = False) -> None:
 
 def read_jsonl(path: Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-empty line of a JSON-lines file; a broken line raises ``error`` naming
-    the file and the line (the one reader behind every JSONL the project loads)."""
-    with Path(path).open(encoding="utf-8") as fh:
+    the file and the line (the one reader behind every JSONL the project loads). A ``.gz`` file is read
+    through gzip (the committed data sets are stored compressed)."""
+    import gzip
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip()
             if not line:

@@ -52,7 +52,7 @@ if not needs_run(run):
         with right:
             netlist = data.artefact(r, "synth", "netlist_v", "netlist.v")
             if netlist:
-                st.download_button("Download the netlist (Verilog)", netlist.read_bytes(), file_name="netlist.v",
+                st.download_button("Download the netlist (Verilog)", netlist.read_bytes, file_name="netlist.v",
                                    icon="⬇️")
             log = data.artefact(r, "synth", "log", "yosys.log")
             if log:

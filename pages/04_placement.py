@@ -25,6 +25,9 @@ if m:
         parts.append(f"final wirelength estimate (HPWL) **{m['placement__hpwl']:,.0f} µm**")
     if "placement__overflow" in m:
         parts.append(f"overflow **{m['placement__overflow']:.3f}**")
+    if m.get("placement__hpwl__legal") is not None and "placement__displacement__mean" in m:
+        parts.append(f"legalisation moved cells {m['placement__displacement__mean']:.1f} µm on average "
+                     f"({m['placement__displacement__max']:.1f} µm at most)")
     happened = ", ".join(parts) + "." if parts else "placement finished."
 elif run is not None and run.progress().get("place", {}).get("status") == "running":
     happened = f"the placer is running now: {run.progress()['place'].get('message', '')}."
@@ -35,8 +38,9 @@ story.opener(
     "spread evenly; legalisation then snaps them onto the rows.",
     happened,
     "watch the player: the cloud spreads, the density map flattens, the HPWL curve rises while overflow falls; red "
-    "in the RUDY map marks where wires will be crowded. The last frame is the legalised result: grey where global "
-    "placement left each cell, orange its move onto the rows. Pause, drag the frame slider or change the pace.",
+    "in the RUDY map marks where wires will be crowded. After the last frame come the two stages: **Legal** (grey "
+    "where global placement left each cell, orange its move onto a row) and **Detailed** (grey the legal spot, "
+    "orange each swap). Pause, drag the frame slider, jump between the stages or change the pace.",
 )
 
 
@@ -53,54 +57,83 @@ def draw_final(r) -> None:
     st.plotly_chart(fig, width="stretch", key="final-cells")
 
 
-def displacement(r) -> np.ndarray | None:
-    """Each cell's move (|dx| + |dy|, um) from the end of global placement (last frame) to placed.def."""
+def displacement(r) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+    """Each movable cell's move (|dx| + |dy|, um) in legalisation and in detailed placement, from stages.npz;
+    for a run that did not record the legal positions, the move from the last frame to placed.def (both stages
+    together) and None. The last item says whether the stages were recorded apart."""
+    s = player.read_stages(r)
+    if s is not None and "disp_legal" in s:
+        return np.asarray(s["disp_legal"], float), (np.asarray(s["disp_detailed"], float)
+                                                    if "disp_detailed" in s else None), True
     files = data.frame_files(r)
     lay = data.layout(r, "place", "def", "placed.def")
     last = data.frame(files[-1]) if files else None
     if lay is None or last is None:
-        return None
+        return None, None, False
     cells = np.asarray(last.get("cells", np.arange(len(last["x"]))), int)
     if not len(cells) or cells.max() >= len(lay.x):
-        return None
-    return np.abs(lay.x[cells] - np.asarray(last["x"], float)) + np.abs(lay.y[cells] - np.asarray(last["y"], float))
+        return None, None, False
+    d = np.abs(lay.x[cells] - np.asarray(last["x"], float)) + np.abs(lay.y[cells] - np.asarray(last["y"], float))
+    return d, None, False
+
+
+def change(a, b) -> str:
+    return f"{100 * (b - a) / a:+.1f} %" if a and b is not None else ""
+
+
+def stage_rows(n: dict) -> list[dict]:
+    """global -> legal -> detailed: each stage's HPWL, its change from the stage before, the displacement."""
+    g, lg, fin = n.get("hpwl_global"), n.get("hpwl_legal"), n.get("hpwl")
+    rows = [{"stage": "global placement", "HPWL (µm)": g, "change": "", "moved (µm, mean / max)": "",
+             "time (s)": n.get("global_s"), "what moved": f"{n.get('iterations') or 0:,} Nesterov iterations"}]
+    if lg is not None:
+        rows.append({"stage": "legalisation (Tetris + Abacus)", "HPWL (µm)": lg, "change": change(g, lg),
+                     "moved (µm, mean / max)": f"{n.get('disp_mean') or 0:.2f} / {n.get('disp_max') or 0:.2f}",
+                     "time (s)": n.get("legalize_s"), "what moved": "every cell onto a row and a site"})
+    if n.get("moves") is not None:
+        moved = (f"{n['detailed_disp_mean']:.2f} / {n['detailed_disp_max']:.2f}"
+                 if "detailed_disp_mean" in n else "not recorded for this run")
+        what = f"{n['moves']:,} swaps and shifts"
+        if "detailed_moved" in n:
+            what += f"; {n['detailed_moved']:,} of {n['movable']:,} cells moved"
+        rows.append({"stage": "detailed placement (swap, reorder)", "HPWL (µm)": fin, "change": change(lg, fin),
+                     "moved (µm, mean / max)": moved, "time (s)": n.get("detailed_s"), "what moved": what})
+    return rows
 
 
 def stages(r, mm: dict) -> None:
-    """Legalisation and detailed placement as their own stages: HPWL before and after each, time, moves."""
-    st.subheader("Legalisation and detailed placement")
-    rows = []
-    g, lg, fin = mm.get("placement__hpwl__global"), mm.get("placement__hpwl__legal"), mm.get("placement__hpwl")
-
-    def change(a, b):
-        return f"{100 * (b - a) / a:+.1f} %" if a and b is not None else ""
-
-    rows.append({"stage": "global placement", "HPWL (µm)": g, "change": "",
-                 "time (s)": mm.get("placement__runtime__global_s"),
-                 "what moved": f"{mm.get('placement__iterations', 0):,} Nesterov iterations"})
-    if lg is not None:
-        rows.append({"stage": "legalisation (Tetris + Abacus)", "HPWL (µm)": lg, "change": change(g, lg),
-                     "time (s)": mm.get("placement__runtime__legalize_s"),
-                     "what moved": f"every cell onto a row and site: {mm.get('placement__displacement__mean', 0):.2f} "
-                                   f"µm on average, {mm.get('placement__displacement__max', 0):.2f} µm at most"})
-    if "placement__detailed__moves" in mm:
-        rows.append({"stage": "detailed placement (swap, reorder)", "HPWL (µm)": fin, "change": change(lg, fin),
-                     "time (s)": mm.get("placement__runtime__detailed_s"),
-                     "what moved": f"{mm['placement__detailed__moves']:,} swaps and shifts"})
+    """Legalisation and detailed placement as their own stages: HPWL before and after each, displacement, time."""
+    st.subheader("Global → legal → detailed")
+    n = player.stage_numbers(r)
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        df = pd.DataFrame(rows).set_index("stage")
+        df = pd.DataFrame(stage_rows(n)).set_index("stage")
         st.table(df.style.format({"HPWL (µm)": "{:,.0f}", "time (s)": "{:.3f}"}, na_rep="–"))
-        st.caption("Displacement is counted from the end of global placement to the final (legal, detailed) "
-                   "position; the player's last frame draws each move.")
+        if n["recorded"]:
+            st.caption("Each stage's HPWL as the placer measures it, its change from the stage before, and how far "
+                       "the movable cells moved in that stage (|dx| + |dy|). In the player above, **Stages: Global → "
+                       "Legal → Detailed** shows each stage's cells over the stage before.")
+        else:
+            st.caption("The positions after legalisation were **not recorded for this run** (it predates "
+                       "stages.npz): HPWL after each stage comes from the run's metrics, the moves below are from "
+                       "the end of global placement to the final placement, both stages together.")
     with right:
-        d = displacement(r)
-        if d is not None and len(d):
-            hist, edges = np.histogram(d, bins=min(30, max(5, len(d) // 10)))
-            fig = figures.go.Figure(figures.go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=hist, marker_color="#e8590c",
-                                                   width=np.diff(edges)))
-            fig.update_layout(title=dict(text="How far cells moved to become legal", x=0.01), height=300,
-                              margin=dict(l=10, r=10, t=40, b=10), font=figures.FONT, plot_bgcolor="#fafbfc",
+        d_legal, d_det, recorded = displacement(r)
+        if d_legal is not None and len(d_legal):
+            fig = figures.go.Figure()
+            top = float(max(d_legal.max(), d_det.max() if d_det is not None and len(d_det) else 0.0, 1e-6))
+            edges = np.linspace(0.0, top, min(30, max(5, len(d_legal) // 10)) + 1)
+            for d, name, colour in ((d_legal, "legalisation" if recorded else "legal + detailed", "#e8590c"),
+                                    (d_det[d_det > 1e-6] if d_det is not None else None,
+                                     "detailed placement (cells it moved)", "#0b5cad")):
+                if d is None or not len(d):
+                    continue
+                hist, _ = np.histogram(d, bins=edges)
+                fig.add_trace(figures.go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=hist, marker_color=colour, name=name,
+                                             width=np.diff(edges), opacity=0.8))
+            fig.update_layout(title=dict(text="How far cells moved in each stage", x=0.01), height=300,
+                              barmode="overlay", margin=dict(l=10, r=10, t=40, b=10), font=figures.FONT,
+                              plot_bgcolor="#fafbfc", legend=dict(orientation="h", y=-0.3),
                               xaxis=dict(title="displacement |dx| + |dy| (µm)"), yaxis=dict(title="cells"))
             st.plotly_chart(fig, width="stretch", key="displacement")
 

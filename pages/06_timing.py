@@ -22,6 +22,8 @@ if m and "timing__setup__ws" in m:
     happened = (f"at a {fmt(run.config.get('clock_ns'))} ns clock, timing is {verdict}"
                 + (f"; this layout runs up to **{fmt(m['timing__fmax_mhz'])} MHz**" if "timing__fmax_mhz" in m else "")
                 + (f"; hold slack {fmt(m['timing__hold__ws'])} ns" if m.get("timing__hold__ws") is not None else "")
+                + (f" after {fmt(hb)} hold buffers"
+                   if (hb := run.metrics().get("cts", {}).get("cts__hold__buffer__count")) else "")
                 + (f"; the clock tree leaves {fmt(m['timing__clock__skew_ns'])} ns of skew"
                    if m.get("timing__clock__skew_ns") is not None else "")
                 + ".")
@@ -115,8 +117,7 @@ if not needs_run(run):
                                          [f"{p.get('pin', '')} ({p.get('cell', '')}) · arrival "
                                           f"{fmt(p.get('arrival_ns'))} ns" for _, p in xy])
                 st.plotly_chart(fig, width="stretch")
-                tree_path = data.artefact(r, "cts", "tree", "tree.json")
-                tree = json.loads(tree_path.read_text()) if tree_path else {}
+                tree = data.clock_tree(r)
                 if tree.get("buffers"):
                     cm = r.metrics().get("cts", {})
                     st.markdown(f"**Clock tree**: {cm.get('cts__buffer__count', 0)} buffers in "

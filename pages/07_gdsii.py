@@ -56,7 +56,7 @@ if not needs_run(run):
                 figures.add_wires(vec, data.routed_wires(r))
                 st.plotly_chart(vec, width="stretch", key="gds-vector-fig")
         if gds is not None:
-            st.download_button(f"Download {gds.name} ({gds.stat().st_size / 1e3:,.0f} kB)", gds.read_bytes(),
+            st.download_button(f"Download {gds.name} ({gds.stat().st_size / 1e3:,.0f} kB)", gds.read_bytes,
                                file_name=f"{r.design or 'design'}.gds", mime="application/octet-stream",
                                type="primary", icon="⬇️")
         with st.expander("All GDSII and verification numbers, with what they mean"):

@@ -1,7 +1,9 @@
 """Chapter 8 · Optimizer (RL): agents turning the flow's knobs, their reward curves side by side, the best point.
 
 The page reads optimisation runs (kind "optimize") from the run store and starts new ones as jobs
-(engine.jobs, target engine.rl.optimize:optimize_target); it polls the run folders while any is active.
+(engine.jobs, target engine.rl.optimize:optimize_target); it polls the run folders while any is active, re-reading
+a run's files only when their size or mtime changed. Each trial lands in the scatter and the Pareto front
+(engine.rl.pareto) the moment it finishes, parallel trials too.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from cockpit import data, figures, runpicker, story
 from engine.designs import list_examples
 from engine.errors import EngineError
 from engine.jobs import register_target
+from engine.rl import pareto
 from engine.rl.evaluate import EvalConfig
 from engine.rl.knobs import KNOB_BY_NAME, KNOBS
 from engine.rl.optimize import AGENTS, OptimizeConfig, optimize_run_config, read_optimize_run
@@ -37,6 +40,35 @@ def optimize_runs(store) -> list[Run]:
     return [Run(store, r["id"]) for r in store.list(limit=60, kind="optimize")]
 
 
+RUN_FILES = ("evaluations.jsonl", "curve.json", "best.json", "policy.pt")  # what the worker writes as trials land
+
+
+def _stamp(run: Run) -> tuple:
+    out = []
+    for name in RUN_FILES:
+        try:
+            stat = (run.dir / name).stat()
+            out.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _read_run(_run: Run, run_dir: str, stamp: tuple) -> dict:
+    # Keyed on the folder and its files' (mtime, size): a poll of an idle run reads nothing; a new trial, a new read.
+    d = read_optimize_run(_run)
+    return {**d, "fronts": pareto.fronts(d["evaluations"])}
+
+
+def run_data(run: Run) -> dict:
+    """read_optimize_run's dict plus the Pareto fronts by design (engine.rl.pareto), cached on the files' mtimes."""
+    return _read_run(run, str(run.dir.resolve()), _stamp(run))
+
+
+AXES_WORDS = " vs ".join(pareto.Objective.of(axis[0]).label.lower() for axis in pareto.AXES)
+
+
 store = runpicker.store()
 runs = optimize_runs(store)
 designs = sorted({r.design for r in runs})
@@ -51,10 +83,12 @@ happened = None
 if latest:
     parts = []
     for agent, r in latest.items():
-        d = read_optimize_run(r)
+        d = run_data(r)
         best = d["best"].get("reward")
+        on_front = sum(len(f.front) for f in d["fronts"].values() if f.note is None)
         parts.append(f"**{agent}** {len(d['curve'])} evaluations, best reward "
-                     f"**{story.fmt(best) if best is not None else '—'}**")
+                     f"**{story.fmt(best) if best is not None else '—'}**"
+                     + (f", **{on_front}** on the Pareto front" if on_front else ""))
     happened = f"on **{chosen_design}**: " + "; ".join(parts) + " (0 = the design's default knobs)."
 story.opener(
     "8 · Optimizer (RL)",
@@ -63,8 +97,10 @@ story.opener(
     "a hard penalty) against the design's own default run. TPE (Bayesian) and random search run on Ray Tune; PPO "
     "learns a policy at the same number of runs.",
     happened,
-    "the best-so-far lines: the agent whose line climbs fastest finds good settings in fewer flow runs. Below, "
-    "the knobs of the best point and its layout.",
+    "the best-so-far lines: the agent whose line climbs fastest finds good settings in fewer flow runs. Then the "
+    f"Pareto front of {AXES_WORDS}: each finished trial is a dot, the step line joins the trials no other beats on "
+    "both (a star marks the best reward, a diamond the defaults); a front moving down and left is a better "
+    "trade-off the single reward hides. Below, the knobs of the best point and its layout.",
 )
 
 # ------------------------------------------------------------------ start
@@ -153,14 +189,17 @@ def live_view() -> None:
     for agent, r in latest.items():
         info = r.info()
         items.append((agent + (" (policy)" if info["config"]["optimize"].get("policy") else ""),
-                      {**read_optimize_run(r), "run": r, "info": info}))
+                      {**run_data(r), "run": r, "info": info}))
     st.plotly_chart(curves_figure([(t, d) for t, d in items]), width="stretch", key="opt-curves")
+    show_pareto(items)
     cols = st.columns(max(1, len(items)))
     for col, (title, d) in zip(cols, items):
         info, r = d["info"], d["run"]
         with col.container(border=True):
             st.markdown(f"**{title}** · {info['status']}")
-            st.caption(f"{len(d['curve'])}/{info['config']['optimize']['budget']} evaluations · run {r.id}")
+            at_once = ((info["config"]["optimize"].get("env") or {}).get("eval") or {}).get("parallel", 1)
+            st.caption(f"{len(d['curve'])}/{info['config']['optimize']['budget']} evaluations · up to {at_once} at "
+                       f"once · run {r.id}")
             if info["status"] in ACTIVE and st.button("Cancel", key=f"cancel-{r.id}", icon=":material/stop_circle:",
                                                       help="stops after the evaluations in flight; keeps what "
                                                            "was learned (best point, policy)"):
@@ -184,6 +223,87 @@ def live_view() -> None:
                       for t, p in trials[:20]], hide_index=True, width="stretch", key="opt-trials")
     if any_active and not any(d["info"]["status"] in ACTIVE for _, d in items):
         st.rerun()
+
+
+def _hover(p: dict, objs: list[pareto.Objective]) -> str:
+    vals = "<br>".join(f"{o.label}: {story.fmt(v * o.scale)} {o.unit}" for o, v in zip(objs, p["values"]))
+    knobs = "<br>".join(f"{k} = {v}" for k, v in (p.get("knobs") or {}).items())
+    reward = "—" if p.get("reward") is None else f"{p['reward']:+.4f}"
+    return f"trial {p.get('index')} · reward {reward}<br>{vals}<br>{knobs}<br>run {p.get('run_id') or ''}"
+
+
+def pareto_figure(items: list[tuple[str, dict]]) -> tuple[go.Figure | None, list[str]]:
+    """Every finished trial (wirelength vs clock period), each searcher's front as a step line, its best-reward
+    trial as a star and the design's default run as a diamond. Returns (figure or None, notes on what is missing)."""
+    fig, objs, notes = go.Figure(), None, []
+    drawn_defaults: set = set()  # searchers of one design share its default run (cached): one diamond for all
+    for title, d in items:
+        color = AGENT_COLOR.get(d.get("agent") or "", "#2b8a3e")
+        fronts = d["fronts"]
+        for design, front in fronts.items():
+            name = title if len(fronts) == 1 else f"{title} · {design}"
+            if front.note is not None:
+                notes.append(f"{name}: {front.note}")
+                continue
+            if objs is None:
+                objs = front.objectives
+            elif [o.name for o in front.objectives] != [o.name for o in objs]:
+                notes.append(f"{name}: measured on {', '.join(o.label for o in front.objectives)}, not shown here")
+                continue
+            sx, sy = objs[0].scale, objs[1].scale
+            pts = front.points
+            fig.add_trace(go.Scatter(
+                x=[p["values"][0] * sx for p in pts], y=[p["values"][1] * sy for p in pts], mode="markers",
+                name=f"{name} · trials", marker=dict(color=color, size=8, opacity=0.4),
+                hovertext=[_hover(p, objs) for p in pts], hoverinfo="text"))
+            if front.front:
+                fig.add_trace(go.Scatter(
+                    x=[p["values"][0] * sx for p in front.front], y=[p["values"][1] * sy for p in front.front],
+                    mode="lines+markers", name=f"{name} · Pareto front ({len(front.front)})",
+                    line=dict(color=color, width=2, shape="hv"), marker=dict(color=color, size=10),
+                    hovertext=[_hover(p, objs) for p in front.front], hoverinfo="text"))
+            best = next((p for p in pts if p["index"] == front.best_index), None)
+            if best is not None:
+                fig.add_trace(go.Scatter(
+                    x=[best["values"][0] * sx], y=[best["values"][1] * sy], mode="markers",
+                    name=f"{name} · best reward", hovertext=[_hover(best, objs)], hoverinfo="text",
+                    marker=dict(color=color, size=18, symbol="star", line=dict(color="#212529", width=1))))
+            base = front.baseline
+            key = (design, (base or {}).get("run_id"), tuple((base or {}).get("values") or ()))
+            if base is not None and all(v is not None for v in base["values"]) and key not in drawn_defaults:
+                drawn_defaults.add(key)
+                fig.add_trace(go.Scatter(
+                    x=[base["values"][0] * sx], y=[base["values"][1] * sy], mode="markers",
+                    name="default knobs" if len(fronts) == 1 else f"{design} · default knobs",
+                    hovertext=[f"default knobs · run {base.get('run_id')}"],
+                    hoverinfo="text", marker=dict(color="#212529", size=12, symbol="diamond-open",
+                                                  line=dict(width=2))))
+    if objs is None:
+        return None, notes
+    fig.update_layout(height=400, margin=dict(l=10, r=10, t=30, b=10), font=figures.FONT, uirevision="opt-pareto",
+                      xaxis_title=objs[0].title + (" · lower is better" if objs[0].minimise else ""),
+                      yaxis_title=objs[1].title + (" · lower is better" if objs[1].minimise else ""),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig, notes
+
+
+def show_pareto(items: list[tuple[str, dict]]) -> None:
+    fig, notes = pareto_figure(items)
+    st.markdown(f"**Pareto front** · {AXES_WORDS}")
+    if fig is not None:
+        st.plotly_chart(fig, width="stretch", key="opt-pareto")
+        left = {}
+        for _, d in items:
+            for front in d["fronts"].values():
+                for why, n in front.skipped.items():
+                    left[why] = left.get(why, 0) + n
+        st.caption("Each dot is a finished trial (they appear as they end, parallel ones too); the step line joins "
+                   "the trials no other beats on both axes." + (" Left out: " + ", ".join(
+                       f"{n} {why}" for why, n in sorted(left.items())) + "." if left else ""))
+    elif not notes:
+        st.caption("No finished trial yet: the front appears with the first one.")
+    for note in notes:
+        st.caption(f"No front for {note}.")
 
 
 def show_best(title: str, best: dict) -> None:

@@ -3,6 +3,11 @@
 Thin page: the engine's `Chat` does the routing, retrieval, tools and models; this page keeps the conversation
 (what it is showing), streams the answer, and shows why a specialist was chosen, the cited sources, the runs a
 tool read or started, and which models are present.
+
+The conversation is saved under the run store (engine.specialists.conversation) with its id in the address
+(``?chat=<id>``), so a refresh brings it back. A what-if answer comes at once with the run it started; a fragment
+follows that run every ``FOLLOW_S`` seconds and, when it ends, puts the engine's comparison (or the failure's
+cause) and the prediction's check into the answer, saves it, and stops polling.
 """
 from __future__ import annotations
 
@@ -10,10 +15,16 @@ import streamlit as st
 
 from cockpit import runpicker, story
 from engine.errors import EngineError
+from engine.specialists import conversation
 from engine.specialists.config import SPECIALISTS, SpecialistConfig
+from engine.specialists.conversation import pending_what_if
 
 DEFAULTS = SpecialistConfig()
 HISTORY = "spec_history"
+CHAT_KEY = "spec_chat_id"  # the conversation this tab shows; also in the address as ?chat=
+FOLLOW_S = 2.0  # how often a pending what-if turn looks at its run
+# the chapter that shows a what-if run best, by the phase of its knob (the pages' url_path)
+CHAPTER = {"floorplan": "floorplan", "placement": "placement", "routing": "routing", "timing": "timing"}
 BACKENDS = {"auto": "auto: llama.cpp (specialist GGUF), then Ollama, then the HF folder",
             "llamacpp": "llama.cpp only", "ollama": "Ollama only", "hf": "local HF folder only",
             "none": "no model (run facts, engine and docs)"}
@@ -94,7 +105,8 @@ if run is not None and grounded:
                "hot spot, worst path and the knob to turn.")
 elif run is None:
     st.caption("No run selected: answers come from the documentation (pick a run in the sidebar to ground them).")
-config = _config(backend, host, float(timeout_s), gguf, hf_dir, allow_runs, str(runpicker.store().root))
+runs_root = str(runpicker.store().root)  # runs, what-if runs and saved conversations
+config = _config(backend, host, float(timeout_s), gguf, hf_dir, allow_runs, runs_root)
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -110,10 +122,18 @@ def _meta_line(meta: dict) -> str:
     return f"specialist **{meta['specialist']}** · {meta['reason']} · {model}{grounded}"
 
 
-def _render_assistant(meta: dict, key: str) -> None:
+def _render_assistant(meta: dict, key: str, turn: dict | None = None) -> None:
     st.caption(_meta_line(meta))
     for note in [n for n in meta.get("notes", []) if n.rstrip(".") not in meta.get("text", "")]:
         st.warning(note, icon=":material/info:")
+    if turn is not None and pending_what_if(meta):
+        _follow(turn)
+    pred = meta.get("prediction")
+    if pred:
+        state = ("checked against the engine" if "against the engine" in pred["text"] else
+                 "before the engine run" if pred["ok"] else "none")
+        with st.expander(f"Tuned specialist's prediction ({state})", expanded=bool(pred["ok"])):
+            st.markdown(pred["text"])
     tool = meta.get("tool")
     if tool:
         with st.expander(f"Engine: {tool['name']} ({'ok' if tool['ok'] else 'no result'})", expanded=False):
@@ -132,12 +152,81 @@ def _render_assistant(meta: dict, key: str) -> None:
                 st.caption(s["text"][:600] + ("..." if len(s["text"]) > 600 else ""))
 
 
-history: list[dict] = st.session_state.setdefault(HISTORY, [])
+def run_link(run_id: str, phase: str | None) -> str:
+    """A markdown link to the chapter that shows the run (its knob's phase), with the run in the address."""
+    chapter = CHAPTER.get(phase or "", "placement")
+    return f"[run {run_id}]({chapter}?run={run_id})"
+
+
+def _follow(turn: dict) -> None:
+    """A pending what-if turn: the run's state every FOLLOW_S seconds; when it has ended, the answer takes the
+    engine's result, the conversation is saved, and the page reruns once (which stops the polling)."""
+    meta = turn["meta"]
+    data = meta["tool"]["data"]
+
+    @st.fragment(run_every=FOLLOW_S)
+    def _pending() -> None:
+        from engine.specialists.chat import follow_what_if
+
+        try:
+            result = follow_what_if(meta, runs_root)
+        except EngineError as exc:  # the queue or the runs folder cannot be read right now: say so, try again
+            st.warning(exc.message, icon=":material/info:")
+            return
+        if result.data.get("pending"):
+            line = result.text
+            st.info(f"What-if {data.get('knob')} = {data.get('value')}: {run_link(data['run'], data.get('phase'))} "
+                    f"is going on; the comparison with run {data.get('base_run')} appears here when it ends.",
+                    icon=":material/autorenew:")
+            st.progress(min(1.0, max(0.0, float(result.data.get("fraction") or 0.0))), text=line)
+            return
+        turn["content"] = meta["text"]
+        _save(history)
+        st.rerun()  # the whole page once: the turn is settled, so no fragment polls any more
+
+    _pending()
+
+
+# ---------------------------------------------------------------------------------------------- conversation
+
+def _restore() -> list[dict]:
+    """The conversation of this tab: the session's, or after a reload the one the address's ?chat= names."""
+    wanted = st.query_params.get("chat")
+    current = st.session_state.get(CHAT_KEY)
+    if wanted and not conversation.valid_id(wanted):
+        st.query_params.pop("chat", None)
+        st.warning("The page address names no conversation (a chat id is 16 hexadecimal digits); a new one starts.",
+                   icon=":material/info:")
+        wanted = None
+    if wanted and wanted != current:  # a reload, or a link to another saved conversation
+        try:
+            turns = conversation.load(runs_root, wanted)
+        except EngineError as exc:
+            st.warning(exc.message, icon=":material/info:")
+            turns = []
+        st.session_state[HISTORY] = turns
+        st.session_state[CHAT_KEY] = wanted
+    elif current and not wanted:  # a page switch dropped the address's query
+        st.query_params["chat"] = current
+    return st.session_state.setdefault(HISTORY, [])
+
+
+def _save(turns: list[dict]) -> None:
+    cid = st.session_state.get(CHAT_KEY) or conversation.new_id()
+    st.session_state[CHAT_KEY] = cid
+    st.query_params["chat"] = cid
+    try:
+        conversation.save(runs_root, cid, turns)
+    except EngineError as exc:
+        st.warning(exc.message, icon=":material/info:")
+
+
+history: list[dict] = _restore()
 for i, turn in enumerate(history):
     with st.chat_message(turn["role"]):
         st.markdown(turn["content"])
         if turn["role"] == "assistant" and turn.get("meta"):
-            _render_assistant(turn["meta"], key=f"turn{i}")
+            _render_assistant(turn["meta"], key=f"turn{i}", turn=turn)
         if turn.get("error"):
             st.error(turn["error"])
 
@@ -161,6 +250,8 @@ if question is not None:
                     kind = event["type"]
                     if kind == "route":
                         head.caption(f"specialist **{event['specialist']}** · {event['reason']}")
+                    elif kind == "prediction" and event["result"].ok:
+                        body.markdown(event["result"].text)  # shown while the engine's what-if run goes on
                     elif kind in ("status", "tool_start"):
                         head.caption(event.get("text") or f"running engine tool {event['name']}...")
                     elif kind == "reset":
@@ -174,18 +265,22 @@ if question is not None:
         except EngineError as exc:
             msg = exc.message + (f" ({exc.hint})" if exc.hint else "")
             history.append({"role": "user", "content": question[:2000] or "(empty)", "error": msg})
+            _save(history)
             st.error(msg)
         except Exception as exc:  # noqa: BLE001 - the page keeps running and the conversation is kept
             msg = f"The chat failed: {type(exc).__name__}: {exc}"
             history.append({"role": "user", "content": question[:2000], "error": msg})
+            _save(history)
             st.error(msg)
         if answer is not None:
             head.empty()
             body.markdown(answer.text)
             meta = answer.to_dict()
-            _render_assistant(meta, key=f"turn{len(history) + 1}")
             history.append({"role": "user", "content": answer.question})
-            history.append({"role": "assistant", "content": answer.text, "meta": meta})
+            turn = {"role": "assistant", "content": answer.text, "meta": meta}
+            history.append(turn)
+            _save(history)  # before the what-if fragment, which saves again when its run ends
+            _render_assistant(meta, key=f"turn{len(history) - 1}", turn=turn)
             who = f"the {answer.specialist} specialist"
             how = f"with {answer.model}" if answer.model else "without a model"
             st.session_state["spec_last"] = (f"{who} answered {how}, citing {len(answer.citations)} of "
@@ -194,6 +289,13 @@ if question is not None:
                                                 answer.tool.run_ids else "") + ".")
 
 if history and st.button("Clear the conversation"):
+    cid = st.session_state.pop(CHAT_KEY, None)
+    if cid:
+        try:
+            conversation.delete(runs_root, cid)
+        except EngineError as exc:
+            st.warning(exc.message, icon=":material/info:")
+    st.query_params.pop("chat", None)
     st.session_state[HISTORY] = []
     st.session_state.pop("spec_last", None)
     st.rerun()

@@ -2,8 +2,10 @@
 chapter after chapter (synthesis to GDSII); the presenter can pause it and step back and forth.
 
 Where the presenter is (chapter, auto-advance on or paused, when the chapter opened) lives in st.session_state, the
-chapter also in the address (?chapter=), and the run itself on disk (?run=), so a refresh loses nothing. Each
-chapter's three lines come from cockpit/story.py, recomputed from the run folder on every poll."""
+chapter also in the address (?chapter=), and the run itself on disk (?run=), so a refresh loses nothing. So does the
+presenter's pace: seconds a chapter stays before auto-advance (?dwell=) and the placement replay's seconds per frame
+(?pace=), set under Pace. Each chapter's three lines come from cockpit/story.py, recomputed from the run folder on
+every poll."""
 from __future__ import annotations
 
 import json
@@ -25,8 +27,11 @@ DEMO_DESIGN = "counter"  # the whole flow takes about 5 s of tool time on two co
 STEP_KEY, FOLLOW_KEY, SINCE_KEY = "demo_step", "demo_follow", "demo_since"
 PLAYER_KEY = "demo-player"
 POLL_S = 1.0       # the narrator re-reads the run folder this often
-DWELL_S = 5.0      # a chapter stays on screen at least this long before auto-advance moves on
-PACE_S = 0.3       # the placement replay's seconds per frame in the demo (presenter pace, quick end)
+DWELL_S = 5.0      # a chapter stays on screen at least this long before auto-advance moves on (the default)
+PACE_S = 0.3       # the placement replay's seconds per frame in the demo (presenter pace, quick end; the default)
+DWELL_OPTIONS = (3.0, 5.0, 8.0, 12.0, 20.0, 30.0)          # what the presenter can choose, seconds a chapter
+PACE_OPTIONS = (0.2, 0.3, 0.4, 0.5, 0.7, 1.0)              # seconds a placement frame
+DWELL_KEY, PACE_KEY = "demo_dwell", "demo_pace"            # session_state keys; the address has ?dwell= ?pace=
 
 # (step, title, what the presenter says)
 CHAPTERS = [
@@ -54,11 +59,33 @@ def demo_config() -> tuple[dict, str]:
     return resolve(DEMO_DESIGN).flow_config().to_dict(), DEMO_DESIGN
 
 
-def dwell_s(run, step: str) -> float:
-    """How long the chapter stays before auto-advance: the placement chapter long enough for its replay."""
+def from_address(name: str, options: tuple[float, ...], default: float) -> float:
+    """A pace setting from the address (?dwell=, ?pace=): the nearest of its options; the default when absent."""
+    try:
+        v = float(st.query_params.get(name, default))
+    except (TypeError, ValueError):
+        return default
+    return min(options, key=lambda o: abs(o - v))
+
+
+def pace_settings() -> tuple[float, float]:
+    """(seconds a chapter stays, seconds a placement frame) as the presenter set them."""
+    return float(st.session_state.get(DWELL_KEY, DWELL_S)), float(st.session_state.get(PACE_KEY, PACE_S))
+
+
+def dwell_s(run, step: str, dwell: float = DWELL_S, pace: float = PACE_S) -> float:
+    """How long the chapter stays before auto-advance: `dwell`, the placement chapter long enough for its replay
+    at `pace` a frame (and its two stages)."""
     if step == "place" and run is not None:
-        return min(max(DWELL_S, len(data.frame_files(run)) * PACE_S + 3.0), 15.0)  # + the player loading
-    return DWELL_S
+        replay = (len(data.frame_files(run)) + 2 * player.STAGE_DWELL) * pace + 3.0  # + the player loading
+        return min(max(dwell, replay), max(15.0, 3 * dwell))
+    return dwell
+
+
+def _keep_pace() -> None:
+    """The pace widgets changed: write them to the address, so a refresh keeps them."""
+    st.query_params["dwell"] = f"{float(st.session_state[DWELL_KEY]):g}"
+    st.query_params["pace"] = f"{float(st.session_state[PACE_KEY]):g}"
 
 
 def go_to(idx: int, *, follow: bool | None = None) -> None:
@@ -122,7 +149,7 @@ def show_chapter(r, step: str) -> None:
                                                   height=520), width="stretch")
     elif step == "place":
         # Cells, density and RUDY side by side: live while the placer runs, then a replay at presenter pace.
-        if player.show(r, key=PLAYER_KEY, height=760, pace_s=PACE_S) is None:
+        if player.show(r, key=PLAYER_KEY, height=760, pace_s=pace_settings()[1]) is None:
             st.info("The placer has not written its first frame yet…" if is_active(r)
                     else "This run kept no placement frames.")
         nav.link("04_placement.py", label="Open the placement chapter (legalisation and detailed placement)",
@@ -176,10 +203,15 @@ demo_run = run if run is not None and run.info().get("label") == "demo" else Non
 if STEP_KEY not in st.session_state:  # a new session (a refresh): the address says where the presenter was
     asked = st.query_params.get("chapter")
     go_to(IDS.index(asked) if asked in IDS else 0, follow=True)
+if DWELL_KEY not in st.session_state:  # likewise the presenter's pace
+    st.session_state[DWELL_KEY] = from_address("dwell", DWELL_OPTIONS, DWELL_S)
+if PACE_KEY not in st.session_state:
+    st.session_state[PACE_KEY] = from_address("pace", PACE_OPTIONS, PACE_S)
 idx = int(st.session_state[STEP_KEY])
 follow = bool(st.session_state.get(FOLLOW_KEY, True))
+dwell, pace = pace_settings()
 
-c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 3])
+c1, c2, c3, c4, c5, c6 = st.columns([2, 1, 1, 1, 3, 1.2])
 if c1.button("Start the demo", icon=":material/play_arrow:", type="primary", width="stretch"):
     cfg, name = demo_config()
     start_flow(cfg, name, label="demo", reuse=False)  # run every step live, nothing copied
@@ -201,6 +233,14 @@ if c4.button("Next", icon=":material/arrow_forward:", width="stretch", disabled=
     st.rerun()
 c5.progress((idx + 1) / len(CHAPTERS), text=f"Chapter {idx + 1} of {len(CHAPTERS)}: {CHAPTERS[idx][1]}"
             + ("" if follow or demo_run is None else " · paused"))
+with c6.popover("Pace", icon=":material/speed:", width="stretch", key="demo-pace-popover",
+                help=f"{dwell:g} s a chapter, {pace:g} s a placement frame (kept in the address)"):
+    st.select_slider("Seconds a chapter stays", DWELL_OPTIONS, key=DWELL_KEY, on_change=_keep_pace,
+                     format_func=lambda v: f"{v:g} s",
+                     help="Auto-advance moves on once the chapter's step has finished and it was on screen this "
+                          "long (the placement chapter stays until its replay has played).")
+    st.select_slider("Placement replay, seconds a frame", PACE_OPTIONS, key=PACE_KEY, on_change=_keep_pace,
+                     format_func=lambda v: f"{v:g} s", help="The placement player's presenter pace.")
 
 step, title, narration = CHAPTERS[idx]
 st.subheader(title)
@@ -225,7 +265,7 @@ else:
             return
         waited = time.time() - float(st.session_state.get(SINCE_KEY, 0.0))
         state = (progress.get(step) or {}).get("status") if step != "intro" else "done"
-        if story.demo_should_advance(info.get("status"), state, waited, dwell_s(demo_run, step)):
+        if story.demo_should_advance(info.get("status"), state, waited, dwell_s(demo_run, step, dwell, pace)):
             go_to(idx + 1)
             st.rerun()
 

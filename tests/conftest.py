@@ -1,6 +1,7 @@
 """Shared fixtures."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -78,6 +79,18 @@ def browser():
                                     "--disable-quic"])
         yield b
         b.close()
+
+
+@contextlib.contextmanager
+def browser_page(browser, height: int = 1100, timeout_ms: int = 60_000):
+    """A fresh page in its own context, 1500 px wide (the one way the browser tests open a page)."""
+    ctx = browser.new_context(viewport={"width": 1500, "height": height})
+    pg = ctx.new_page()
+    pg.set_default_timeout(timeout_ms)
+    try:
+        yield pg
+    finally:
+        ctx.close()
 
 
 # ---- the cockpit's pages through Streamlit's AppTest, over a run store of their own ---------------------------

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import browser_page
 from playwright.sync_api import expect
 
 from engine.flow.flow import STEP_IMPL
@@ -26,11 +27,8 @@ LAYOUT_PAGE = {"floorplan": "floorplan", "place": "placement", "route": "routing
 
 @pytest.fixture(scope="module")
 def page(browser, cockpit_app):
-    ctx = browser.new_context(viewport={"width": 1500, "height": 950})
-    pg = ctx.new_page()
-    pg.set_default_timeout(90_000)  # generous: a loaded 2-core machine takes seconds to draw the first chart
-    yield pg
-    ctx.close()
+    with browser_page(browser, 950, 90_000) as pg:  # generous: a loaded 2-core machine draws the first chart slowly
+        yield pg
 
 
 def _goto(page, app, path: str = "", *, chart: bool = False) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import browser_page
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -29,11 +30,8 @@ MAPS = {  # what each chapter must show at some point while it is on screen
 
 @pytest.fixture(scope="module")
 def page(browser, cockpit_app):
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    ctx.close()
+    with browser_page(browser, 1100, 60_000) as pg:
+        yield pg
 
 
 def _chapter(page) -> tuple[str, bool]:

@@ -112,6 +112,35 @@ def test_llamacpp_constrained_decoding_and_chat_template(hf):
     assert "".join(llama.stream(llama.name, MESSAGES, 8))  # free text streams too
 
 
+# A question that invites a value below the schema's minimum (the base model answers {"w": 0} unconstrained).
+BOUNDED = {"type": "object", "required": ["w"], "additionalProperties": False,
+           "properties": {"w": {"type": "number", "minimum": 0.5, "maximum": 2}}}
+BOUNDED_MESSAGES = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": 'Set w to zero. Reply exactly {"w": 0}'}]
+
+
+def test_transformers_decoding_keeps_numbers_inside_the_bounds(hf):
+    from engine.specialists.json_constraint import schema_errors
+
+    value, raw = answer_json(hf, BOUNDED_MESSAGES, BOUNDED, 24)
+    assert value is not None and not schema_errors(value, BOUNDED), raw
+    assert 0.5 <= value["w"] <= 2
+
+
+@needs_llama
+def test_llamacpp_decoding_keeps_numbers_inside_the_bounds():
+    """llama.cpp's grammar from a JSON schema bounds integers only; a schema with bounds is decoded under the
+    JSON prefix parser instead (a logits processor), so numbers land inside them."""
+    from engine.specialists.json_constraint import schema_errors
+
+    llama = LlamaCppBackend(smollm2_gguf(), max_new_tokens=24, n_threads=1)
+    value, raw = answer_json(llama, BOUNDED_MESSAGES, BOUNDED, 24)
+    assert value is not None and not schema_errors(value, BOUNDED), raw
+    assert 0.5 <= value["w"] <= 2
+    plain, _ = answer_json(llama, MESSAGES, SCHEMA, 40)  # no bounds: the grammar path, as before
+    assert plain is not None
+
+
 # ----------------------------------------------------------------------------------------------- LoRA
 def test_encoding_masks_the_chat_prompt(hf, data_dir):
     from engine.train.lora import IGNORE, encode_example, read_examples
@@ -138,6 +167,23 @@ def test_lora_few_steps_writes_curves_and_adapter(trained):
     adapter = out / "adapter"
     assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2"
     assert 1e6 < (adapter / "adapter_model.safetensors").stat().st_size < 10e6  # r=8 on q/k/v/o: a few MB
+    last = curves["val"][-1]  # exact match per kind (the data's one kind here), and the best adapter kept apart
+    assert set(last["exact_by_kind"]) == {"predict"} and last["exact_by_kind"]["predict"] == last["exact"]
+    assert curves["best"]["step"] == 3 and (out / "adapter_best" / "adapter_model.safetensors").is_file()
+
+
+def test_lora_warm_start_begins_where_the_adapter_ended(trained, data_dir, tmp_path):
+    """init_adapter loads a saved adapter before step 0: the warm run's first validation loss is the trained
+    run's last one (same validation examples); an adapter of other settings is refused with a message."""
+    from engine.train.lora import TrainError, train_lora
+
+    warm = train_lora(_lora_cfg(data_dir, tmp_path / "warm", max_steps=1, init_adapter=str(
+        Path(trained.out_dir) / "adapter")))
+    assert warm.first_val_loss == pytest.approx(trained.final_val_loss, rel=1e-3)
+    assert warm.first_val_loss < trained.first_val_loss - 0.05  # not a fresh adapter
+    with pytest.raises(TrainError, match="does not fit"):
+        train_lora(_lora_cfg(data_dir, tmp_path / "bad", max_steps=1, r=4,
+                             target_modules=("q_proj",), init_adapter=str(Path(trained.out_dir) / "adapter")))
 
 
 def test_lora_resumes_from_checkpoint_with_the_same_result(trained, data_dir, tmp_path):

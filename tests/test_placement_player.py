@@ -158,15 +158,19 @@ def test_replay_starts_by_itself_and_advances_at_the_pace_asked(player_frame, pl
     pg, frame = player_frame
     n = int(_attr(frame, "data-frames"))
     frames = len(list((cockpit_app.runs_dir / placed / "03-place" / "frames").glob("*.npz")))
-    assert n == frames + 1  # every placer frame and the legalised stage
+    assert n == frames + 2  # every placer frame, then the legalised and the detailed stage
     # The counter places in well under a second: the replay starts on its own, at presenter pace, to the end.
     deadline = time.monotonic() + 60
     seen = {_attr(frame, "data-frame")}
-    while _attr(frame, "data-stage") != "legal":
-        assert time.monotonic() < deadline, f"the replay did not reach the legalised stage (saw frames {seen})"
+    stages = []
+    while _attr(frame, "data-stage") != "detailed":
+        assert time.monotonic() < deadline, f"the replay did not reach the detailed stage (saw frames {seen})"
+        if not stages or stages[-1] != _attr(frame, "data-stage"):
+            stages.append(_attr(frame, "data-stage"))
         seen.add(_attr(frame, "data-frame"))
         time.sleep(0.2)
     assert len(seen) >= 3, seen
+    assert stages[-1] == "legal", stages  # the legalised stage was on screen on its own, before the detailed one
     # Ask for 0.3 s a frame from the first frame: about 6-7 frames in 2 s (behaviour, with room for a busy machine).
     _set(frame, "#pace", 0.3)
     _set(frame, "#slider", 0)
@@ -195,7 +199,7 @@ def test_colour_scale_is_fixed_while_the_maps_change(player_frame):
 
     _set(frame, "#slider", 0)
     first_legend, first_map = look()
-    _set(frame, "#slider", int(_attr(frame, "data-frames")) - 2)   # the last global frame
+    _set(frame, "#slider", int(_attr(frame, "data-frames")) - 3)   # the last global frame (then legal, detailed)
     last_legend, last_map = look()
     assert first_map != last_map                       # the density map did change (cells spread)
     assert first_legend == last_legend                 # on one scale, labelled the same

@@ -119,6 +119,38 @@ def test_integer_and_free_json():
         "$.direction: 'up' is not one of ['rise', 'fall', 'no clear effect']", "$.percent: expected number, got bool"]
 
 
+BOUNDED = {"type": "object", "required": ["w"], "additionalProperties": False,
+           "properties": {"w": {"type": "number", "minimum": 0.001, "maximum": 10000},
+                          "t": {"type": "number", "minimum": -5, "maximum": -1}}}
+
+
+@pytest.mark.parametrize("text", ['{"w": 0.001}', '{"w": 10000}', '{"w": 3.5, "t": -1}', '{"w": 1, "t": -4.75}'])
+def test_bounded_numbers_accept_every_prefix_of_an_answer_inside_the_bounds(text):
+    from engine.specialists.json_constraint import JsonPrefix
+
+    for i in range(len(text) + 1):
+        assert JsonPrefix(BOUNDED).feed(text[:i]) is not None, text[:i]
+    assert JsonPrefix(BOUNDED).feed(text).closed
+
+
+@pytest.mark.parametrize("text", ['{"w": 0}', '{"w": 0.0}', '{"w": 0.0009}', '{"w": 10001', '{"w": 10000.5',
+                                  '{"w": -', '{"w": 1e3', '{"w": 1, "t": -0', '{"w": 1, "t": -6',
+                                  '{"w": 1, "t": 3'])
+def test_bounded_numbers_refuse_what_cannot_end_inside_the_bounds(text):
+    from engine.specialists.json_constraint import JsonPrefix
+
+    assert JsonPrefix(BOUNDED).feed(text) is None
+
+
+def test_a_bounded_number_can_always_go_on():
+    """Every accepted prefix has a next character that keeps it valid (the decoder is never cornered)."""
+    from engine.specialists.json_constraint import JsonPrefix
+
+    for prefix in ('{"w": 0', '{"w": 0.', '{"w": 0.00', '{"w": 9999', '{"w": 1, "t": -', '{"w": 1, "t": -4.'):
+        state = JsonPrefix(BOUNDED).feed(prefix)
+        assert state is not None and any(state.feed(c) is not None for c in '0123456789.,} '), prefix
+
+
 def test_parse_json_answer_counts_what_is_not_valid():
     from engine.specialists.llm import parse_json_answer
 

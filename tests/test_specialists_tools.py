@@ -1,5 +1,6 @@
 """Engine tools on real runs: a counter run made by the flow, questions about its numbers, a what-if run
-started through the job queue, and the worst timing path of a run whose clock is too fast."""
+started through the job queue (the answer comes at once; the comparison when the run ends), and the worst timing
+path of a run whose clock is too fast."""
 import pytest
 
 from engine.designs import resolve
@@ -50,15 +51,21 @@ def test_metrics_of_the_last_run_are_quoted_with_its_id(store, chat):
 def test_what_if_runs_the_flow_through_the_job_queue_and_then_the_failing_path(store, chat):
     base = store.latest()
     answer = chat.ask("What happens if I set the clock period to 1.0 ns?")
-    result = answer.tool
-    assert result.ok, result.text
-    new_id = result.data["run"]
-    assert result.data["base_run"] == base.id and new_id != base.id and new_id in answer.text
-    assert JobQueue(store).status(new_id).state == "done"  # the same job system as the cockpit
+    started = answer.tool
+    assert started.ok and started.data["pending"], started.text
+    new_id = started.data["run"]
+    assert started.data["base_run"] == base.id and new_id != base.id and new_id in answer.text
+    assert f"cda jobs wait {new_id}" in answer.text  # the answer came before the run's numbers
+    queue = JobQueue(store)  # the same job system as the cockpit
+    assert queue.status(new_id).state in ("queued", "running")
+    assert queue.wait(new_id, timeout_s=600) == "done"
+    result = tools.what_if_result(new_id, str(store.root))
+    assert result.ok and not result.data["pending"], result.text
     new = store.get(new_id)
     assert new.config["clock_ns"] == 1.0 and new.info()["what_if"]["knob"] == "clock_ns"
     ws = new.step_metrics("timing")["timing__setup__ws"]
     assert result.data["metrics"]["timing__setup__ws"]["after"] == ws < 0
+    assert f"run **{new_id}**, compared with run {base.id}" in result.text
 
     paths = chat.ask("Why does the worst path fail timing in my last run?")
     assert paths.specialist == "timing" and paths.tool.name == "timing_paths" and paths.tool.ok

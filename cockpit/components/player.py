@@ -15,9 +15,13 @@ The bundle (the component's arguments, JSON):
            cell sizes, I/O pins, the fixed colour scales (figures.HEAT_SCALES), cells drawn / in the design
   frames   per frame: iteration, hpwl, overflow; x, y as uint16 over the box (base64); density and rudy maps as
            uint8 over their fixed scale (base64, rows from the bottom)
-  stage    once placement has ended: the legalised + detailed positions of the same cells, its density map and
-           the numbers of each stage (HPWL after global, legal, detailed; displacement; detailed moves)
+  stage    once placement has ended: the stages after global placement as their own pictures (steps: legal, from
+           stages.npz, and detailed, placed.def; or one "final" step for runs that did not save the legal positions
+           apart, recorded: false), each with the same cells' positions and its density map, and the numbers of each
+           stage (HPWL after global, legal, detailed; displacement of legalisation and of detailed placement)
   curves   HPWL and overflow of every iteration (history.json), once placement has ended
+  pace, stage_dwell  the replay's seconds per frame (the page's, until the viewer moves the player's own slider),
+           and how many frame times each stage after global placement stays on screen
 
 When the player finds a gap (it was remounted, or missed a message) it asks for everything again through its
 value ({"resend": nonce}); the page then sends from frame 0.
@@ -38,6 +42,7 @@ COMPONENT_DIR = Path(__file__).parent / "placement_player"
 DRAW_LIMIT = 10000  # cells drawn per frame; above it the same fixed subsample on every frame (no flicker)
 LIVE_FPS = 10.0     # pictures a second while live (between two placer frames the cells glide)
 PACE_S = 0.5        # presenter pace of the replay, seconds per frame (the player has a slider, 0.1-1.0 s)
+STAGE_DWELL = 3     # in a replay each stage after global placement (legal, detailed) stays this many frame times
 Q16 = 65535
 Q8 = 255
 
@@ -179,29 +184,97 @@ def _base(run: Run, f: dict, box, lay, cap: float | None, limit: int) -> dict:
     return base
 
 
-def _stage(run: Run, last: dict, box, lay_fp, limit: int) -> dict | None:
-    """After legalisation + detailed placement (placed.def) for the frames' cells, with each stage's numbers."""
+# ------------------------------------------------------------------------------------------------ stages
+STAGE_LABELS = {"legal": "after legalisation (Tetris + Abacus)", "detailed": "after detailed placement",
+                "final": "after legalisation + detailed placement"}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _read_stages(path: str, mtime: float) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
+
+
+def read_stages(run: Run) -> dict | None:
+    """The place step's stages.npz (engine.flow.place.write_stages: positions after global placement,
+    legalisation and detailed placement, each stage's HPWL, displacement), None for runs that did not record it."""
+    path = data.artefact(run, "place", "stages", "stages.npz")
+    if path is None:
+        return None
+    try:
+        return _read_stages(str(path), path.stat().st_mtime)
+    except Exception:  # noqa: BLE001 - unreadable: the page says it was not recorded, as for an old run
+        return None
+
+
+def stage_numbers(run: Run) -> dict:
+    """Each stage's HPWL (um) and the displacement of legalisation and detailed placement, from stages.npz when
+    the run has it, else from the step's metrics; `recorded` says whether the legal positions were saved apart."""
+    m = run.metrics().get("place", {})
+    s = read_stages(run)
+    out = {"recorded": s is not None, "hpwl_global": m.get("placement__hpwl__global"),
+           "hpwl_legal": m.get("placement__hpwl__legal"), "hpwl": m.get("placement__hpwl"),
+           "moves": m.get("placement__detailed__moves"), "disp_mean": m.get("placement__displacement__mean"),
+           "disp_max": m.get("placement__displacement__max"), "legalize_s": m.get("placement__runtime__legalize_s"),
+           "detailed_s": m.get("placement__runtime__detailed_s"), "iterations": m.get("placement__iterations"),
+           "global_s": m.get("placement__runtime__global_s")}
+    if s is not None:
+        for key, name in (("hpwl_global", "hpwl_global"), ("hpwl_legal", "hpwl_legal"), ("hpwl", "hpwl_detailed"),
+                          ("disp_mean", "disp_legal_mean"), ("disp_max", "disp_legal_max")):
+            if name in s:
+                out[key] = round(float(s[name]), 3)
+        if "disp_detailed_mean" in s:
+            out.update(detailed_disp_mean=round(float(s["disp_detailed_mean"]), 3),
+                       detailed_disp_max=round(float(s["disp_detailed_max"]), 3),
+                       detailed_moved=int(s["disp_detailed_moved"]), movable=int(np.sum(s["movable"])))
+        out["stages"] = [str(v) for v in s["stages"]]
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _stage_cached(key: tuple, _run: Run, _last: dict, _lay_fp, box: tuple, limit: int) -> dict | None:
+    run, last, lay_fp = _run, _last, _lay_fp
     lay = data.layout(run, "place", "def", "placed.def")
     if lay is None or lay_fp is None:
         return None
     cells = np.asarray(last.get("cells", np.arange(len(last["x"]))), int)
     if not len(cells) or cells.max() >= len(lay.x) or lay.names[: len(lay_fp.names)] != lay_fp.names:
         return None  # not the same cells in the same order: no before/after to draw
-    pick = figures.subsample(len(cells), limit)
-    sel = cells[pick]
+    sel = cells[figures.subsample(len(cells), limit)]
     x0, y0, x1, y1 = box
-    m = run.metrics().get("place", {})
-    out = {"x": quantise_positions(lay.x[sel], x0, x1), "y": quantise_positions(lay.y[sel], y0, y1),
-           "hpwl_global": m.get("placement__hpwl__global"), "hpwl_legal": m.get("placement__hpwl__legal"),
-           "hpwl": m.get("placement__hpwl"), "moves": m.get("placement__detailed__moves"),
-           "disp_mean": m.get("placement__displacement__mean"), "disp_max": m.get("placement__displacement__max"),
-           "legalize_s": m.get("placement__runtime__legalize_s"), "detailed_s": m.get("placement__runtime__detailed_s")}
-    if "density" in last and "core" in last:
-        mov = ~lay.is_io
-        dens = density_map(lay.x[mov], lay.y[mov], lay.w[mov], lay.h[mov], np.asarray(last["core"]).tolist(),
-                           np.asarray(last["density"]).shape)
-        out["density"] = quantise_map(dens, "density")
+    out = stage_numbers(run)
+    mov = ~lay.is_io
+    shape = np.asarray(last["density"]).shape if "density" in last and "core" in last else None
+    core = np.asarray(last["core"]).tolist() if shape else None
+
+    def step(name: str, x: np.ndarray, y: np.ndarray, hpwl) -> dict:
+        e = {"name": name, "label": STAGE_LABELS[name], "hpwl": hpwl,
+             "x": quantise_positions(x[sel], x0, x1), "y": quantise_positions(y[sel], y0, y1)}
+        if shape:
+            e["density"] = quantise_map(density_map(x[mov], y[mov], lay.w[mov], lay.h[mov], core, shape), "density")
+        return e
+
+    s = read_stages(run)
+    if s is not None and "x_legal" in s and len(s["x_legal"]) == len(lay.x) and list(s["names"]) == lay.names:
+        steps = [step("legal", s["x_legal"].astype(float), s["y_legal"].astype(float), out["hpwl_legal"])]
+        if "x_detailed" in s:
+            steps.append(step("detailed", lay.x, lay.y, out["hpwl"]))
+    else:
+        out["recorded"] = False
+        steps = [step("final", lay.x, lay.y, out["hpwl"])]
+    out["steps"] = steps
     return out
+
+
+def _stage(run: Run, last_path: Path, last: dict, box, lay_fp, limit: int) -> dict | None:
+    """The stages after global placement for the frames' cells: legalised (stages.npz) and detailed (placed.def),
+    or, for a run that did not save the legal positions apart, the final one alone; with each stage's numbers.
+    Cached on the files' times: the page sends it on every full page run."""
+    placed = data.artefact(run, "place", "def", "placed.def")
+    sp = data.artefact(run, "place", "stages", "stages.npz")
+    mt = [p.stat().st_mtime if p is not None else 0.0 for p in (placed, sp, last_path)]
+    key = (str(run.dir), str(last_path), *mt)
+    return _stage_cached(key, run, last, lay_fp, tuple(box), limit)
 
 
 def bundle(run: Run, *, start: int = 0, with_stage: bool = True, limit: int = DRAW_LIMIT,
@@ -231,13 +304,14 @@ def bundle(run: Run, *, start: int = 0, with_stage: bool = True, limit: int = DR
         frames.append(e)
     out = {"run_key": f"{run.id}:{prog.get('started', '')}", "start": start, "total": start + len(frames),
            "live": prog.get("status") == "running", "done": done, "pace": float(pace_s), "live_fps": LIVE_FPS,
+           "stage_dwell": STAGE_DWELL,
            "frames": frames}
     if start == 0:
         out["base"] = _base(run, first, box, lay, cap, limit)
     if done and with_stage:
         last = data.frame(files[-1])
         if last is not None:
-            out["stage"] = _stage(run, last, box, lay, limit)
+            out["stage"] = _stage(run, files[-1], last, box, lay, limit)
         c = data.curves(run)
         if len(c.get("iteration", [])) > 1:
             out["curves"] = {k: [round(float(v), 5) for v in c[k]] for k in ("iteration", "hpwl", "overflow")}

@@ -273,10 +273,7 @@ class Sweeper:
                                              and overflow <= cfg.target_overflow + CONVERGED_SLACK),
                 "placement__target_overflow": cfg.target_overflow,
                 "placement__displacement__mean": float(m.get("placement__displacement__mean", 0.0)),
-                "placement__rudy__max": round(float(rudy.max()), 5),
-                "placement__rudy__mean": round(float(rudy.mean()), 5),
-                # the hottest 10% of bins: a congestion figure far less seed-sensitive than the single peak bin
-                "placement__rudy__top10": round(float(np.sort(rudy.ravel())[-max(1, rudy.size // 10):].mean()), 5),
+                **pm.rudy_summary(rudy),
                 "placement__density__max": round(float(dens.max()), 4),
                 "placement__runtime_s": round(time.perf_counter() - t0, 3),
             }

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBLEMS_V2 = ROOT / "assets" / "bench" / "problems_v2.jsonl"
+COMMITTED_TRAIN = ROOT / "assets" / "training" / "data_v2" / "train.jsonl.gz"  # the one-shot examples
 RESULTS_V2 = ROOT / "bench" / "results" / "v2"
 DEFAULT_COUNTS = {"direction": 24, "choose": 20, "percent": 16, "diagnose": 14, "act": 8}
 ACT_KNOBS = ("floorplan.utilization", "place.target_density", "place.gamma_base", "place.density_weight_init")
@@ -596,18 +597,21 @@ class LLMAnswerer:
                           "lora:<adapter dir>, gguf:<file>, ollama:<name>, hf:<folder>")
 
     def _one_shot_pool(self) -> dict[str, Record]:
-        """One fixed worked example per kind from the training split (never a benchmark design)."""
+        """One fixed worked example per kind from the committed training split (never a benchmark design), so
+        every machine shows a general model the same example; a local data set when none is committed."""
+        from engine.runs import read_jsonl
         from engine.train.data_v2 import OUT_DIR
 
         pool: dict[str, Record] = {}
-        path = OUT_DIR / "train.jsonl"
-        if path.is_file():
-            with path.open() as fh:
-                for line in fh:
-                    r = Record.from_dict(json.loads(line))
-                    pool.setdefault(r.kind, r)
-                    if len(pool) == 4:
-                        break
+        for path in (COMMITTED_TRAIN, OUT_DIR / "train.jsonl"):
+            if not path.is_file():
+                continue
+            for _, row in read_jsonl(path, EngineError):
+                r = Record.from_dict(row)
+                pool.setdefault(r.kind, r)
+                if len(pool) == 4:
+                    break
+            break
         return pool
 
     def messages(self, record: Record) -> tuple[list[dict], dict]:
@@ -644,6 +648,21 @@ class LLMAnswerer:
         except llm.LLMError as exc:
             raise EngineError(str(exc)) from None
         return raw, notes
+
+
+def is_specialist(spec: str) -> bool:
+    """A LoRA adapter, or a GGUF that `cda train export` wrote (its folder's config.json names the adapter): the
+    tuned model is asked as it was trained, with no worked example before the question."""
+    kind, _, arg = spec.partition(":")
+    if kind == "lora":
+        return True
+    if kind == "gguf":
+        cfg = Path(arg).parent / "config.json"
+        try:
+            return bool(json.loads(cfg.read_text()).get("adapter_dir"))
+        except (OSError, ValueError, AttributeError):
+            return False
+    return False
 
 
 def _peft_backend(adapter: str, max_tokens: int):
@@ -751,7 +770,7 @@ def make_answerer(cfg: RunV2Config, records: list[Record], sw: Sweeper):
         return RulesBaseline()
     if name in ("oracle", "engine"):
         return Oracle(sw)
-    shots = cfg.shots if cfg.shots >= 0 else (0 if name.startswith("lora:") else 1)
+    shots = cfg.shots if cfg.shots >= 0 else (0 if is_specialist(name) else 1)
     return LLMAnswerer(name, cfg.mode, shots, cfg.max_tokens, cfg.host, cfg.tool_budget, sw)
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +26,42 @@ from engine.runs import Run, read_json, write_json
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, float, str], None]  # (step_id, fraction, message)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])  # the name in (...) may hold spaces
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def kill_tool(proc: subprocess.Popen) -> None:
+    """Kill a tool and everything it started: a wrapper script's own children outlive a kill of the wrapper alone
+    (a trial timeout or a cancel must stop the work, not only its launcher). The tool stays in this process's
+    group, so a worker that kills its own group still takes it along."""
+    below = _descendants(proc.pid)
+    proc.kill()
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:  # gone already
+            pass
+    proc.wait()
 
 
 @dataclass
@@ -113,12 +151,10 @@ class StepContext:
                     break
                 except subprocess.TimeoutExpired:
                     if self.cancelled():
-                        proc.kill()
-                        proc.wait()
+                        kill_tool(proc)
                         raise Cancelled(self.step_id) from None
                     if timeout is not None and time.monotonic() - start > timeout * limits.wall_factor:
-                        proc.kill()
-                        proc.wait()
+                        kill_tool(proc)
                         raise self.fail(f"{argv[0]} did not finish within {timeout * limits.wall_factor:.0f} s "
                                         f"of wall-clock time", log_path=log_path,
                                         hint=f"raise {knob} or simplify the design", code="tool.timeout",

@@ -14,6 +14,9 @@
 5. The buffers are legalised into the free sites of the rows with engine.place.legalize, the cells placed before
    held fixed; only when the free sites near a buffer cannot take it are all cells legalised together (the
    displacement metric says how far the others moved).
+6. Hold repair (engine.flow.hold, cts.hold_repair): OpenSTA times the buffered placement with the propagated clock
+   and delay buffers go in front of the flip-flop inputs (or on an input port's net) whose hold slack is below
+   cts.hold_margin_ns, legalised the same way, round by round, without turning setup WNS negative.
 The netlist written is the synthesised Verilog with the sinks' connections moved to the new nets and the buffer
 instances added, so route, timing, gds and verify read the same circuit the DEF holds.
 """
@@ -419,17 +422,21 @@ class CtsStep(Step):
     inputs = (Input("synth", "netlist_v"), Input("synth", "netlist_json"), Input("place", "def"))
     outputs = ("def", "netlist_v")
     uses = ("cts", "clock_port", "tech_dir", "route")  # route.layers: the wire RC of the estimate
-    version = 2  # 2: buffers legalised with every cell movable when the free sites are far from their centres
+    version = 3  # 3: hold repair (engine.flow.hold) after the tree
 
     def key(self, config, upstream_keys, run=None) -> str:
-        """The base key plus timing.sdc (its create_clock can name the clock port), and not the rest of the
-        timing section: a change of timing.paths must not rebuild the tree and reroute."""
+        """The base key plus timing.sdc (its create_clock can name the clock port; hold repair times against it)
+        and, with hold repair on, what the generated constraints are made of; not the rest of the timing section:
+        a change of timing.paths must not rebuild the tree and reroute."""
         import hashlib
 
         base = super().key(config, upstream_keys, run)
         sdc = config.timing.sdc
+        if config.cts.hold_repair:
+            t = config.timing
+            base += f"|{config.clock_ns}|{t.default_input_delay_frac}|{t.default_output_delay_frac}"
         if not sdc:
-            return base
+            return hashlib.sha256(base.encode()).hexdigest()[:24] if config.cts.hold_repair else base
         digest = hashlib.sha256(Path(sdc).read_bytes()).hexdigest() if Path(sdc).is_file() else "missing"
         return hashlib.sha256(f"{base}|{sdc}|{digest}".encode()).hexdigest()[:24]
 
@@ -505,19 +512,31 @@ class CtsStep(Step):
                                       "clock and the high-fanout nets go to routing unbuffered (lower "
                                       "floorplan.utilization to get a clock tree)", metrics)
         lx, ly = placed_at
-        moved = np.hypot(lx[:n_old] - netlist.x, ly[:n_old] - netlist.y)
         buffered.x, buffered.y = lx, ly
         buffered.cell_orient = row_orientations(buffered, lx, ly)
         legal = check_legality(buffered)
         if not legal.ok:
             raise ctx.fail(f"the placement is not legal after the buffers went in: {legal.summary()}",
                            code="cts.not_legal")
-        write_def(buffered, ctx.step_dir / "cts.def", ctx.pdk, **kw)
         text = Path(netlist_v).read_text(errors="replace")
         try:
-            (ctx.step_dir / "netlist.v").write_text(verilog_with_buffers(text, top, netlist, plan))
+            text = verilog_with_buffers(text, top, netlist, plan)
         except EngineError as exc:
             raise ctx.fail(exc.message, code="cts.netlist") from None
+        hold = None
+        if cfg.hold_repair and plan.sinks:
+            from engine.flow.hold import constraints, repair_hold
+
+            ctx.progress(0.6, "hold repair: timing the clock tree with OpenSTA")
+            try:
+                hold = repair_hold(ctx, buffered, text, top, constraints(ctx, port), clock=port)
+            except EngineError as exc:
+                raise ctx.fail(exc.message, hint=exc.hint, code="cts.hold", knob=exc.knob) from None
+            buffered, text = hold.netlist, hold.verilog
+            legal = check_legality(buffered)
+        moved = np.hypot(buffered.x[:n_old] - netlist.x, buffered.y[:n_old] - netlist.y)
+        write_def(buffered, ctx.step_dir / "cts.def", ctx.pdk, **kw)
+        (ctx.step_dir / "netlist.v").write_text(text)
         self._write_tree(ctx, buffered, plan, n_old, port)
         lib = liberty_cells(ctx.pdk)
         clock_bufs = [b for b in plan.buffers if b.tree == "clock"]
@@ -530,7 +549,8 @@ class CtsStep(Step):
             "cts__repair__net__count": len(plan.repaired_nets),
             "cts__repair__buffer__count": len(repair_bufs),
             "cts__fanout__max": int(after.max()) if len(after) else 0,
-            "cts__buffer__area_um2": round(sum(lib[b.cell].area for b in plan.buffers), 2),
+            "cts__buffer__area_um2": round(sum(lib[b.cell].area for b in plan.buffers + (hold.buffers if hold
+                                                                                          else [])), 2),
             "cts__displacement__max_um": round(float(moved.max()) if len(moved) else 0.0, 3),
             "cts__hpwl": round(buffered.hpwl(), 2),
             "cts__cell__count": int((~buffered.cell_is_io).sum()),
@@ -550,8 +570,12 @@ class CtsStep(Step):
         if plan.repaired_nets:
             parts.append(f"{len(repair_bufs)} buffers on {len(plan.repaired_nets)} nets above fanout "
                          f"{cfg.fanout_limit}")
-        return StepResult(metrics=metrics, artefacts={"def": "cts.def", "netlist_v": "netlist.v", "tree": "tree.json"},
-                          message="; ".join(parts))
+        artefacts = {"def": "cts.def", "netlist_v": "netlist.v", "tree": "tree.json"}
+        if hold is not None:
+            metrics.update(self._hold_metrics(hold, cfg.hold_margin_ns))
+            artefacts["hold"] = self._write_hold(ctx, buffered, hold)
+            parts.append(self._hold_message(hold))
+        return StepResult(metrics=metrics, artefacts=artefacts, message="; ".join(parts))
 
     # -------------------------------------------------------------------------------------------- helpers
     @staticmethod
@@ -576,6 +600,52 @@ class CtsStep(Step):
             raise ctx.fail(f"clock port '{ctx.config.clock_port}' is not an input of '{top}'; its inputs are: "
                            f"{', '.join(ports.inputs) or 'none'}", code="timing.clock_port",
                            hint="set clock_port to one of the inputs (or leave it empty to detect clk/clock)") from None
+
+    @staticmethod
+    def _hold_metrics(hold, margin_ns: float) -> dict:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 4)
+
+        return {"cts__hold__buffer__count": len(hold.buffers),
+                "cts__hold__ws_before": r(hold.before.hold_ws), "cts__hold__ws_after": r(hold.after.hold_ws),
+                "cts__hold__setup_ws_before": r(hold.before.setup_ws),
+                "cts__hold__setup_ws_after": r(hold.after.setup_ws),
+                "cts__hold__endpoint__count": sum(p.hold_ns < margin_ns for p in hold.before.pins),
+                "cts__hold__endpoint__left": sum(p.hold_ns < margin_ns for p in hold.after.pins),
+                "cts__hold__round__count": hold.rounds}
+
+    @staticmethod
+    def _hold_message(hold) -> str:
+        b, a = hold.before.hold_ws, hold.after.hold_ws
+        if b is None:
+            return "hold repair: no hold check in the constraints"
+        if not hold.buffers:
+            return f"hold {b:+.3f} ns, no hold buffer needed" if b >= 0 else \
+                f"hold {b:+.3f} ns not repaired ({hold.stopped})"
+        return f"hold repair: {len(hold.buffers)} buffers, hold {b:+.3f} -> {a:+.3f} ns ({hold.stopped})"
+
+    @staticmethod
+    def _write_hold(ctx: StepContext, netlist: Netlist, hold) -> str:
+        """hold/hold.json: before and after, each buffer (cell, legal centre, the pin it delays), why it stopped."""
+        index = netlist.index()
+
+        def sta(s) -> dict:
+            return {"setup_ws_ns": s.setup_ws, "hold_ws_ns": s.hold_ws,
+                    "pins": [[p.pin, round(p.hold_ns, 4), round(p.setup_ns, 4) if math.isfinite(p.setup_ns)
+                              else None] for p in s.pins],
+                    "starts": s.starts}  # short pin -> the input port its worst hold path starts at
+
+        bufs = []
+        for b in hold.buffers:
+            c = index[b.name]
+            bufs.append({"name": b.name, "cell": b.cell, "in_net": b.in_net, "out_net": b.out_net,
+                         "x": round(float(netlist.x[c] + netlist.cell_w[c] / 2), 3),
+                         "y": round(float(netlist.y[c] + netlist.cell_h[c] / 2), 3),
+                         "sink_xy": [round(b.x, 3), round(b.y, 3)]})
+        write_json(ctx.step_dir / "hold" / "hold.json", {"rounds": hold.rounds, "stopped": hold.stopped,
+                                                          "before": sta(hold.before), "after": sta(hold.after),
+                                                          "buffers": bufs})
+        return "hold/hold.json"
 
     @staticmethod
     def _pass_through(ctx: StepContext, netlist: Netlist, netlist_v: Path, kw: dict, message: str,

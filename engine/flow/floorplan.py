@@ -156,18 +156,35 @@ def cut_rows(rows: list[Row], blocked: list[tuple[float, float, float, float]]) 
     return out
 
 
+def _pin_tracks(pdk: Pdk, name: str, knob: str) -> tuple[float, float]:
+    """(pitch, offset) of the tracks IO pins on layer ``name`` sit on; a layer without tracks is the user's error."""
+    routing = [layer.name for layer in pdk.routing_layers() if layer.pitch_um]
+    try:
+        layer = pdk.layer(name)
+    except KeyError:
+        layer = None
+    if layer is None or not layer.pitch_um:
+        what = "is not a layer of" if layer is None else "has no routing tracks (no PITCH) in"
+        raise EngineError(f"pin layer {name!r} {what} {pdk.lef_path.name}", code="input.invalid", knob=knob,
+                          hint=f"set {knob} to a routing layer: {', '.join(routing)}")
+    return layer.pitch_um, layer.offset_um or 0.0
+
+
 def place_io(netlist: Netlist, pdk: Pdk, pin_layer_h: str, pin_layer_v: str) -> dict[str, str]:
     """Inputs on the left then top edge, outputs on the right then bottom edge, evenly spread on tracks."""
+    if netlist.die is None:
+        raise EngineError("the IO pins cannot be placed before the die is sized", code="floorplan.pins")
     x0, y0, x1, y1 = netlist.die
-    lh, lv = pdk.layer(pin_layer_h), pdk.layer(pin_layer_v)
-    xs = _track_positions(x0 + lh.pitch_um, x1 - lh.pitch_um, lh.pitch_um, lh.offset_um or 0.0)  # top/bottom
-    ys = _track_positions(y0 + lv.pitch_um, y1 - lv.pitch_um, lv.pitch_um, lv.offset_um or 0.0)  # left/right
-    ios = np.flatnonzero(netlist.cell_is_io)
+    ph, oh = _pin_tracks(pdk, pin_layer_h, "floorplan.pin_layer_h")
+    pv, ov = _pin_tracks(pdk, pin_layer_v, "floorplan.pin_layer_v")
+    xs = _track_positions(x0 + ph, x1 - ph, ph, oh)  # top/bottom
+    ys = _track_positions(y0 + pv, y1 - pv, pv, ov)  # left/right
+    ios = [int(c) for c in np.flatnonzero(netlist.cell_is_io)]
     term_pin = {int(netlist.pin_cell[p]): p for p in range(netlist.n_pins) if netlist.cell_is_io[netlist.pin_cell[p]]}
     # The terminal pin of an input port drives (OUTPUT); keep the order of the ports as written.
     inputs = [c for c in ios if c in term_pin and netlist.pin_dir[term_pin[c]] == PIN_OUTPUT]
     others = [c for c in ios if c not in set(inputs)]
-    sides = {"left": [], "top": [], "right": [], "bottom": []}
+    sides: dict[str, list[int]] = {"left": [], "top": [], "right": [], "bottom": []}
     cap = {"left": len(ys), "right": len(ys), "top": len(xs), "bottom": len(xs)}
     total_cap = sum(cap.values())
     if len(ios) > total_cap:
@@ -241,6 +258,7 @@ class FloorplanStep(Step):
             pdn_metrics = {**grid_metrics(grid), "floorplan__pdn__tie__count": ties}
         write_def(netlist, ctx.step_dir / "floorplan.def", ctx.pdk, pin_layers=layers)
         write_json(ctx.step_dir / "pins.json", layers)
+        assert netlist.core is not None and netlist.die is not None  # make_floorplan sized them
         cx0, cy0, cx1, cy1 = netlist.core
         die = netlist.die
         core_area = (cx1 - cx0) * (cy1 - cy0)

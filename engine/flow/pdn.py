@@ -18,7 +18,6 @@ all fixed there, and every later DEF (placed, routed, filled) carries it through
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,36 +26,18 @@ from pathlib import Path
 from engine.errors import EngineError
 from engine.io.def_io import SpecialNet, SpecialVia, SpecialWire
 from engine.netlist import Netlist
-from engine.pdk import Layer, Pdk
+from engine.pdk import Layer, LefVia, Pdk, read_lef
 
 EPS = 1e-6
 
 
 # ------------------------------------------------------------------------------------------------ LEF facts
-@dataclass(frozen=True)
-class LefVia:
-    name: str
-    default: bool
-    layers: tuple[str, ...]  # every layer the via draws on (metals and cut)
-    rects: tuple[tuple[str, float, float, float, float], ...] = ()  # (layer, x0, y0, x1, y1) around its centre
-
-
 @lru_cache(maxsize=8)
 def _lef_vias(lef_path: str, mtime: float) -> tuple[tuple[LefVia, ...], float]:
-    """The LEF's fixed VIA definitions and its MANUFACTURINGGRID (engine.pdk skips both)."""
-    text = Path(lef_path).read_text(errors="replace")
-    text = re.sub(r"#[^\n]*", "", text)
-    vias = []
-    for m in re.finditer(r"^\s*VIA\s+(\S+)([^\n;]*)\n(.*?)^\s*END\s+\1\b", text, re.M | re.S):
-        layers = tuple(re.findall(r"\bLAYER\s+(\S+)\s*;", m.group(3)))
-        rects = []
-        for part in re.split(r"\bLAYER\s+", m.group(3))[1:]:
-            layer = part.split()[0].rstrip(";")
-            for r in re.findall(r"\bRECT\s+([-\d.eE+]+)\s+([-\d.eE+]+)\s+([-\d.eE+]+)\s+([-\d.eE+]+)", part):
-                rects.append((layer, *map(float, r)))
-        vias.append(LefVia(m.group(1), "DEFAULT" in m.group(2).split(), layers, tuple(rects)))
-    g = re.search(r"MANUFACTURINGGRID\s+([\d.eE+-]+)\s*;", text)
-    return tuple(vias), float(g.group(1)) if g else 0.005
+    """The LEF's fixed VIA definitions and its MANUFACTURINGGRID (0.005 um when it gives none)."""
+    lef = read_lef(lef_path)
+    grid = lef["manufacturing_grid"]
+    return tuple(lef["vias"]), grid if grid is not None else 0.005
 
 
 def lef_vias(pdk: Pdk) -> tuple[LefVia, ...]:
@@ -90,7 +71,7 @@ class RailSpec:
 def rail_spec(pdk: Pdk) -> RailSpec:
     """Rails as the core cells draw them: a power-pin rectangle spanning the cell's width at its bottom or top."""
     votes: Counter = Counter()
-    names = {}
+    names: dict[str, str] = {}
     for m in pdk.macros.values():
         if m.width_um <= 0 or m.height_um <= 0 or not m.cls.upper().startswith("CORE"):
             continue
@@ -107,7 +88,7 @@ def rail_spec(pdk: Pdk) -> RailSpec:
                     votes[(layer, round(y1 - y0, 6), "bottom", pin.name)] += 1
                 elif abs(centre - m.height_um) < 0.25 * m.height_um:
                     votes[(layer, round(y1 - y0, 6), "top", pin.name)] += 1
-    sides = {}
+    sides: dict[str, tuple[str, float, str]] = {}
     for (layer, width, side, pin), _ in votes.most_common():
         sides.setdefault(side, (layer, width, pin))
     if "POWER" not in names or "GROUND" not in names or set(sides) != {"bottom", "top"} \
@@ -167,7 +148,7 @@ def _on_tracks(v: float, layer: Layer, tracks: int) -> float:
 @dataclass
 class PowerGrid:
     nets: list[SpecialNet]
-    rails: list[tuple[str, float]] = field(default_factory=list)  # (net, y) per row boundary, bottom up
+    rails: list[tuple[float, str]] = field(default_factory=list)  # (y, net) per row boundary, bottom up
     stripes: list[tuple[str, float]] = field(default_factory=list)  # (net, x) per stripe
     rings: bool = False
     stripe_layer: str = ""

@@ -45,7 +45,9 @@ class Ports:
 def read_ports(netlist_json: Path, top: str | None) -> Ports:
     data = load_yosys_json(netlist_json)
     _, module = top_module(data, top)
-    inputs, outputs, widths = [], [], {}
+    inputs: list[str] = []
+    outputs: list[str] = []
+    widths: dict[str, int] = {}
     bit_port: dict[int, str] = {}
     for name, port in module.get("ports", {}).items():
         widths[name] = len(port["bits"])
@@ -279,11 +281,11 @@ def add_positions(paths: list[dict], netlist: Netlist) -> None:
     for path in paths:
         for pin in path["pins"]:
             key = (pin["pin"], "") if pin["instance"] is None else (pin["instance"], pin["pin_name"])
-            p = index.get(key)
-            if p is None and pin["instance"] is not None:
-                p = index.get((pin["instance"].replace("\\", ""), pin["pin_name"]))
-            if p is not None:
-                pin["x_um"], pin["y_um"] = round(float(px[p]), 3), round(float(py[p]), 3)
+            hit = index.get(key)
+            if hit is None and pin["instance"] is not None:
+                hit = index.get((pin["instance"].replace("\\", ""), pin["pin_name"]))
+            if hit is not None:
+                pin["x_um"], pin["y_um"] = round(float(px[hit]), 3), round(float(py[hit]), 3)
 
 
 # ------------------------------------------------------------------------------------------------------ step
@@ -388,14 +390,14 @@ class TimingStep(Step):
         loops = _num(r"There (?:are|is) (\d+) combinational loops?", text)
         constrained = constrained and ws is not None
         fmax = None
-        if constrained and period - ws > 0:
+        if constrained and ws is not None and period - ws > 0:
             fmax = 1000.0 / (period - ws)
         spef_warnings = len(re.findall(r"^Warning: .*spef", text, re.M | re.I))
         metrics: dict = {
             "timing__clock_period_ns": period,
             "timing__clock__port": clock,
             "timing__clock__found_by": clock_how if clock else "no clock port: virtual clock on IO paths",
-            "timing__setup__ws": round(ws, 4) if constrained else None,
+            "timing__setup__ws": round(ws, 4) if constrained and ws is not None else None,
             "timing__setup__tns": round(tns, 4) if constrained and tns is not None else None,
             "timing__fmax_mhz": round(fmax, 2) if fmax else None,
             "timing__path__count": len(paths) if constrained else 0,
@@ -443,6 +445,7 @@ class TimingStep(Step):
         if not constrained:
             message = "no constrained paths: the design has no timed path from a clock or input to a register or output"
         else:
+            assert ws is not None  # constrained means a worst slack was read
             verdict = "met" if ws >= 0 else "VIOLATED"
             message = (f"WNS {ws:+.3f} ns at {period:g} ns ({verdict}), fmax {fmax:.0f} MHz"
                        if fmax else f"WNS {ws:+.3f} ns at {period:g} ns ({verdict})")

@@ -393,8 +393,8 @@ def _read_scl(path: Path) -> list[Row]:
                 raise BookshelfError(f"{path}:{lineno}: the row of line {start_line} ends without "
                                      f"{', '.join(need)}")
             step = cur.get("sp") or cur.get("sw") or 1.0
-            for x0, n in subrows:
-                rows.append(Row(y=cur["y"], x0=x0, x1=x0 + n * step, site_w=step, height=cur["h"],
+            for x0, n_sites in subrows:
+                rows.append(Row(y=cur["y"], x0=x0, x1=x0 + n_sites * step, site_w=step, height=cur["h"],
                                 orient=cur["orient"]))
             cur = None
             continue
@@ -511,8 +511,8 @@ def write_bookshelf(netlist: Netlist, out_dir: str | Path, name: str | None = No
                 f.write(f"  {netlist.cell_names[c]} {_DIR_CHARS[int(netlist.pin_dir[p])]} : {dx:.6g} {dy:.6g}\n")
     with open(out_dir / f"{name}.wts", "w") as f:
         f.write("UCLA wts 1.0\n\n")
-        for n in np.flatnonzero(netlist.net_weight != 1.0):
-            f.write(f"  {netlist.net_names[n]} {netlist.net_weight[n]:.6g}\n")
+        for net_id in np.flatnonzero(netlist.net_weight != 1.0):
+            f.write(f"  {netlist.net_names[net_id]} {netlist.net_weight[net_id]:.6g}\n")
     orient = netlist.cell_orient or ["N"] * netlist.n_cells
     with open(out_dir / f"{name}.pl", "w") as f:
         f.write("UCLA pl 1.0\n\n")

@@ -5,13 +5,13 @@ metadata (``cell_orient``); pin offsets in the Netlist are those of the unflippe
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import EngineError
+from engine.io.lexer import TokenReader
 from engine.netlist import IO_TYPE, PIN_INOUT, PIN_INPUT, PIN_OUTPUT, Netlist, NetlistBuilder, Row
 from engine.pdk import Pdk
 
@@ -107,17 +107,18 @@ def write_def(netlist: Netlist, path: str | Path, pdk: Pdk | None = None, *, uni
         lines.append("")
     if tracks and pdk is not None and netlist.die:
         x0, y0, x1, y1 = netlist.die
-        for layer in pdk.routing_layers():
-            if not layer.pitch_um:
+        for route_layer in pdk.routing_layers():
+            if not route_layer.pitch_um:
                 continue
-            off = layer.offset_um if layer.offset_um is not None else layer.pitch_um / 2
+            pitch = route_layer.pitch_um
+            off = route_layer.offset_um if route_layer.offset_um is not None else pitch / 2
             # TRACKS X = vertical lines (for vertical layers), TRACKS Y = horizontal lines.
             for axis, lo, hi in (("X", x0, x1), ("Y", y0, y1)):
                 start = lo + off
-                count = int(np.floor((hi - start) / layer.pitch_um)) + 1
+                count = int(np.floor((hi - start) / pitch)) + 1
                 if count > 0:
-                    lines.append(f"TRACKS {axis} {dbu(start)} DO {count} STEP {dbu(layer.pitch_um)} "
-                                 f"LAYER {layer.name} ;")
+                    lines.append(f"TRACKS {axis} {dbu(start)} DO {count} STEP {dbu(pitch)} "
+                                 f"LAYER {route_layer.name} ;")
         lines.append("")
     core = np.flatnonzero(~netlist.cell_is_io)
     orient = netlist.cell_orient or ["N"] * netlist.n_cells
@@ -179,45 +180,9 @@ def _pin_half_width(pdk: Pdk, layer: str) -> float:
 
 
 # ------------------------------------------------------------------------------------------------------ reader
-_TOKEN = re.compile(r"\(|\)|;|[^\s();]+")
-
-
-class _DefTokens:
+class _DefTokens(TokenReader):
     def __init__(self, path: Path):
-        self.path = path
-        self.toks: list[tuple[int, str]] = []
-        for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if line.lstrip().startswith("#"):
-                continue
-            self.toks.extend((lineno, t) for t in _TOKEN.findall(line))
-        self.i = 0
-
-    def error(self, msg: str) -> EngineError:
-        line = self.toks[min(self.i, len(self.toks) - 1)][0] if self.toks else 1
-        return EngineError(f"{self.path}:{line}: {msg}")
-
-    def peek(self) -> str | None:
-        return self.toks[self.i][1] if self.i < len(self.toks) else None
-
-    def next(self) -> str:
-        if self.i >= len(self.toks):
-            raise self.error("unexpected end of file")
-        self.i += 1
-        return self.toks[self.i - 1][1]
-
-    def statement(self) -> list[str]:
-        out = []
-        while True:
-            t = self.next()
-            if t == ";":
-                return out
-            out.append(t)
-
-    def num(self, t: str) -> float:
-        try:
-            return float(t)
-        except ValueError:
-            raise self.error(f"expected a number, found '{t}'") from None
+        super().__init__(path, path.read_text(errors="replace"))
 
 
 def read_def(path: str | Path, pdk: Pdk) -> Netlist:
@@ -240,17 +205,17 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
             name = t.statement()[0]
         elif tok == "UNITS":
             st = t.statement()
-            units = t.num(st[-1])
+            units = t.number(st[-1])
         elif tok == "DIEAREA":
             st = [x for x in t.statement() if x not in "()"]
-            vals = [t.num(v) / units for v in st]
+            vals = [t.number(v) / units for v in st]
             xs, ys = vals[0::2], vals[1::2]
             die = (min(xs), min(ys), max(xs), max(ys))
         elif tok == "ROW":
             st = t.statement()
-            site, x, y, orient = st[1], t.num(st[2]) / units, t.num(st[3]) / units, st[4]
-            nx = int(t.num(st[st.index("DO") + 1])) if "DO" in st else 1
-            step = t.num(st[st.index("STEP") + 1]) / units if "STEP" in st else pdk.sites[site].width_um
+            site, x, y, orient = st[1], t.number(st[2]) / units, t.number(st[3]) / units, st[4]
+            nx = int(t.number(st[st.index("DO") + 1])) if "DO" in st else 1
+            step = t.number(st[st.index("STEP") + 1]) / units if "STEP" in st else pdk.sites[site].width_um
             h = pdk.sites[site].height_um if site in pdk.sites else pdk.site.height_um
             rows.append(Row(y=y, x0=x, x1=x + nx * step, site_w=step, height=h, orient=orient, site=site))
         elif tok == "COMPONENTS":
@@ -265,7 +230,7 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
                     if key in st:
                         k = st.index(key)
                         status = key
-                        x, y = t.num(st[k + 2]) / units, t.num(st[k + 3]) / units
+                        x, y = t.number(st[k + 2]) / units, t.number(st[k + 3]) / units
                         orient = st[k + 5]
                 comps.append((cname, ctype, status, x, y, orient))
             t.next(), t.next()
@@ -279,7 +244,7 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
                 for key in ("PLACED", "FIXED", "COVER"):
                     if key in st:
                         k = st.index(key)
-                        x, y = t.num(st[k + 2]) / units, t.num(st[k + 3]) / units
+                        x, y = t.number(st[k + 2]) / units, t.number(st[k + 3]) / units
                 netname = st[st.index("NET") + 1] if "NET" in st else pname
                 pins.append((pname, netname, {"INPUT": PIN_INPUT, "OUTPUT": PIN_OUTPUT}.get(direction, PIN_INOUT),
                              x, y))
@@ -294,7 +259,7 @@ def read_def(path: str | Path, pdk: Pdk) -> Netlist:
                 while k < len(st) and st[k] == "(":
                     conns.append((st[k + 1], st[k + 2]))
                     k += 4
-                weight = t.num(st[st.index("WEIGHT") + 1]) if "WEIGHT" in st else 1.0
+                weight = t.number(st[st.index("WEIGHT") + 1]) if "WEIGHT" in st else 1.0
                 nets.append((nname, conns, weight))
             t.next(), t.next()
         elif tok == "SPECIALNETS":
@@ -385,22 +350,27 @@ def _special_net(t: _DefTokens, st: list[str], units: float) -> SpecialNet:
 def _special_route(t: _DefTokens, st: list[str], k: int, units: float, net: SpecialNet) -> int:
     """Read ``layer width [+ SHAPE s] ( x y ) ( x y ) [via] NEW ...`` from st[k]; returns the index after it."""
     while k < len(st):
-        layer, width = st[k], t.num(st[k + 1]) / units
+        layer, width = st[k], t.number(st[k + 1]) / units
         k += 2
         while k + 1 < len(st) and st[k] == "+" and st[k + 1] in ("SHAPE", "STYLE", "MASK"):
             k += 3
-        px = py = None
+        px: float | None = None
+        py: float | None = None
         while k < len(st) and st[k] not in ("NEW", "+"):
             if st[k] == "(":
-                x = px if st[k + 1] == "*" else t.num(st[k + 1]) / units
-                y = py if st[k + 2] == "*" else t.num(st[k + 2]) / units
-                close = st.index(")", k)
-                if px is not None and (x, y) != (px, py):
-                    net.wires.append(SpecialWire(layer, width, px, py, x, y))
-                px, py = x, y
-                k = close + 1
+                if px is None or py is None:
+                    if "*" in st[k + 1:k + 3]:  # '*' repeats the previous point's coordinate: there is none
+                        raise t.error(f"special net {net.name}: '*' in the first point of a {layer} route")
+                    px, py = t.number(st[k + 1]) / units, t.number(st[k + 2]) / units
+                else:
+                    x = px if st[k + 1] == "*" else t.number(st[k + 1]) / units
+                    y = py if st[k + 2] == "*" else t.number(st[k + 2]) / units
+                    if (x, y) != (px, py):
+                        net.wires.append(SpecialWire(layer, width, px, py, x, y))
+                    px, py = x, y
+                k = st.index(")", k) + 1
             else:
-                if px is None:
+                if px is None or py is None:
                     raise t.error(f"special net {net.name}: via {st[k]} before any point")
                 net.vias.append(SpecialVia(st[k], layer, px, py))
                 k += 1

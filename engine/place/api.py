@@ -31,6 +31,9 @@ class PlaceResult:
     frames: int                          # frames handed to on_frame
     legality: LegalityReport | None = None
     history: list[dict] = field(default_factory=list)   # per global iteration: hpwl, overflow, weights
+    # positions (x, y of every cell, lower-left um) at the end of each stage: "global", "legal" (after
+    # legalisation, before detailed placement), "detailed"; the place step saves them as stages.npz
+    stages: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def _check_positions(netlist) -> None:
@@ -63,6 +66,7 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
     g = gp.run(progress=progress, cancel=cancel, on_frame=on_frame, fraction_span=(0.0, 0.85))
     out = netlist.copy()
     out.x, out.y = g.x.copy(), g.y.copy()
+    stages = {"global": (g.x.copy(), g.y.copy())}
     metrics: dict[str, Any] = {
         "placement__hpwl__global": round(float(netlist.hpwl(g.x, g.y)), 3),
         "placement__overflow": round(float(g.overflow), 4),
@@ -99,6 +103,7 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
         disp = np.abs(x[mov] - g.x[mov]) + np.abs(y[mov] - g.y[mov])      # the legaliser's moves alone
         metrics["placement__displacement__mean"] = round(float(disp.mean()), 3)
         metrics["placement__displacement__max"] = round(float(disp.max()), 3)
+        stages["legal"] = (np.array(x, copy=True), np.array(y, copy=True))
         if cfg.detailed:
             if progress:
                 progress(0.9, "detailed placement (matching, swaps, windows, shifting)")
@@ -108,6 +113,7 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
                                       cancel=cancel_fn)
             metrics["placement__runtime__detailed_s"] = round(time.perf_counter() - t2, 3)
             metrics["placement__detailed__moves"] = int(st.moves)
+            stages["detailed"] = (np.array(x, copy=True), np.array(y, copy=True))
         out.x, out.y = x, y
         legality = check_legality(out)
         bad_macros = check_macros(out, x, y, macros)
@@ -126,7 +132,8 @@ def place(netlist, config: PlaceConfig | None = None, progress: Callable[[float,
     if progress:
         progress(1.0, f"placed: HPWL {metrics['placement__hpwl']:.4g} um")
     log.info("placement of %s: %s", netlist.name, metrics)
-    return PlaceResult(netlist=out, metrics=metrics, frames=g.frames, legality=legality, history=g.history)
+    return PlaceResult(netlist=out, metrics=metrics, frames=g.frames, legality=legality, history=g.history,
+                       stages=stages)
 
 
 __all__ = ["place", "PlaceResult", "PlaceConfig", "PlaceError", "core_box"]

@@ -5,6 +5,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine.errors import EngineError
 
@@ -87,7 +88,8 @@ def _place_bookshelf(aux: Path, cfg, out: str | None, fix: bool = False) -> int:
         frames_dir.mkdir(exist_ok=True)
 
         def on_frame(frame: dict) -> None:
-            np.savez(frames_dir / f"frame_{frame['iteration']:05d}.npz", **{k: np.asarray(v) for k, v in frame.items()})
+            arrays: dict[str, Any] = {k: np.asarray(v) for k, v in frame.items()}
+            np.savez(frames_dir / f"frame_{frame['iteration']:05d}.npz", **arrays)
 
     result = place(netlist, cfg, progress=_progress, on_frame=on_frame)
     aux_out = write_bookshelf(result.netlist, out_dir, netlist.name)

@@ -54,7 +54,7 @@ class CellRaster:
         kx = torch.ceil(w / grid.bin_w).long() + 1
         ky = torch.ceil(h / grid.bin_h).long() + 1
         k = torch.clamp(torch.maximum(kx, ky), max=max(grid.m, grid.n) + 1)
-        self._cache = None
+        self._cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.groups = []  # (cell index tensor, K)
         for kv in torch.unique(k).tolist():
             idx = torch.nonzero(k == kv).flatten()
@@ -86,7 +86,7 @@ class CellRaster:
         keep=True remembers the overlaps so that a following gather() at the same positions reuses them."""
         g = self.grid
         out = torch.zeros(g.m * g.n, dtype=px.dtype, device=px.device)
-        cache = []
+        cache: list[tuple[torch.Tensor, torch.Tensor]] = []
         for idx, k in self.groups:
             flat, area = self._overlaps(px, py, idx, k)
             out.index_add_(0, flat, area.reshape(-1))
@@ -159,8 +159,8 @@ class ElectrostaticDensity(nn.Module):
         self.fixed_density = fixed_density                                              # (m, n)
         self.solver = PoissonSolver(grid.m, grid.n, grid.bin_w, grid.bin_h, device=cell_w.device,
                                     dtype=cell_w.dtype)
-        self.last_movable_density = None
-        self.last_total_density = None
+        self.last_movable_density: torch.Tensor | None = None
+        self.last_total_density: torch.Tensor | None = None
 
     def _xy(self, pos):
         px = pos[0, self.mobile] + self.dx

@@ -257,7 +257,8 @@ def _global_swap(st: _State, max_cells: int, deadline: float, min_dist: float = 
         if k % 256 == 0 and time.perf_counter() > deadline:
             break
         tr = int(np.clip(np.searchsorted(st.row_y, oy[i] - rh / 2), 0, n_rows - 1))
-        best, best_move = -EPS, None
+        best = -EPS
+        best_move: tuple | None = None  # ("swap", j) or ("gap", row, slot, x)
         wi = st.w[i]
         want = ox[i] - wi / 2
         for r in (tr, tr - 1, tr + 1):

@@ -113,10 +113,10 @@ def generate_netlist(n_cells: int = 1000, *, utilization: float = 0.6, seed: int
             xs.append(bx0)
             ys.append(by0)
             # a few pins on the macro joining nets of cells near its hidden location
-            hx = int((bx0 + bx1) / 2 / cx1 * (side - 1))
-            hy = int((by0 + by1) / 2 / cy1 * (side - 1))
+            mcol = int((bx0 + bx1) / 2 / cx1 * (side - 1))
+            mrow = int((by0 + by1) / 2 / cy1 * (side - 1))
             for j in range(8):
-                c = cell_at[min(side - 1, hy + j % 3) * side + min(side - 1, hx + j // 3)]
+                c = cell_at[min(side - 1, mrow + j % 3) * side + min(side - 1, mcol + j // 3)]
                 if c < 0:
                     continue
                 extra_pin_cell.append(ci)

@@ -36,7 +36,8 @@ OnFrame = Callable[[dict], None]
 def core_box(netlist) -> tuple[float, float, float, float]:
     """The placement region: netlist.core, else the bounding box of the rows."""
     if getattr(netlist, "core", None) is not None:
-        return tuple(float(v) for v in netlist.core)
+        x0, y0, x1, y1 = (float(v) for v in netlist.core)
+        return x0, y0, x1, y1
     if netlist.rows:
         return (min(r.x0 for r in netlist.rows), min(r.y for r in netlist.rows),
                 max(r.x1 for r in netlist.rows), max(r.y + r.height for r in netlist.rows))
@@ -160,7 +161,7 @@ class GlobalPlacer:
         py[movable] = cy - h[movable] / 2 + rng.normal(0, cfg.init_noise * (y1 - y0), k)
         fx = rng.uniform(x0, max(x0, x1 - fill_w), n_fill)
         fy = rng.uniform(y0, max(y0, y1 - fill_h), n_fill)
-        t = dict(device=self.device, dtype=self.dtype)
+        t: dict[str, Any] = dict(device=self.device, dtype=self.dtype)
         self.pos0 = torch.tensor(np.stack([np.concatenate([px, fx]), np.concatenate([py, fy])]), **t)  # (2, n+f)
         self.w_t = torch.tensor(all_w, **t)
         self.h_t = torch.tensor(all_h, **t)
@@ -454,6 +455,7 @@ class GlobalPlacer:
         """A snapshot for the cockpit: subsampled positions, density and RUDY maps, numbers."""
         k = self.cfg.frame_map_bins
         with torch.no_grad():
+            assert self.density.last_movable_density is not None  # run() filled the density map first
             dens = self.density.last_movable_density + self.density.fixed_density
             dens = F.adaptive_avg_pool2d(dens[None, None], (min(k, self.grid.m), min(k, self.grid.n)))[0, 0]
             rudy = rudy_map_torch(pos, self.all_nets, self.grid, out_bins=min(k, self.grid.m))

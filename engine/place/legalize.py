@@ -519,7 +519,7 @@ def check_legality(netlist, x: np.ndarray | None = None, y: np.ndarray | None = 
     site = np.asarray([r.site_w for r in rows])
     inside = np.zeros(len(mi), dtype=bool)
     sited = np.zeros(len(mi), dtype=bool)
-    same_y = {}
+    same_y: dict[int, list[int]] = {}
     for j, r in enumerate(rows):
         same_y.setdefault(round(r.y / tol), []).append(j)
     for key, js in same_y.items():

@@ -90,6 +90,19 @@ def rudy_map(netlist, core, bins: int = 64, x=None, y=None) -> np.ndarray:
     y = np.asarray(netlist.y if y is None else y, dtype=np.float64)
     nets = NetTensors(netlist.pin_cell, netlist.pin_dx, netlist.pin_dy, netlist.net_start, netlist.net_pins,
                       netlist.net_weight, max_degree=1 << 62, device="cpu", dtype=torch.float64)
-    grid = BinGrid(*[float(c) for c in core], bins, bins)
+    cx0, cy0, cx1, cy1 = (float(c) for c in core)
+    grid = BinGrid(cx0, cy0, cx1, cy1, bins, bins)
     pos = torch.tensor(np.stack([x, y]), dtype=torch.float64)
     return rudy_map_torch(pos, nets, grid).numpy()
+
+
+SUMMARY_BINS = 16  # the map the benchmark and the training data measure RUDY on (engine.bench.sweep)
+
+
+def rudy_summary(rudy: np.ndarray) -> dict[str, float]:
+    """Mean, top-10% (the hottest tenth of the bins: far less seed-sensitive than the single peak) and max of a
+    RUDY map, as the benchmark, the training data and the flow's place step report them."""
+    flat = np.sort(np.asarray(rudy, dtype=np.float64).ravel())
+    return {"placement__rudy__max": round(float(flat[-1]), 5), "placement__rudy__mean": round(float(flat.mean()), 5),
+            "placement__rudy__top10": round(float(flat[-max(1, flat.size // 10):].mean()), 5)}
+

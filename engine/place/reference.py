@@ -36,8 +36,8 @@ def wa_ref(nets, x, y, gamma: float, weights=None, max_degree: int = 1 << 30) ->
         if len(cells) < 2 or len(cells) > max_degree:
             continue
         w = 1.0 if weights is None else weights[k]
-        for p in ([x[c] + d for c, d in zip(cells, dx)], [y[c] + d for c, d in zip(cells, dy)]):
-            p = np.asarray(p, dtype=np.float64)
+        for coords in ([x[c] + d for c, d in zip(cells, dx)], [y[c] + d for c, d in zip(cells, dy)]):
+            p = np.asarray(coords, dtype=np.float64)
             shift = p.max()
             ep = np.exp((p - shift) / gamma)
             en = np.exp((-p + p.min()) / gamma)

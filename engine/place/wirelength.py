@@ -82,7 +82,8 @@ class WAWirelength(nn.Module):
         super().__init__()
         self.nets = nets
         self.gamma = float(gamma)
-        self.last_hpwl = None
+        # Before any forward, and for ever when no net is kept (all above max_degree): no wirelength at all.
+        self.last_hpwl = torch.zeros((), dtype=nets.net_weight.dtype, device=nets.net_weight.device)
         n = nets.n_nets
         self._idx2 = torch.cat([nets.pin_net, nets.pin_net + n]) if n else nets.pin_net  # (2P,) net id per axis
 
@@ -115,6 +116,7 @@ class WAWirelength(nn.Module):
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
         if self.nets.n_nets == 0:
+            self.last_hpwl = pos.new_zeros(())
             return pos.sum() * 0.0
         return _WAFunction.apply(pos, self)
 

@@ -181,6 +181,10 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "cts.fanout_limit": dict(label="Fanout limit", low=2, high=100_000, unit="pins"),
     "cts.repair_buffers": dict(label="Repair buffer cells"),
     "cts.load_fraction": dict(label="Buffer load share", low=0.05, high=1.0),
+    "cts.hold_repair": dict(label="Hold repair"),
+    "cts.hold_margin_ns": dict(label="Hold margin", low=0.0, high=10.0, unit="ns"),
+    "cts.hold_buffers": dict(label="Hold buffer cells"),
+    "cts.hold_max_buffers": dict(label="Hold buffer cap", low=0, high=1_000_000, unit="cells"),
     # ---- route
     "route.enabled": dict(label="Detailed routing"),
     "route.layers": dict(label="Metal layers", low=1, high=9),  # qrouter routes at most 9 layers

@@ -305,6 +305,24 @@ _SPECS: list[MetricSpec] = [
     MetricSpec("cts__hpwl", "HPWL after cts", higher_is_better=False, noise=0.01,
                meaning="half-perimeter wirelength of the placement with the buffers in", **_UM),
     _count("cts__cell__count", "Cells after cts", "cells", "cell instances of the netlist with the buffers"),
+    _count("cts__hold__buffer__count", "Hold buffers", "cells", "delay buffers hold repair put on flip-flop "
+           "inputs whose hold slack was below cts.hold_margin_ns", False),
+    MetricSpec("cts__hold__ws_before", "Hold WNS before repair", "ns", True,
+               "worst hold slack of the clock-tree placement before hold repair (OpenSTA, propagated clock, "
+               "wires estimated from the placed pins)", noise_abs=0.01),
+    MetricSpec("cts__hold__ws_after", "Hold WNS after repair", "ns", True,
+               "worst hold slack after hold repair, same estimate (the routed figure is timing__hold__ws)",
+               noise_abs=0.01, judge={"good_min": 0.0}),
+    MetricSpec("cts__hold__setup_ws_before", "Setup WNS before hold repair", "ns", True,
+               "worst setup slack of the clock-tree placement before hold repair, same estimate", noise_abs=0.01),
+    MetricSpec("cts__hold__setup_ws_after", "Setup WNS after hold repair", "ns", True,
+               "worst setup slack after hold repair (a round that would turn it negative is not kept)",
+               noise_abs=0.01),
+    _count("cts__hold__endpoint__count", "Hold-short inputs", "pins", "register inputs whose hold slack was below "
+           "cts.hold_margin_ns before hold repair", False),
+    _count("cts__hold__endpoint__left", "Hold-short inputs left", "pins", "register inputs still below "
+           "cts.hold_margin_ns after hold repair", False, judge={"good_max": 0}),
+    _count("cts__hold__round__count", "Hold repair rounds", "rounds", "insert-and-retime rounds hold repair kept"),
     _text("cts__legal", "Legal after cts", "every cell on a row and a site and none overlapping after the buffers "
           "went in", "flag"),
     # ---- timing and power (05-timing) --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""`cda optimize DESIGN... --searcher tpe|random|ppo --budget N [--concurrency K] [--address A] [--resume [RUN]]`
-and `cda rl-transfer`. Defaults come from OptimizeConfig / EvalConfig (engine.rl.optimize, engine.rl.evaluate)."""
+"""`cda optimize DESIGN... --searcher tpe|random|ppo --budget N [--concurrency K] [--address A] [--resume [RUN]]`,
+`cda rl-pareto [RUN]` and `cda rl-transfer`. Defaults come from OptimizeConfig / EvalConfig (engine.rl.optimize,
+engine.rl.evaluate)."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--parallel", type=int, default=1, help="evaluations at once (Ray tasks when > 1)")
     tr.add_argument("--until", default="place", help="last flow step of each evaluation")
     tr.set_defaults(func=cmd_transfer)
+
+    pf = sub.add_parser("rl-pareto", help="the Pareto front of an optimisation: trials no other beats on both "
+                                          "routed wirelength and effective clock period",
+                        description="Reads the run's evaluations.jsonl (also while it runs); failed, stopped "
+                                    "and incomplete trials are left out and counted.")
+    pf.add_argument("run", nargs="?", default="latest", help="optimisation run id (default: the newest one)")
+    pf.add_argument("--design", default=None, help="one design of a multi-design run (default: each)")
+    pf.add_argument("--json", action="store_true", help="print the fronts as JSON")
+    pf.set_defaults(func=cmd_pareto)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -176,7 +186,48 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             print(f"    {k} = {v}")
     if (run.dir / "policy.pt").exists():
         print(f"  policy: {run.dir / 'policy.pt'}")
+    from engine.rl.pareto import run_fronts
+
+    for name, front in run_fronts(run.dir).items():
+        if front.note is None:
+            print(f"  Pareto front ({name}): {len(front.front)} of {len(front.points)} finished trials; "
+                  f"`cda rl-pareto {run.id}` lists them")
     return 0 if info["status"] == "done" else 130
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.errors import EngineError
+    from engine.rl.pareto import format_front, run_fronts
+    from engine.runs import RunStore
+
+    store = RunStore(args.runs_dir)
+    if args.run == "latest":
+        rows = store.list(limit=1, kind="optimize")
+        if not rows:
+            raise EngineError("no optimisation run yet", hint="start one: `cda optimize counter --budget 8`")
+        run = store.get(rows[0]["id"])
+    else:
+        run = store.get(args.run)
+        if run.info().get("kind") != "optimize":
+            raise EngineError(f"run {args.run} is not an optimisation run")
+    found = run_fronts(run.dir)
+    if args.design is not None:
+        if args.design not in found:
+            raise EngineError(f"run {run.id} has no trials of design {args.design}",
+                              hint=f"its designs: {', '.join(found) or 'none yet'}")
+        found = {args.design: found[args.design]}
+    if args.json:
+        print(json.dumps({"run": run.id, "fronts": {d: f.to_dict() for d, f in found.items()}}, indent=1,
+                         default=str))
+        return 0
+    print(f"run {run.id} ({run.info().get('status')})")
+    if not found:
+        print("  no evaluations recorded yet")
+    for front in found.values():
+        print("\n".join(format_front(front)))
+    return 0
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:

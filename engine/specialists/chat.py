@@ -9,7 +9,9 @@ advice, HPWL, overflow, RUDY hot spot, WNS/TNS and the worst path, the knob to t
 instruction; answers stop at a repeated sentence.
 
 `Chat.ask_stream` yields events as they happen (route, run, tool, retrieval, status, token..., done) so the page and
-the CLI can show the text token by token; `Chat.ask` collects them into one `Answer`.
+the CLI can show the text token by token; `Chat.ask` collects them into one `Answer`. A what-if question answers at
+once with the run it started (and the tuned specialist's prediction); `follow_what_if` adds the engine's comparison
+and the prediction's check when that run ends, so the page can follow it and a refresh loses nothing.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 from engine.errors import EngineError
 from engine.specialists import tools as engine_tools
 from engine.specialists.config import SpecialistConfig
+from engine.specialists.conversation import pending_what_if
 from engine.specialists.llm import HFBackend, LLMError, OllamaBackend, hf_backend, llamacpp_backend, looks_like_garbage
 from engine.specialists.rag import KnowledgeBase, Retrieval, knowledge_base
 from engine.specialists.resolve import llama_cpp_missing, resolve_gguf
@@ -95,6 +98,7 @@ class Answer:
     retrieval: Retrieval | None = None
     tool: engine_tools.ToolResult | None = None
     run: engine_tools.ToolResult | None = None  # the selected run's facts (engine_tools.run_facts)
+    prediction: engine_tools.ToolResult | None = None  # the tuned specialist's what-if prediction (and its check)
     model: str | None = None  # the model that wrote the text; None when no model was used
     backend: str | None = None  # "llamacpp", "ollama" or "hf"
     model_kind: str | None = None  # llama.cpp: "specialist", "exported", "base" or "file"
@@ -123,6 +127,7 @@ class Answer:
             "no_model": self.no_model, "not_in_kb": self.not_in_kb, "citations": self.citations,
             "flagged_citations": self.flagged_citations, "notes": self.notes, "sources": self.sources,
             "tool": self.tool.to_dict() if self.tool else None, "run": self.run.to_dict() if self.run else None,
+            "prediction": self.prediction.to_dict() if self.prediction else None,
         }
 
 
@@ -251,6 +256,8 @@ def compose_without_model(answer: Answer, reason: str, announce: bool = True) ->
         lines.append(f"{NO_MODEL} ({reason}); this answer is put together from {what}.")
     if facts:
         lines += ["", facts_answer(facts, answer.specialist, answer.question)]
+    if answer.prediction is not None and answer.prediction.ok:
+        lines += ["", answer.prediction.text]
     if answer.tool:
         lines += ["", answer.tool.text]
     hits = answer.retrieval.hits[: 2 if facts else 3] if answer.retrieval and answer.retrieval.relevant else []
@@ -347,8 +354,10 @@ class Chat:
         facts = answer.run.data if answer.run is not None and answer.run.ok else None
         if facts and compact:  # a small model copies well from a few sentences about the question only
             context.append("Run facts: " + model_facts(facts, answer.specialist, answer.question))
-        elif facts:
+        elif facts and answer.run is not None:  # facts come from the run
             context.append(f"Run facts:\n{answer.run.text}")
+        if answer.prediction is not None and answer.prediction.ok:
+            context.append(answer.prediction.text)
         if answer.tool and not (compact and facts and answer.tool.name == "timing_paths" and facts.get("worst_path")):
             context.append(f"Engine result ({answer.tool.name}):\n{answer.tool.text}")
         # passages that do not match the question are not evidence (the run's facts or the engine's result are)
@@ -414,11 +423,15 @@ class Chat:
             answer.notes.append(f"the selected run cannot be read: {exc.message}")
 
     def ask_stream(self, question: str, history: list[dict] | None = None,
-                   specialist: str | None = None, run_id: str | None = None) -> Iterator[dict]:
-        """Events: route, run, tool_start, tool, retrieval, status, token (text pieces), reset, done (the Answer).
+                   specialist: str | None = None, run_id: str | None = None,
+                   wait_runs: bool = False) -> Iterator[dict]:
+        """Events: route, run, prediction, tool_start, tool, retrieval, status, token (text pieces), reset, done (the
+        Answer).
 
         ``run_id`` (an id, or 'last' for the newest flow run): ground the answer in that run's facts; engine tools
         that need a run use it when the question names none.
+        ``wait_runs`` False: a what-if answers at once with the run it started (``answer.tool.data["pending"]``);
+        `follow_what_if` brings the comparison and the prediction's check when the run ends. True: wait for it here.
         Raises EngineError only for an invalid question (empty, too long) or an unknown specialist.
         """
         q = validate_question(question, self.config.max_question_chars)
@@ -442,12 +455,26 @@ class Chat:
         if call is not None:
             if answer.run is not None and not call.args.get("run_id"):
                 call.args["run_id"] = answer.run.run_ids[0]  # the selected run, not the newest one
+            if call.name == "what_if" and self.config.predict_what_if:
+                from engine.specialists.predict import predict_what_if
+
+                yield {"type": "status", "text": "asking the tuned specialist which way the numbers go"}
+                answer.prediction = predict_what_if(call.args["knob"], call.args["value"], call.args.get("run_id"),
+                                                    self.config.runs_dir, n_threads=self.config.n_threads)
+                yield {"type": "prediction", "result": answer.prediction}
             yield {"type": "tool_start", "name": call.name, "args": call.args}
             pending: list[str] = []
             answer.tool = engine_tools.call(call, self.config.runs_dir, self.config.allow_tool_runs,
-                                            progress=pending.append, run_timeout_s=self.config.tool_run_timeout_s)
+                                            progress=pending.append, run_timeout_s=self.config.tool_run_timeout_s,
+                                            wait=wait_runs)
             for msg in pending:
                 yield {"type": "status", "text": msg}
+            if answer.prediction is not None and answer.prediction.ok:
+                from engine.specialists.predict import check_prediction
+
+                verdict = check_prediction(answer.prediction, answer.tool)
+                if verdict:
+                    answer.prediction.text += "\n\n" + verdict
             yield {"type": "tool", "result": answer.tool}
 
         answer.retrieval = self.kb.search(q, k=self.config.retrieval_k)
@@ -530,15 +557,45 @@ class Chat:
         yield {"type": "done", "answer": answer}
 
     def ask(self, question: str, history: list[dict] | None = None, specialist: str | None = None,
-            on_event=None, run_id: str | None = None) -> Answer:
+            on_event=None, run_id: str | None = None, wait_runs: bool = False) -> Answer:
         answer = None
-        for event in self.ask_stream(question, history, specialist, run_id=run_id):
+        for event in self.ask_stream(question, history, specialist, run_id=run_id, wait_runs=wait_runs):
             if on_event:
                 on_event(event)
             if event["type"] == "done":
                 answer = event["answer"]
         assert answer is not None
         return answer
+
+
+def follow_what_if(meta: dict, runs_dir: str | None = None) -> engine_tools.ToolResult:
+    """Where a saved answer's what-if run is now (engine_tools.what_if_result). Once the run has ended, ``meta``
+    (Answer.to_dict()) is updated in place: its tool result becomes the comparison (or the failure with its cause),
+    its prediction gets the check against the engine's numbers, and its text says the result in place of "started
+    run ..."."""
+    run_id = pending_what_if(meta)
+    if run_id is None:
+        raise EngineError("This answer has no what-if run going on.")
+    started = engine_tools.ToolResult.from_dict(meta["tool"])
+    try:
+        result = engine_tools.what_if_result(run_id, runs_dir)
+    except EngineError as exc:  # the run folder was deleted meanwhile: that is its ending
+        data = {**started.data, "pending": False, "state": "gone"}
+        result = engine_tools.ToolResult("what_if", False, f"Run {run_id}: {exc.message}", started.run_ids, data)
+    if result.data.get("pending"):
+        return result
+    pred = meta.get("prediction")
+    if pred and pred.get("ok"):
+        from engine.specialists.predict import check_prediction
+
+        verdict = check_prediction(engine_tools.ToolResult.from_dict(pred), result)
+        if verdict:
+            pred["text"] = pred["text"] + "\n\n" + verdict
+    text = meta.get("text") or ""
+    meta["text"] = text.replace(started.text, result.text) if started.text in text else \
+        (text + "\n\n" + result.text).lstrip()
+    meta["tool"] = result.to_dict()
+    return result
 
 
 def _clip(text: str, limit: int) -> str:

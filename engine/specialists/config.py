@@ -68,6 +68,9 @@ class SpecialistConfig:
     """Use the MiniLM embeddings; off gives BM25 only (faster start, no torch)."""
     allow_tool_runs: bool = True
     """Let a specialist start a real flow run to answer a what-if question."""
+    predict_what_if: bool = True
+    """Before a what-if run, ask the tuned specialist (llama.cpp) which way HPWL, RUDY and iterations go, and
+    check its prediction against the engine when the run ends (engine.specialists.predict)."""
     tool_run_timeout_s: float = 900.0
     """How long a what-if answer waits for its flow run; past it the answer points at the run still going."""
     runs_dir: str | None = None

@@ -12,12 +12,15 @@ Supported schema subset (what the benchmark's answers use): ``type`` object/arra
 null (or a list of them), ``properties``, ``required``, ``additionalProperties``, ``items``, ``minItems``,
 ``maxItems``, ``enum``, ``const``, ``anyOf``/``oneOf`` (chosen by the first character), ``minLength``/
 ``maxLength``. Declared keys must come in llama.cpp's order (required keys in schema order, then optional
-ones). ``minimum``/``maximum`` and ``pattern`` are not enforced (a bound could leave no valid way on); the caller
-validates values. Whitespace between tokens is capped so a model cannot loop on blank space.
+ones). ``minimum``/``maximum`` are enforced on numbers: a number with a bound takes no exponent, a digit is accepted
+only while some completion of the text can still land inside the bounds, and the number may end only inside them
+(so a bound never leaves the decoder without a way on). ``pattern`` is not enforced; the caller validates values.
+Whitespace between tokens is capped so a model cannot loop on blank space.
 """
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 WS = " \t\n\r"
@@ -33,7 +36,7 @@ _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r"
 #   ("value", schema)                       waiting for the first character of a value
 #   ("lit", options, matched)               one of a fixed set of texts (enum, const, true/false/null, keys)
 #   ("str", min_len, max_len, buf, esc)     esc: 0 plain, 1 after a backslash, 2..5 inside \\uXXXX
-#   ("num", integer, dfa_state, n)
+#   ("num", integer, dfa_state, n, text, lo, hi)   lo/hi: bounds or None
 #   ("obj", schema, used, phase, key)       phase: first | comma | inkey | colon | invalue | after
 #   ("arr", schema, n, phase)               phase: first | comma | invalue | after
 
@@ -80,7 +83,8 @@ def _start_value(schema: dict, ch: str):
         return ("str", int(schema.get("minLength", 0)), int(schema.get("maxLength", MAX_STRING)), "", -1)
     if ch in "-" + _DIGITS and (not types or "number" in types or "integer" in types):
         integer = bool(types) and "integer" in types and "number" not in types
-        return ("num", integer, "start", 0)
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        return ("num", integer, "start", 0, "", None if lo is None else float(lo), None if hi is None else float(hi))
     if ch in "tf" and (not types or "boolean" in types):
         return ("lit", ("true", "false"), "")
     if ch == "n" and (not types or "null" in types):
@@ -139,6 +143,39 @@ def _num_class(ch: str) -> str:
     return ch
 
 
+def _num_in_bounds(text: str, lo: float | None, hi: float | None) -> bool:
+    if lo is None and hi is None:
+        return True
+    v = float(text)
+    return (lo is None or v >= lo) and (hi is None or v <= hi)
+
+
+def _num_reachable(text: str, lo: float | None, hi: float | None, room: int) -> bool:
+    """Whether some number that starts with ``text`` (no exponent, at most ``room`` more characters) lies in
+    [lo, hi]. The completions of a prefix form intervals of magnitude: "0.3" -> [0.3, 0.4], "12" -> [12, 13],
+    [120, 130], [1200, 1300], ... (digits may still be appended to the integer part), "-" or "" -> everything."""
+    lo_ = -math.inf if lo is None else lo
+    hi_ = math.inf if hi is None else hi
+    neg = text.startswith("-")
+    body = text[1:] if neg else text
+    if not body:
+        spans = [(0.0, math.inf)]
+    elif "." in body:
+        ip, fp = body.split(".", 1)
+        v = float(f"{ip}.{fp or '0'}")
+        spans = [(v, v + 10.0 ** -len(fp))]
+    elif body == "0":
+        spans = [(0.0, 1.0)]
+    else:
+        v = int(body)
+        spans = [(float(v * 10 ** j), float((v + 1) * 10 ** j)) for j in range(room + 1) if v * 10 ** j <= max(
+            abs(lo_), abs(hi_), 1.0) * 10 or j == 0]
+    for a, b in spans:  # magnitudes in [a, b): values in [a, b), or in (-b, -a] after a minus sign
+        if (not neg and a <= hi_ and b > lo_) or (neg and -a >= lo_ and -b < hi_):
+            return True
+    return False
+
+
 def _step(frame: tuple, ch: str):
     """One character for the top frame. Returns:
     ("ws",) consumed whitespace · ("set", f) consumed, replace top · ("push", f, child, consumed) replace top and
@@ -190,14 +227,16 @@ def _step(frame: tuple, ch: str):
             return None
         return ("set", ("str", lo, hi, buf + ("?" if esc == 5 else ""), 0 if esc == 5 else esc + 1), True)
     if kind == "num":
-        _, integer, state, n = frame
+        _, integer, state, n, text, lo, hi = frame
+        bounded = lo is not None or hi is not None
         cls = _num_class(ch)
         nxt = _NUM_NEXT.get((state, cls))
-        if nxt in ("dot", "e") and integer:
+        if nxt in ("dot", "e") and integer or nxt == "e" and bounded:
             nxt = None
-        if nxt is not None and n < MAX_NUMBER:
-            return ("set", ("num", integer, nxt, n + 1), True)
-        if state in _NUM_ACCEPT:
+        ok = nxt is not None and n < MAX_NUMBER
+        if ok and (not bounded or _num_reachable(text + ch, lo, hi, MAX_NUMBER - n - 1)):
+            return ("set", ("num", integer, nxt, n + 1, text + ch, lo, hi), True)
+        if state in _NUM_ACCEPT and _num_in_bounds(text, lo, hi):
             return ("done", None, False)
         return None
     if kind == "obj":
@@ -331,7 +370,8 @@ class JsonPrefix:
         stack = self.stack
         while len(stack) > 1:
             top = stack[-1]
-            complete = ((top[0] == "num" and top[2] in _NUM_ACCEPT) or (top[0] == "lit" and top[2] in top[1]))
+            complete = ((top[0] == "num" and top[2] in _NUM_ACCEPT and _num_in_bounds(top[4], top[5], top[6]))
+                        or (top[0] == "lit" and top[2] in top[1]))
             if not complete:
                 return False
             parent = _child_done(stack[-2], top[2] if top[0] == "lit" else None)

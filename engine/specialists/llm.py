@@ -342,17 +342,84 @@ class LlamaCppBackend:
                 raise LLMError(f"the JSON schema could not be turned into a llama.cpp grammar: {exc}") from None
         return self._grammars[key]
 
+    def token_texts(self) -> list[str]:
+        """Each vocabulary entry's text (special tokens empty), built once per model."""
+        if not hasattr(self, "_texts"):
+            texts = []
+            for i in range(self.llm.n_vocab()):
+                try:
+                    b = self.llm.detokenize([i], special=False)
+                except TypeError:  # an older llama-cpp-python without `special`
+                    b = self.llm.detokenize([i])
+                texts.append(b.decode("utf-8", errors="replace") if b else "")
+            self._texts = texts
+        return self._texts
+
+    def bounds_mask(self, schema: dict):
+        """A logits processor for llama.cpp that lets only tokens keeping the answer a valid prefix under
+        engine.specialists.json_constraint (which enforces minimum/maximum; llama.cpp's grammar from a JSON
+        schema bounds integers only). Greedy like the grammar path: the best valid token is kept."""
+        import numpy as np
+
+        from engine.specialists.json_constraint import JsonPrefix
+
+        texts = self.token_texts()
+        eos = {self.llm.token_eos()}
+        memo: dict = {"n_prompt": None, "state": JsonPrefix(schema), "done": 0}
+
+        def mask(input_ids, scores):
+            ids = list(input_ids)
+            if memo["n_prompt"] is None:
+                memo["n_prompt"] = len(ids)
+            state = memo["state"]
+            for tid in ids[memo["n_prompt"] + memo["done"]:]:  # tokens chosen since the last call
+                nxt = state.feed(texts[tid]) if tid < len(texts) else None
+                state = nxt if nxt is not None else state
+                memo["done"] += 1
+            memo["state"] = state
+            keep = None
+            for tid in np.argsort(-scores, kind="stable")[:4096]:
+                tid = int(tid)
+                if tid in eos or not texts[tid]:
+                    if state.can_end():
+                        keep = tid
+                        break
+                    continue
+                if state.feed(texts[tid]) is not None:
+                    keep = tid
+                    break
+            if keep is None:
+                return scores
+            out = np.full_like(scores, -np.inf)
+            out[keep] = scores[keep]
+            return out
+
+        return mask
+
     def complete_json(self, messages: list[dict], schema: dict | None, max_tokens: int = 256,
                       model: str | None = None) -> str:
-        """One greedy answer decoded under the schema's grammar: every token keeps the text valid."""
-        grammar = self.grammar(schema)
+        """One greedy answer decoded under the schema's grammar: every token keeps the text valid. A schema with
+        numeric bounds adds a logits processor that keeps numbers inside them (the same rule as transformers')."""
+        extra: dict[str, Any] = {}
+        if schema and _has_bounds(schema):  # the processor enforces the whole schema (no grammar beside it)
+            extra["logits_processor"] = self._llama_cpp.LogitsProcessorList([self.bounds_mask(schema)])
+        else:
+            extra["grammar"] = self.grammar(schema)
         try:
             with self._lock:
                 res = self.llm.create_chat_completion(messages=self._fit(messages, max_tokens), max_tokens=max_tokens,
-                                                      grammar=grammar, **self._GREEDY)
+                                                      **self._GREEDY, **extra)
         except Exception as exc:  # noqa: BLE001
             raise LLMError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from None
         return res["choices"][0]["message"].get("content") or ""
+
+
+def _has_bounds(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return "minimum" in schema or "maximum" in schema or any(_has_bounds(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_bounds(v) for v in schema)
+    return False
 
 
 _HF: dict[tuple[str, int], HFBackend] = {}

@@ -16,12 +16,16 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.errors import EngineError
 from engine.specialists.config import REPO_ROOT, SpecialistConfig
 from engine.specialists.router import _STOP, stem
+
+if TYPE_CHECKING:
+    from engine.specialists.embed import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,8 @@ def chunk_markdown(text: str, doc: str, source: str) -> list[Passage]:
         paragraphs = [p.strip() for p in "\n".join(lines).split("\n\n") if p.strip()]
         if not paragraphs:
             continue
-        chunks, cur = [], []
+        chunks: list[list[str]] = []
+        cur: list[str] = []
         for para in paragraphs:
             if cur and sum(len(p.split()) for p in cur) + len(para.split()) > MAX_PASSAGE_WORDS:
                 chunks.append(cur)
@@ -160,7 +165,7 @@ class KnowledgeBase:
             self.passages.extend(chunk_markdown(f.read_text(encoding="utf-8"), doc, source))
         self.by_id = {p.id: p for p in self.passages}
         self.bm25 = BM25([bm25_tokens(f"{p.label}\n{p.text}") for p in self.passages])
-        self.embedder = None
+        self.embedder: Embedder | None = None
         self.emb: np.ndarray | None = None  # (P, D) unit vectors
         self.dense_error: str | None = None
         if self.config.use_dense:
@@ -219,7 +224,7 @@ class KnowledgeBase:
         bm_rank = np.argsort(-bm, kind="stable")
         best_bm25 = float(bm.max()) if len(bm) else 0.0
         notes = [self.dense_error] if self.dense_error else []
-        if self.emb is None:
+        if self.emb is None or self.embedder is None:  # the embedder is set whenever emb is
             fused = {int(i): 1.0 / (RRF_K + r + 1) for r, i in enumerate(bm_rank[:POOL]) if bm[i] > 0}
             order = sorted(fused, key=lambda i: -fused[i])[:k]
             hits = [Hit(self.passages[i], n + 1, fused[i], float(bm[i]), None) for n, i in enumerate(order)]
@@ -229,7 +234,7 @@ class KnowledgeBase:
         q = self.embedder.encode([query])[0]  # (D,)
         cos = self.emb @ q  # (P,)
         dense_rank = np.argsort(-cos, kind="stable")
-        fused: dict[int, float] = {}
+        fused = {}
         for ranking, usable in ((bm_rank, bm > 0), (dense_rank, np.ones_like(cos, dtype=bool))):
             for r, i in enumerate(ranking[: POOL * 2]):
                 if usable[i]:
@@ -248,11 +253,13 @@ class KnowledgeBase:
         top = max(rel[i] for i in pool)
         low = min(rel[i] for i in pool)
         span = max(top - low, 1e-12)
+        emb = self.emb
+        assert emb is not None  # search() calls this only with dense retrieval on
         chosen: list[int] = []
         rest = list(pool)
         while rest and len(chosen) < k:
             def value(i: int) -> float:
-                sim = max((float(self.emb[i] @ self.emb[j]) for j in chosen), default=0.0)
+                sim = max((float(emb[i] @ emb[j]) for j in chosen), default=0.0)
                 return lam * (rel[i] - low) / span - (1 - lam) * sim
             best = max(rest, key=value)
             chosen.append(best)

@@ -2,7 +2,8 @@
 
 - `run_metrics`: "what is the HPWL of my last run" -> the run store's metrics, quoted with the run id.
 - `what_if`: "what happens at target density 0.7" -> a new flow run of the last run's design with that knob,
-  started through the job system (the same queue as the cockpit), compared with the run it came from.
+  started through the job system (the same queue as the cockpit); it returns at once with the run id, and
+  `what_if_result` compares the run with the one it came from once it has ended.
 - `timing_paths`: "why does this path fail timing" -> the worst path of 05-timing/paths.json, explained.
 - `run_facts`: the selected run's own facts, compact (design, status, failed step and its advice, HPWL, overflow,
   RUDY peak and hot spot, WNS/TNS and the worst path, unrouted nets, the knob to turn): what grounds the chat.
@@ -60,7 +61,8 @@ _WHAT_IF = re.compile(r"what (happens|would happen|if)|what'?s the effect|\bwhat
 _PATH_Q = re.compile(r"\bpaths?\b|critical|violat|fail(s|ing)? timing|timing fail|meet timing|negative slack", re.I)
 
 #: the metrics a what-if compares, in the order they are quoted
-COMPARE = ("floorplan__die__area_um2", "placement__hpwl", "placement__overflow", "route__rudy__max",
+COMPARE = ("floorplan__die__area_um2", "placement__hpwl", "placement__rudy__mean", "placement__iterations",
+           "placement__overflow", "route__rudy__max",
            "route__wirelength", "route__via__count", "route__net__unrouted", "timing__setup__ws",
            "timing__fmax_mhz", "power__total")
 
@@ -81,6 +83,12 @@ class ToolResult:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "ok": self.ok, "text": self.text, "run_ids": self.run_ids, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ToolResult:
+        """Back from `to_dict` (a saved conversation keeps its results as JSON)."""
+        return cls(str(d.get("name", "")), bool(d.get("ok")), str(d.get("text", "")), list(d.get("run_ids") or []),
+                   dict(d.get("data") or {}))
 
 
 def _metrics_asked(question: str) -> list[str]:
@@ -248,9 +256,13 @@ def _default_knob(knob: str) -> Any:
 
 
 def what_if(knob: str, value: float, run_id: str | None = None, runs_dir: str | None = None, *,
-            until: str = "timing", timeout_s: float = 900.0,
+            until: str = "timing", wait: bool = False, timeout_s: float = 900.0,
             progress: Callable[[str], None] | None = None) -> ToolResult:
-    """Run the base run's design again with one knob changed (as a job) and compare the numbers."""
+    """Run the base run's design again with one knob changed, as a job of the cockpit's queue.
+
+    ``wait`` False (the chat): return at once, with the new run id and ``data["pending"]`` True; the run goes on in
+    its worker and `what_if_result` compares it with the base run when it has ended (a page follows it, a refresh
+    loses nothing). ``wait`` True (a script): block up to ``timeout_s`` and return the comparison."""
     spec = next((k for k in KNOBS if k[1] == knob), None)
     if spec is None:
         raise EngineError(f"'{knob}' is not a knob the specialists can change; known: "
@@ -266,9 +278,6 @@ def what_if(knob: str, value: float, run_id: str | None = None, runs_dir: str | 
     base = base_run(store, run_id, need="place" if knob.startswith(("place", "floorplan")) else None)
     info = base.info()
     config = copy.deepcopy(info.get("config") or {})
-    old = _get_knob(config, knob)
-    if old is None:
-        old = _default_knob(knob)
     _set_knob(config, knob, value)
     label = f"what-if {knob}={value:g} from {base.id}"
     run = store.create(config, design=info.get("design", "design"), label=label)
@@ -279,22 +288,95 @@ def what_if(knob: str, value: float, run_id: str | None = None, runs_dir: str | 
     queue.submit(run.id, "flow")
     if progress:
         progress(f"started run {run.id} ({knob} = {value:g}) through the job queue")
-    try:
-        state = queue.wait(run.id, timeout_s=timeout_s)
-    except TimeoutError:
-        return ToolResult("what_if", False, f"Run {run.id} ({knob} = {value:g}) is still running after "
-                                            f"{timeout_s:.0f} s; its numbers will be on its run page.",
-                          [run.id, base.id], {"base_run": base.id, "run": run.id})
+    if wait:
+        try:
+            queue.wait(run.id, timeout_s=timeout_s)
+        except TimeoutError:
+            late = what_if_result(run.id, runs_dir)
+            late.text = (f"Run {run.id} ({knob} = {value:g}) is still running after {timeout_s:.0f} s; its numbers "
+                         f"will be on its run page.")
+            return late
+        return what_if_result(run.id, runs_dir)
+    head = _what_if_head(run.id, knob, value, base.id)
+    text = (f"Started run **{run.id}** ({knob} = {value:g}, the flow to {flow_until} on {info.get('design', '?')}) "
+            f"through the job queue; it is queued. Follow it on its run page (or `cda jobs wait {run.id}`): the "
+            f"comparison with run {base.id} comes when it finishes.")
+    return ToolResult("what_if", True, text, [run.id, base.id],
+                      {**head, "pending": True, "state": "queued", "until": flow_until})
+
+
+def _what_if_head(run_id: str, knob: str, value: Any, base_id: str) -> dict:
+    return {"base_run": base_id, "run": run_id, "knob": knob, "value": value,
+            "phase": _SCOPE_OWNER.get(knob.split(".")[0])}
+
+
+def _progress_line(run, job) -> tuple[str, dict]:
+    """Where a queued or running run is: (one line, the fields a page draws a progress bar from)."""
+    if job is not None and job.state == "queued":
+        where = f", number {job.position} in the queue" if job.position else ""
+        return f"queued{where}", {"state": "queued", "position": job.position}
+    steps = run.info().get("steps") or []
+    prog = run.progress()
+    current = next((s for s in reversed(list(prog)) if prog[s].get("status") == "running"), None)
+    finished = sum(1 for s in prog.values() if s.get("status") in ("done", "reused", "skipped"))
+    if current is None:
+        return "running (starting its first step)", {"state": "running", "step": None, "fraction": 0.0,
+                                                     "finished": finished, "steps": len(steps)}
+    p = prog[current]
+    msg = f": {p['message']}" if p.get("message") else ""
+    line = (f"running step {current} ({p.get('fraction', 0.0):.0%}{msg}); {finished} of "
+            f"{len(steps) or '?'} steps finished")
+    return line, {"state": "running", "step": current, "fraction": float(p.get("fraction") or 0.0),
+                  "message": p.get("message", ""), "finished": finished, "steps": len(steps)}
+
+
+def what_if_result(run_id: str, runs_dir: str | None = None) -> ToolResult:
+    """A what-if run now: still going (``data["pending"]``, with its progress line), failed or cancelled (the
+    cause and the diagnosis, ``ok`` False), or done (the comparison with the run it came from, ``data["metrics"]``:
+    {metric: {"before", "after"}})."""
+    from engine.jobs import TERMINAL, JobQueue
+
+    store = _store(runs_dir)
+    run = store.get(run_id)
+    info = run.info()
+    spec = info.get("what_if") if isinstance(info.get("what_if"), dict) else None
+    if not spec or not spec.get("knob") or not spec.get("base_run"):
+        raise EngineError(f"Run {run_id} is not a what-if run (its run.json names no knob and base run).")
+    knob, value, base_id = str(spec["knob"]), spec.get("value"), str(spec["base_run"])
+    head = _what_if_head(run.id, knob, value, base_id)
+    ids = [run.id, base_id]
+    shown = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    job = JobQueue(store).status(run.id)
+    state = job.state if job is not None else info.get("status")
+    if state not in TERMINAL:
+        line, fields = _progress_line(run, job)
+        return ToolResult("what_if", True, f"Run {run.id} ({knob} = {shown}) is {line}.", ids,
+                          {**head, "pending": True, **fields})
+    info = run.info()  # the worker writes its ending before it settles the job row
     if state != "done":
-        new_info = run.info()
-        err = new_info.get("error") or state
+        err = str(info.get("error") or state).rstrip(".")
+        diagnosis, dknob = None, None
         if state == "failed":
             from engine.diagnosis import describe, of_run
 
-            err += f" ({describe(*of_run(new_info), new_info.get('failed_step'))})"
-        return ToolResult("what_if", False, f"Run {run.id} ({knob} = {value:g}) ended {state}: {err}",
-                          [run.id, base.id], {"base_run": base.id, "run": run.id})
-    new_m, old_m = run.flat_metrics(), base.flat_metrics()
+            code, dknob = of_run(info)
+            diagnosis = describe(code, dknob, info.get("failed_step"))
+        text = (f"Run {run.id} ({knob} = {shown}) ended {state}"
+                + (f" at step {info['failed_step']}" if info.get("failed_step") else "")
+                + f": {err}." + (f" {diagnosis}" if diagnosis else "")
+                + f" The what-if changed {knob} to {shown}; run {base_id} is unchanged.")
+        return ToolResult("what_if", False, text, ids,
+                          {**head, "pending": False, "state": state, "error": info.get("error"),
+                           "failed_step": info.get("failed_step"), "diagnosis": diagnosis, "fix_knob": dknob})
+    try:
+        base = store.get(base_id)
+        base_info, old_m = base.info(), base.flat_metrics()
+    except EngineError:  # the base run was deleted since: the new numbers alone
+        base_info, old_m = {}, {}
+    old = _get_knob(copy.deepcopy(base_info.get("config") or {}), knob)
+    if old is None:
+        old = _default_knob(knob)
+    new_m = run.flat_metrics()
     rows, table = [], {}
     for m in COMPARE:
         if m not in new_m:
@@ -305,11 +387,10 @@ def what_if(knob: str, value: float, run_id: str | None = None, runs_dir: str | 
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and a:
             change = f" ({(b - a) / abs(a):+.1%})"
         rows.append(f"- {_label(m)}: {_fmt(m, a)} -> **{_fmt(m, b)}**{change}")
-    text = (f"Ran the flow (to {flow_until}) on {info.get('design', '?')} with {knob} = {value:g} "
-            f"(was {old if old is not None else 'default'}): run **{run.id}**, compared with run {base.id}:\n"
+    text = (f"Ran the flow (to {info.get('until') or 'the end'}) on {info.get('design', '?')} with {knob} = {shown} "
+            f"(was {old if old is not None else 'default'}): run **{run.id}**, compared with run {base_id}:\n"
             + "\n".join(rows))
-    return ToolResult("what_if", True, text, [run.id, base.id],
-                      {"base_run": base.id, "run": run.id, "knob": knob, "value": value, "metrics": table})
+    return ToolResult("what_if", True, text, ids, {**head, "pending": False, "state": "done", "metrics": table})
 
 
 def timing_paths(run_id: str | None = None, runs_dir: str | None = None, top: int = 3) -> ToolResult:
@@ -553,8 +634,10 @@ def facts_text(f: dict) -> str:
 
 
 def call(tool: ToolCall, runs_dir: str | None = None, allow_runs: bool = True,
-         progress: Callable[[str], None] | None = None, run_timeout_s: float = 900.0) -> ToolResult:
-    """Run a detected tool; user-level problems come back as a failed ToolResult with the message."""
+         progress: Callable[[str], None] | None = None, run_timeout_s: float = 900.0,
+         wait: bool = False) -> ToolResult:
+    """Run a detected tool; user-level problems come back as a failed ToolResult with the message. ``wait``: a
+    what-if blocks until its run ends (else it returns at once with the run id, see `what_if`)."""
     try:
         if tool.name == "run_metrics":
             return run_metrics(tool.args["metrics"], tool.args.get("run_id"), runs_dir)
@@ -565,7 +648,7 @@ def call(tool: ToolCall, runs_dir: str | None = None, allow_runs: bool = True,
                 return ToolResult("what_if", False, "Starting runs from the chat is switched off "
                                                     "(allow_tool_runs); no run was started.", [], {})
             return what_if(tool.args["knob"], tool.args["value"], tool.args.get("run_id"), runs_dir,
-                           progress=progress, timeout_s=run_timeout_s)
+                           progress=progress, timeout_s=run_timeout_s, wait=wait)
     except EngineError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         return ToolResult(tool.name, False, f"{exc.message}{hint}", [], {})

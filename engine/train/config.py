@@ -101,6 +101,9 @@ class LoraTrainConfig(_Config):
     0 = no cap), so that the plentiful kinds do not drown the rare ones."""
     max_val_examples: int = 64
     """Validation examples scored at each evaluation (0 = all); each costs a forward pass."""
+    val_per_kind: int = 0
+    """At most this many validation examples of each kind (a seeded sample; 0 = no cap), taken before
+    max_val_examples: per-kind scores then rest on enough examples of the rare kinds."""
     eval_every: int = 25
     """Evaluate the validation loss every this many steps (and at the start and end)."""
     checkpoint_every: int = 25
@@ -121,6 +124,8 @@ class LoraTrainConfig(_Config):
     """torch CPU threads (one is fastest on a shared 2-core machine; two on busy cores were 4x slower)."""
     resume: bool = True
     """Continue from out_dir/checkpoint when it holds a run of the same settings (else start fresh)."""
+    init_adapter: str = ""
+    """Start from this saved adapter's weights (same r, target_modules and layers_from); empty = fresh adapters."""
 
 
 @dataclass

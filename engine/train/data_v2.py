@@ -232,6 +232,11 @@ def card_markdown(card: dict) -> str:
     for s in ("train", "val", "test"):
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(card["kinds"][s].items()))
         L.append(f"| {s} | {card['splits'].get(s, 0)} | {kinds} | {', '.join(card['families_per_split'][s])} |")
+    if not card["splits"].get("test"):
+        L += ["", "The test families were not placed in this generation (`--families` left them out): the benchmark's "
+              "problems (assets/bench/problems_v2.jsonl, built by `cda bench build`) come from them."]
+    L += ["", "A copy of train and val is committed gzipped in assets/training/data_v2/ (the trainer reads "
+          "`<split>.jsonl.gz`), so `cda train lora --data-dir assets/training/data_v2` needs no placements."]
     L += ["", "## Templates", "", "| template | records |", "|---|---:|"]
     L += [f"| {t} | {n} |" for t, n in sorted(card["templates"].items())]
     L += ["", "## Label balance", ""]

@@ -67,11 +67,14 @@ def read_examples(path: str | Path) -> list[dict]:
 
 
 def load_split(data: str | Path, name: str) -> list[dict]:
-    """Examples of one split: ``data/<name>.jsonl`` for a folder, the file itself for a .jsonl path."""
+    """Examples of one split: ``data/<name>.jsonl`` (or ``<name>.jsonl.gz``) for a folder, the file itself for a
+    .jsonl path."""
     data = Path(data)
     if data.is_file():
         return read_examples(data) if name == "train" else []
     path = data / f"{name}.jsonl"
+    if not path.exists() and (data / f"{name}.jsonl.gz").exists():
+        path = data / f"{name}.jsonl.gz"
     if not data.exists():
         raise TrainError(f"data set {data} does not exist",
                          hint="write one with `cda bench data`, or set data_dir")
@@ -416,10 +419,11 @@ class Forward:
 def evaluate_loss(model, encoded: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int,
                   device: torch.device, autocast_dtype: torch.dtype | None = None, *,
                   forward: Forward | None = None, cached: list[torch.Tensor] | None = None,
-                  with_exact: bool = False):
+                  with_exact: bool = False, exact_of: list[bool] | None = None):
     """Mean cross-entropy per answer token over the examples (token-weighted, not batch-weighted); with
     ``with_exact`` also the fraction of examples whose every answer token is the model's top choice under
-    teacher forcing (a constant answer cannot score well on it, whatever its loss)."""
+    teacher forcing (a constant answer cannot score well on it, whatever its loss). ``exact_of``, a list, receives
+    each example's exact match in order (for scores per kind)."""
     fwd = forward or Forward(model, pad_id, device, autocast_dtype)
     was_training = model.training
     model.eval()
@@ -429,9 +433,42 @@ def evaluate_loss(model, encoded: list[tuple[list[int], list[int]]], pad_id: int
         total += float(loss)
         count += n
         exact += int(ok.sum())
+        if exact_of is not None:
+            exact_of.extend(bool(x) for x in ok.tolist())
     model.train(was_training)
     mean = total / max(count, 1)
     return (mean, exact / max(len(encoded), 1)) if with_exact else mean
+
+
+def exact_by_kind(oks: list[bool], kinds: list[str]) -> dict[str, float]:
+    """Share of exact answers per kind (kinds in sorted order)."""
+    tally: dict[str, list[int]] = {}
+    for ok, kind in zip(oks, kinds):
+        t = tally.setdefault(kind, [0, 0])
+        t[0] += int(ok)
+        t[1] += 1
+    return {k: round(a / n, 4) for k, (a, n) in sorted(tally.items())}
+
+
+def warm_start(model, adapter_dir: str | Path) -> None:
+    """Start from a saved adapter's weights (same rank, modules and layers), e.g. to train a committed adapter on."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = Path(adapter_dir) / "adapter_model.safetensors"
+    if not path.is_file():
+        raise TrainError(f"init_adapter {adapter_dir} holds no adapter_model.safetensors")
+    hint = "use the adapter's own r, target_modules and layers_from (its train_config.json)"
+    try:
+        res = set_peft_model_state_dict(model, load_file(str(path)))
+    except RuntimeError as exc:  # tensors of another shape (another rank)
+        raise TrainError(f"init_adapter {adapter_dir} does not fit these settings: {str(exc).splitlines()[0]}",
+                         hint=hint) from None
+    unexpected = list(getattr(res, "unexpected_keys", []) or [])
+    if unexpected:
+        raise TrainError(f"init_adapter {adapter_dir} does not fit these settings ({len(unexpected)} tensors have "
+                         f"no place, e.g. {unexpected[0]})", hint=hint)
+    log.info("warm start from %s", adapter_dir)
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -462,7 +499,13 @@ def plot_curves(curves: dict, path: str | Path, title: str = "LoRA fine-tuning")
         ax2.set_ylabel("exact answers (%)")
         ax2.set_ylim(0, 100)
         handles, labels = handles + [line], labels + [line.get_label()]
-    ax.legend(handles, labels, fontsize=8)
+        kinds = sorted({k for p in exact for k in p.get("exact_by_kind", {})})
+        for kind in kinds:  # per kind, thin: a kind stuck at its label prior shows as a flat line
+            pts = [p for p in exact if kind in p.get("exact_by_kind", {})]
+            (kl,) = ax2.plot([p["step"] for p in pts], [100 * p["exact_by_kind"][kind] for p in pts], lw=0.8,
+                             alpha=0.8, label=f"{kind} exact (%)")
+            handles, labels = handles + [kl], labels + [kl.get_label()]
+    ax.legend(handles, labels, fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -472,7 +515,7 @@ def plot_curves(curves: dict, path: str | Path, title: str = "LoRA fine-tuning")
 # ------------------------------------------------------------------------------------------------ train
 RESUME_KEYS = ("base_model", "data_dir", "r", "alpha", "dropout", "target_modules", "layers_from", "lr", "epochs",
                "batch_size", "max_len", "seed", "max_steps", "max_examples", "max_val_examples", "warmup_frac",
-               "precision", "max_per_kind", "group_by_length")
+               "precision", "max_per_kind", "group_by_length", "val_per_kind", "init_adapter")
 
 
 def _fingerprint(cfg: LoraTrainConfig, lengths: list[int]) -> dict:
@@ -519,6 +562,8 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
         log.warning("no val.jsonl in %s; held out %d training examples for validation", cfg.data_dir, n_val)
     if cfg.max_per_kind:
         train_rows = cap_per_kind(train_rows, cfg.max_per_kind, cfg.seed + 3)
+    if cfg.val_per_kind:  # each kind weighs the same in the per-kind scores and in the best-adapter choice
+        val_rows = cap_per_kind(val_rows, cfg.val_per_kind, cfg.seed + 4)
     if cfg.max_val_examples:
         val_rows = random.Random(cfg.seed + 1).sample(val_rows, min(len(val_rows), cfg.max_val_examples))
 
@@ -535,10 +580,13 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
         keep = sorted(random.Random(cfg.seed + 2).sample(range(len(train_enc)), cfg.max_examples))
         train_enc = [train_enc[i] for i in keep]
     val_enc, skipped_val = encode_all(tokenizer, val_rows, max_len)
+    val_kinds = [str(r.get("kind", "")) for r in val_rows if encode_example(tokenizer, r, max_len) is not None]
     if not train_enc or not val_enc:
         raise TrainError(f"no {'training' if not train_enc else 'validation'} example fits in {max_len} tokens",
                          hint=f"raise max_len (now {cfg.max_len}) or shorten the prompts")
     model = attach_lora(base, cfg).to(device)
+    if cfg.init_adapter:
+        warm_start(model, cfg.init_adapter)
     fwd = Forward(model, tokenizer.pad_token_id, device, autocast_dtype,
                   first_layer=cfg.layers_from if cfg.cache_prefix else 0)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -601,11 +649,21 @@ def train_lora(cfg: LoraTrainConfig | None = None, progress: ProgressFn | None =
                                           "cpu_seconds": curves["cpu_seconds"]})
 
     def evaluate() -> float:
+        oks: list[bool] = []
         loss, exact = evaluate_loss(model, val_enc, tokenizer.pad_token_id, cfg.batch_size, device, autocast_dtype,
-                                    forward=fwd, cached=val_cache, with_exact=True)
-        curves["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss,
-                              "exact": round(exact, 4), "seconds": round(time.time() - t0, 1)})
-        log.info("step %d/%d val loss %.4f, exact answers %.1f%%", step, total_steps, loss, 100 * exact)
+                                    forward=fwd, cached=val_cache, with_exact=True, exact_of=oks)
+        per_kind = exact_by_kind(oks, val_kinds)
+        point = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss, "exact": round(exact, 4),
+                 "exact_by_kind": per_kind, "seconds": round(time.time() - t0, 1)}
+        curves["val"].append(point)
+        log.info("step %d/%d val loss %.4f, exact answers %.1f%% (%s)", step, total_steps, loss, 100 * exact,
+                 ", ".join(f"{k} {100 * v:.0f}%" for k, v in per_kind.items()))
+        # The adapter with the best mean exact match over kinds (each kind weighs the same) is kept apart: the
+        # loss keeps falling on answer formats long after the answers stop improving.
+        score = sum(per_kind.values()) / max(len(per_kind), 1)
+        if (step or cfg.init_adapter) and score > float(curves.get("best", {}).get("score", -1.0)):
+            curves["best"] = {"step": step, "score": round(score, 4), "exact_by_kind": per_kind}
+            save_adapter(model, tokenizer, out / "adapter_best", base_hf)
         return loss
 
     def checkpoint() -> None:

@@ -15,8 +15,8 @@ const OVF_C = "#d9480f";
 const MAX_MOVE_LINES = 4000;
 
 const S = {
-  key: null, base: null, frames: [], stage: null, curves: null, live: false, done: false,
-  idx: 0, playing: false, mode: "idle", pace: 0.5, userPace: false, liveFps: 8, lastStep: 0,
+  key: null, base: null, frames: [], stage: null, stages: [], curves: null, live: false, done: false,
+  idx: 0, playing: false, mode: "idle", pace: 0.5, stageDwell: 1, userPace: false, liveFps: 8, lastStep: 0,
   autoplay: false, autoplayed: false, userHeld: false, pendingReplay: false, lastAsk: 0,
   advances: [], advanceModes: [], draws: [], drawModes: [], vt: [], lastBatch: 0, batchMs: 1000, lag: 1100, lastU: -1, lastDraw: 0, drawMs: [], height: 0, luts: {},
 };
@@ -84,7 +84,7 @@ function mapImage(m, scale) {
 
 // ------------------------------------------------------------------ protocol
 function reset(key) {
-  S.key = key; S.base = null; S.frames = []; S.stage = null; S.curves = null; S.idx = 0; S.playing = false;
+  S.key = key; S.base = null; S.frames = []; S.stage = null; S.stages = []; S.curves = null; S.idx = 0; S.playing = false;
   S.mode = "idle"; S.userHeld = false; S.autoplayed = false; S.pendingReplay = false; S.advances = []; S.advanceModes = []; S.vt = []; S.lastBatch = 0; S.batchMs = 1000; S.lag = 1100; S.lastDraw = 0; S.lastU = -1; S.luts = {};
 }
 
@@ -104,9 +104,14 @@ function onRender(a) {
   const had = S.frames.length;
   for (let i = 0; i < a.frames.length; i++) S.frames[a.start + i] = decodeFrame(a.frames[i]);
   spread(had, performance.now());
-  if (a.stage) S.stage = { x: u16(a.stage.x), y: u16(a.stage.y), density: map8(a.stage.density), info: a.stage };
+  if (a.stage) {   // the stages after global placement, each its own picture (legal, detailed; or one "final")
+    S.stage = { info: a.stage };
+    S.stages = (a.stage.steps || []).map((e) => ({ name: e.name, label: e.label, hpwl: e.hpwl, x: u16(e.x),
+                                                    y: u16(e.y), density: map8(e.density) }));
+    stageButtons();
+  }
   if (a.curves) S.curves = a.curves;
-  S.live = !!a.live; S.done = !!a.done; S.liveFps = a.live_fps || 8; S.autoplay = !!a.autoplay;
+  S.live = !!a.live; S.done = !!a.done; S.liveFps = a.live_fps || 8; S.stageDwell = a.stage_dwell || 1; S.autoplay = !!a.autoplay;
   if (!S.userPace && a.pace) { S.pace = a.pace; $("pace").value = a.pace; paceText(); }
   if (S.live) {
     if (S.mode !== "live" && !S.userHeld) { S.mode = "live"; S.playing = true; S.lastStep = performance.now(); }
@@ -127,7 +132,8 @@ window.addEventListener("message", (e) => {
 });
 
 // ------------------------------------------------------------------ playback
-function count() { return S.frames.length + (S.stage ? 1 : 0); }
+function count() { return S.frames.length + S.stages.length; }
+function stageAt(i) { return i >= S.frames.length ? S.stages[i - S.frames.length] || null : null; }
 
 function startReplay() {
   S.autoplayed = true; S.pendingReplay = false; S.mode = "replay"; S.idx = 0; S.playing = true;
@@ -178,7 +184,7 @@ function step(now) {
     draw(u);
     return;
   }
-  const interval = S.pace * 1000;
+  const interval = S.pace * 1000 * (stageAt(S.idx) ? S.stageDwell : 1);   // a stage stays longer
   if (now - S.lastStep < interval) return;
   if (S.idx >= count() - 1) { S.playing = false; controls(); return; }
   S.idx += 1;
@@ -210,6 +216,21 @@ $("slider").addEventListener("input", (e) => {
   S.playing = false; S.pendingReplay = false; S.userHeld = S.live; if (S.mode === "live") S.mode = "replay";
   S.idx = Math.max(0, Math.min(count() - 1, parseInt(e.target.value, 10) || 0)); draw(); controls();
 });
+function stageButtons() {
+  // jump to the end of global placement, or to a stage after it
+  const el = $("stage-btns");
+  if (!S.stages.length) { el.innerHTML = ""; return; }
+  const names = { global: "Global", legal: "Legal", detailed: "Detailed", final: "Legal + detailed" };
+  el.innerHTML = `<span class="lbl">Stages:</span>` + ["global"].concat(S.stages.map((e) => e.name))
+    .map((n, k) => `<button type="button" data-go="${k}" aria-label="Show stage ${names[n]}">${names[n]}</button>`)
+    .join(`<span class="arrow">→</span>`);
+  for (const b of el.querySelectorAll("button")) {
+    b.addEventListener("click", () => {
+      S.playing = false; S.pendingReplay = false; S.userHeld = S.live; if (S.mode === "live") S.mode = "replay";
+      S.idx = S.frames.length - 1 + parseInt(b.dataset.go, 10); draw(); controls();
+    });
+  }
+}
 function paceText() { $("pace-text").textContent = `${Number(S.pace).toFixed(2)} s / frame`; }
 $("pace").addEventListener("input", (e) => { S.pace = parseFloat(e.target.value); S.userPace = true; paceText(); });
 
@@ -293,19 +314,21 @@ function cells(ctx, g, xs, ys, colour, xb, yb, u) {
   ctx.fill();
 }
 
-function drawCells(f, isStage, next, u) {
+function drawCells(f, st, next, u) {
+  // st: a stage after global placement (legal, detailed, final): the stage before it in grey, each cell's move
   const c = $("c-cells"), g = geometry(c), ctx = sizeCanvas(c, g.w, g.h);
   ctx.fillStyle = "#fafbfc"; ctx.fillRect(0, 0, g.w, g.h);
   outline(ctx, g);
-  if (isStage) {
-    const last = S.frames[S.frames.length - 1], st = S.stage;
-    cells(ctx, g, last.x, last.y, GHOST);
+  if (st) {
+    const k = S.stages.indexOf(st), prev = k > 0 ? S.stages[k - 1] : S.frames[S.frames.length - 1];
+    cells(ctx, g, prev.x, prev.y, GHOST);
     cells(ctx, g, st.x, st.y, CELL_AFTER);
     const wq = S.base.wq, hq = S.base.hq, n = st.x.length, every = Math.max(1, Math.ceil(n / MAX_MOVE_LINES));
     ctx.strokeStyle = MOVE; ctx.lineWidth = 1; ctx.beginPath();
     for (let i = 0; i < n; i += every) {   // each cell's move, centre to centre, over both
+      if (prev.x[i] === st.x[i] && prev.y[i] === st.y[i]) continue;
       const dw = wq ? g.qw(wq[i]) / 2 : 1, dh = hq ? g.qh(hq[i]) / 2 : 1;
-      ctx.moveTo(g.qx(last.x[i]) + dw, g.qy(last.y[i]) - dh);
+      ctx.moveTo(g.qx(prev.x[i]) + dw, g.qy(prev.y[i]) - dh);
       ctx.lineTo(g.qx(st.x[i]) + dw, g.qy(st.y[i]) - dh);
     }
     ctx.stroke();
@@ -341,7 +364,7 @@ function curveData() {
   return { it: S.frames.map((f) => f.it), hpwl: S.frames.map((f) => f.hpwl), ov: S.frames.map((f) => f.overflow) };
 }
 
-function drawCurves(f, isStage) {
+function drawCurves(f, st) {
   const c = $("c-curves"), w = c.parentElement.clientWidth || 600, h = 170, ctx = sizeCanvas(c, w, h);
   ctx.clearRect(0, 0, w, h);
   const d = curveData();
@@ -349,7 +372,7 @@ function drawCurves(f, isStage) {
   const L = 84, R = 40, T = 22, B = 26, pw = w - L - R, ph = h - T - B;
   const itMax = Math.max(1, d.it[d.it.length - 1]);
   let hMax = 0; for (const v of d.hpwl) if (v > hMax) hMax = v;
-  if (S.stage && S.stage.info.hpwl_legal) hMax = Math.max(hMax, S.stage.info.hpwl_legal);
+  for (const e of S.stages) if (e.hpwl) hMax = Math.max(hMax, e.hpwl);
   hMax = hMax * 1.08 || 1;
   const X = (it) => L + (it / itMax) * pw, YH = (v) => T + ph - (v / hMax) * ph, YO = (v) => T + ph - (Math.min(v, 1.05) / 1.05) * ph;
   ctx.fillStyle = "#fafbfc"; ctx.fillRect(L, T, pw, ph);
@@ -375,55 +398,86 @@ function drawCurves(f, isStage) {
   ctx.beginPath(); ctx.moveTo(x, T); ctx.lineTo(x, T + ph); ctx.stroke(); ctx.setLineDash([]);
   const dot = (y, colour) => { ctx.fillStyle = colour; ctx.beginPath(); ctx.arc(x, y, 5, 0, 2 * Math.PI); ctx.fill(); };
   dot(YH(f.hpwl), HPWL_C); dot(YO(f.overflow), OVF_C);
-  if (isStage && S.stage.info.hpwl) {   // after legalisation + detailed: the final HPWL at the end of the curve
-    const y = YH(S.stage.info.hpwl);
-    ctx.fillStyle = "#2b8a3e"; ctx.beginPath(); ctx.arc(x, y, 6, 0, 2 * Math.PI); ctx.fill();
-    ctx.textAlign = "right"; ctx.fillText("legal + detailed", x - 8, y - 6); ctx.textAlign = "left";
+  if (st) {   // the stages after global placement: their HPWL at the end of the curve, the one shown larger
+    ctx.textAlign = "right";
+    for (const e of S.stages.slice(0, S.stages.indexOf(st) + 1)) {
+      if (!e.hpwl) continue;
+      const y = YH(e.hpwl), here = e === st;
+      ctx.fillStyle = here ? "#2b8a3e" : "rgba(43, 138, 62, 0.45)";
+      ctx.beginPath(); ctx.arc(x, y, here ? 6 : 4, 0, 2 * Math.PI); ctx.fill();
+      if (here) ctx.fillText(e.name === "final" ? "legal + detailed" : e.name, x - 8, y - 6);
+    }
+    ctx.textAlign = "left";
   }
 }
 
 function pct(a, b) { return a && b ? ` (${b >= a ? "+" : "−"}${Math.abs(100 * (b - a) / a).toFixed(1)} %)` : ""; }
 
-function stageText(isStage) {
+function stageTable(st) {
+  // global -> legal -> detailed: HPWL, its change, and what moved (the row on screen is marked)
   const el = $("stage-text");
   if (!S.stage) { el.innerHTML = S.done ? "" : "Legalisation and detailed placement follow when global placement ends."; return; }
-  const s = S.stage.info;
-  const legal = `<b>Legalisation</b> (${fmt(s.legalize_s, 3)} s): cells snapped onto rows and sites, moved ` +
-    `${fmt(s.disp_mean, 2)} µm on average (largest ${fmt(s.disp_max, 2)} µm); HPWL ${fmt(s.hpwl_global)} → ` +
-    `${fmt(s.hpwl_legal)} µm${pct(s.hpwl_global, s.hpwl_legal)}.`;
-  const det = s.moves !== null && s.moves !== undefined
-    ? ` <b>Detailed placement</b> (${fmt(s.detailed_s, 3)} s): ${fmt(s.moves)} swaps and shifts, HPWL ` +
-      `${fmt(s.hpwl_legal)} → ${fmt(s.hpwl)} µm${pct(s.hpwl_legal, s.hpwl)}.` : "";
-  el.innerHTML = (isStage ? "" : "Last frame: ") + legal + det +
-    (isStage ? " Grey: end of global placement; orange: each cell's move; blue: final." : "");
+  const s = S.stage.info, names = S.stages.map((e) => e.name), on = st ? st.name : "global";
+  const rows = [["global", "Global placement", s.hpwl_global, null,
+                 `${fmt(s.iterations)} Nesterov iterations (${fmt(s.global_s, 2)} s)`]];
+  const legal = `every cell onto a row and a site: ${fmt(s.disp_mean, 2)} µm on average, ${fmt(s.disp_max, 2)} µm ` +
+    `at most (${fmt(s.legalize_s, 3)} s)`;
+  const det = `${fmt(s.moves)} swaps and shifts` + (s.detailed_moved !== undefined
+    ? `: ${fmt(s.detailed_moved)} of ${fmt(s.movable)} cells moved, ${fmt(s.detailed_disp_max, 2)} µm at most` : "") +
+    ` (${fmt(s.detailed_s, 3)} s)`;
+  if (names.includes("final")) {
+    rows.push(["final", "Legalisation", s.hpwl_legal, s.hpwl_global, legal]);
+    if (s.moves !== null && s.moves !== undefined) rows.push(["final", "Detailed placement", s.hpwl, s.hpwl_legal, det]);
+  } else {
+    rows.push(["legal", "Legalisation (Tetris + Abacus)", s.hpwl_legal, s.hpwl_global, legal]);
+    if (names.includes("detailed")) rows.push(["detailed", "Detailed placement", s.hpwl, s.hpwl_legal, det]);
+  }
+  const tr = rows.map(([n, label, h, before, what]) =>
+    `<tr class="${n === on ? "on" : ""}" data-row="${n}"><td>${label}</td><td class="num">${fmt(h)}</td>` +
+    `<td class="num">${before ? pct(before, h).replace(/[()]/g, "").trim() : ""}</td><td>${what}</td></tr>`).join("");
+  const note = names.includes("final")
+    ? `<div class="note">Legal positions were not recorded for this run (it predates stages.npz): its last picture ` +
+      `shows legalisation and detailed placement together.</div>` : "";
+  el.innerHTML = `<table class="stages"><thead><tr><th>stage</th><th class="num">HPWL (µm)</th>` +
+    `<th class="num">change</th><th>what moved</th></tr></thead><tbody>${tr}</tbody></table>` + note;
 }
 
 function lerp(a, b, u) { return a + u * (b - a); }
+
+const TITLES = {
+  legal: ["Cells: global (grey) → legal", "Density, legalised"],
+  detailed: ["Cells: legal (grey) → detailed", "Density after detailed placement"],
+  final: ["Cells: global (grey) → legal + detailed", "Density, legalised"],
+};
 
 function draw(u) {
   if (!S.base || !S.frames.length) return;
   const t0 = performance.now();
   const n = count();
   S.idx = Math.max(0, Math.min(S.idx, n - 1));
-  const isStage = S.stage !== null && S.idx === n - 1;
-  const f = isStage ? S.frames[S.frames.length - 1] : S.frames[S.idx];
+  const st = stageAt(S.idx);
+  const f = st ? S.frames[S.frames.length - 1] : S.frames[S.idx];
   if (!f) return;
-  const next = !isStage && u > 0 ? S.frames[S.idx + 1] : null;
+  const next = !st && u > 0 ? S.frames[S.idx + 1] : null;
   u = next ? Math.min(1, u) : 0;
-  drawCells(f, isStage, next, u);
-  drawMap("c-density", isStage ? S.stage.density : f.density, S.base.scales.density, next && next.density, u);
+  drawCells(f, st, next, u);
+  drawMap("c-density", st ? st.density : f.density, S.base.scales.density, next && next.density, u);
   drawMap("c-rudy", f.rudy, S.base.scales.rudy, next && next.rudy, u);
   drawCurves(next ? { it: lerp(f.it, next.it, u), hpwl: lerp(f.hpwl, next.hpwl, u),
-                      overflow: lerp(f.overflow, next.overflow, u) } : f, isStage);
-  stageText(isStage);
-  const head = isStage ? `<b>After legalisation + detailed placement</b> · HPWL ${fmt(S.stage.info.hpwl)} µm`
+                      overflow: lerp(f.overflow, next.overflow, u) } : f, st);
+  stageTable(st);
+  const head = st ? `<b>Stage ${S.stages.indexOf(st) + 1} / ${S.stages.length} after global placement: ` +
+      `${st.label}</b> · HPWL ${fmt(st.hpwl)} µm`
     : `<b>Frame ${S.idx + 1} / ${S.frames.length}</b> · iteration ${f.it} · HPWL ${fmt(f.hpwl)} µm · overflow ${f.overflow.toFixed(3)}`;
   $("status").innerHTML = head + (S.mode === "live" ? ` · the placer is running (${S.frames.length} frames so far)` : "");
-  $("t-cells").textContent = isStage ? "Cells: global (grey) → legal" : "Cells";
-  $("t-density").textContent = isStage ? "Density, legalised" : "Cell density";
-  $("t-rudy").textContent = isStage ? "RUDY (end of global)" : "RUDY wire congestion";
+  $("t-cells").textContent = st ? TITLES[st.name][0] : "Cells";
+  $("t-density").textContent = st ? TITLES[st.name][1] : "Cell density";
+  $("t-rudy").textContent = st ? "RUDY (end of global)" : "RUDY wire congestion";
+  for (const b of $("stage-btns").querySelectorAll("button")) {
+    b.classList.toggle("on", S.frames.length - 1 + parseInt(b.dataset.go, 10) === S.idx);
+  }
   root.dataset.iteration = String(f.it);
-  root.dataset.stage = isStage ? "legal" : "global";
+  root.dataset.stage = st ? st.name : "global";
   S.lastDraw = t0;
   S.draws.push(t0); S.drawModes.push(S.mode);
   if (S.draws.length > 4000) { S.draws.splice(0, 2000); S.drawModes.splice(0, 2000); }
