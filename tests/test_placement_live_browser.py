@@ -39,6 +39,13 @@ def _info(app, run_id: str) -> dict:
     return json.loads((app.runs_dir / run_id / "run.json").read_text())
 
 
+def _idle(page) -> None:
+    """Wait until Streamlit has no rerun in flight (its status widget gone), then a little more."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=30_000)
+    page.wait_for_timeout(500)
+
+
 def _player_state(page) -> dict | None:
     """What the player shows now (window.__player and its data-* attributes), None while it is not mounted."""
     for fr in page.frames:
@@ -62,6 +69,7 @@ def test_a_real_placement_is_watched_live_then_its_stages_are_shown(page, cockpi
     page.get_by_role("option", name=re.compile(rf"^{DESIGN}")).click()
     # the page has rerun with the choice (a loaded machine is slow to; the run would be of the old design)
     expect(picker.get_by_role("combobox")).to_have_value(re.compile(rf"^{DESIGN}"))
+    _idle(page)  # the rerun with the new design has finished: the run button now starts that design
     until = page.locator("[data-testid='stSlider']").filter(has_text="Run up to").get_by_role("slider")
     until.focus()
     until.press("End")
@@ -70,6 +78,7 @@ def test_a_real_placement_is_watched_live_then_its_stages_are_shown(page, cockpi
             break
         until.press("ArrowLeft")
     expect(until).to_have_attribute("aria-valuetext", re.compile("Placement"))
+    _idle(page)
     page.get_by_role("button", name="Run the flow").click()
     page.wait_for_url(re.compile(r"[?&]run=([^&]+)"))
     run_id = re.search(r"[?&]run=([^&]+)", page.url).group(1)
