@@ -147,6 +147,9 @@ def test_placement_replay_slider_changes_the_picture(page, cockpit_app, placed_r
     root = player.locator("#player[data-mode='replay']")
     root.wait_for()
     slider = player.get_by_role("slider", name="Frame", exact=True)
+    if root.get_attribute("data-playing") == "1":  # the replay starts by itself: stop it before stepping
+        player.get_by_role("button", name=re.compile("Pause")).click()
+        expect(root).to_have_attribute("data-playing", "0")
     slider.focus()
     slider.press("Home")  # the first frame: every cell still near the centre
     expect(root).to_have_attribute("data-frame", "0")
