@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cockpit.serve import wait_healthy  # noqa: E402 - after the checkout is on the path
+from cockpit.serve import start, wait_healthy  # noqa: E402 - after the checkout is on the path
 
 QUIET_MS = 300
 LOAD_NOTE_ABOVE = 1.5
@@ -88,12 +87,6 @@ def page_files() -> list[str]:
     return sorted(p.name for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def finished_run(root: Path, design: str) -> str:
     """The id of a finished run of ``design`` in the store at ``root``, made (through GDSII) if there is none."""
     from engine.runs import RunStore
@@ -115,15 +108,7 @@ def finished_run(root: Path, design: str) -> str:
 
 
 def start_app(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "CDA_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    streamlit = Path(sys.executable).with_name("streamlit")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(streamlit), "run", "cockpit/app.py", "--server.headless", "true",
-                                 "--server.port", str(port), "--server.address", "127.0.0.1",
-                                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start(runs, log, env={"OMP_NUM_THREADS": "1"})
     if not wait_healthy(url, proc, timeout_s=90):
         proc.kill()
         raise SystemExit(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from cockpit.serve import wait_healthy  # noqa: E402 - after the checkout is on the path
+from cockpit.serve import start, wait_healthy  # noqa: E402 - after the checkout is on the path
 
 
 def _osu_netlist(n_cells: int, seed: int):
@@ -140,13 +140,7 @@ def measure(args) -> dict:
     run.set_status("running")
     nl, pdk = _osu_netlist(args.cells, args.seed)
     _write_def_cells_only(nl, run.step_dir("floorplan") / "floorplan.def", pdk)
-    port = 8790
-    env = {**os.environ, "CDA_RUNS_DIR": str(tmp), "HF_HUB_OFFLINE": "1"}
-    app = subprocess.Popen([str(Path(sys.executable).with_name("streamlit")), "run", "cockpit/app.py",
-                            "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-                            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                           cwd=ROOT, env=env, stdout=open(tmp / "streamlit.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    app, url = start(tmp, tmp / "streamlit.log", port=8790)
     out: dict = {"cells": args.cells, "frame_every": args.frame_every, "worker_nice": args.worker_nice,
                  "machine": f"{os.cpu_count()} cores, shared with other jobs; load {os.getloadavg()[0]:.1f}"}
     try:

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from cockpit.serve import wait_healthy
+from cockpit.serve import start, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,26 +22,12 @@ class CockpitApp:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def cockpit_app(tmp_path_factory):
     """`streamlit run cockpit/app.py` on a free port with its own run store; stopped (with its jobs) at the end."""
     runs = tmp_path_factory.mktemp("app-runs")
     log = runs.parent / "streamlit.log"
-    port = _free_port()
-    env = {**os.environ, "CDA_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1"}
-    streamlit = Path(sys.executable).with_name("streamlit")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(streamlit), "run", "cockpit/app.py", "--server.headless", "true",
-                                 "--server.port", str(port), "--server.address", "127.0.0.1",
-                                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start(runs, log)
     if not wait_healthy(url, proc, timeout_s=60):
         proc.kill()
         pytest.fail(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")

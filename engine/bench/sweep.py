@@ -26,7 +26,6 @@ from engine.errors import EngineError
 log = logging.getLogger(__name__)
 
 SWEEP_VERSION = 1  # bump when what a measurement computes changes
-MAP_BINS = 16
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".cache" / "bench" / "runs_v2"
 SEEDS = (1, 2, 3)  # placer seeds behind every truth: the noise band comes from their spread
 # The knobs a problem may change; defaults come from the config dataclasses (one place for each fact).
@@ -257,8 +256,8 @@ class Sweeper:
             res = place(netlist, cfg)
             out = res.netlist
             core = core_box(netlist)
-            rudy = pm.rudy_map(out, core, MAP_BINS, out.x, out.y)
-            dens = pm.density_map(out, core, MAP_BINS, out.x, out.y)
+            rudy = pm.rudy_map(out, core, pm.SUMMARY_BINS, out.x, out.y)
+            dens = pm.density_map(out, core, pm.SUMMARY_BINS, out.x, out.y)
             m = res.metrics
             iters = int(m["placement__iterations"])
             overflow = float(m["placement__overflow"])
