@@ -12,7 +12,10 @@ Only the knobs the specialist was trained on are predicted (``TRAINED_KNOBS``); 
 """
 from __future__ import annotations
 
+import functools
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from engine.bench.derive import CLEAR, INSIDE
@@ -24,10 +27,23 @@ log = logging.getLogger(__name__)
 
 TRAINED_KNOBS = ("floorplan.utilization", "place.target_density", "place.gamma_base", "place.density_weight_init")
 METRICS = ("placement__hpwl", "placement__rudy__mean", "placement__iterations")
-# Median seed-to-seed band of each metric in the training data (assets/training/card_v2.md): a user's run has
-# one seed, so its prompt states the typical noise.
-TYPICAL_BAND = {"placement__hpwl": 0.01, "placement__rudy__mean": 0.02, "placement__iterations": 0.05,
-                "placement__rudy__top10": 0.03, "placement__displacement__mean": 0.079}
+CARD = Path(__file__).resolve().parents[2] / "assets" / "training" / "data_v2" / "card.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _bands() -> dict[str, float]:
+    return {k: float(v) for k, v in json.loads(CARD.read_text())["noise_band_median"].items()}
+
+
+def typical_band(metric: str) -> float:
+    """The median seed-to-seed band of ``metric`` in the committed training data (its card.json): a user's run
+    has one seed, so its prompt states the typical noise the specialist was trained with."""
+    try:
+        return _bands()[metric]
+    except (OSError, KeyError, ValueError) as exc:
+        raise EngineError(f"no noise band for {metric} in {CARD}: {exc}") from None
+
+
 NEED = ("placement__hpwl", "placement__rudy__top10", "placement__rudy__mean", "placement__iterations")
 
 
@@ -46,7 +62,7 @@ def direction_prompt(design: str, cells: int, config: dict, metrics: dict, knob:
     """The benchmark's direction question (template 0) for one run of a flow design."""
     shown = {k: _knob_of(config, k) for k in TRAINED_KNOBS}
     ref = ", ".join(f"{k}={fmt_knob(v)}" for k, v in sorted(shown.items()))
-    band = TYPICAL_BAND[metric]
+    band = typical_band(metric)
     name = short_name(metric)
     change = change_words(f"{knob} {fmt_knob(shown[knob])} -> {fmt_knob(value)}")
     return (f"Design: example design '{design}', {cells} cells, synthesised by Yosys. Reference ({ref}): HPWL "
@@ -117,7 +133,7 @@ def measured_label(before: float, after: float, metric: str) -> str | None:
     """The engine's answer from one run, judged against the typical noise (None: too near the noise to say)."""
     if not before:
         return None
-    delta, band = (after - before) / abs(before), TYPICAL_BAND[metric]
+    delta, band = (after - before) / abs(before), typical_band(metric)
     if delta >= CLEAR * band:
         return "rise"
     if delta <= -CLEAR * band:
