@@ -10,7 +10,8 @@ import re
 import pytest
 
 from engine.bench.formats import DIRECTIONS, LETTERS, REGION_GRID, Record, fmt_num, schema_errors
-from engine.train.data_v2 import DataV2Config, generate, load_records, split_of, verify
+from engine.errors import EngineError
+from engine.train.data_v2 import DataV2Config, generate, load_records, split_of, verify, verify_committed
 
 FAMILIES = ("g150-t1.3-m0", "g150-t2.2-m2")  # train and test families
 
@@ -90,6 +91,27 @@ def test_rerun_reuses_the_journal_and_verifier_agrees(data, tmp_path):
     rep = verify(records, 4, seed=1)
     assert rep["checked"] == 4 and rep["fresh_runs"] > 0
     assert rep["agreement"] >= 0.75, rep["disagreements"]
+
+
+def test_verifier_on_a_committed_data_folder(data, tmp_path):
+    """`cda bench verify-data`: a data folder (gzipped splits + card.json) is verified without regenerating it, and
+    the result lands in its card."""
+    import gzip
+
+    _, card, records = data
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for split in ("train", "val"):
+        with gzip.open(folder / f"{split}.jsonl.gz", "wt") as f:
+            for r in records:
+                if r.split == split or (split == "train" and r.split == "test"):
+                    f.write(json.dumps(r.to_dict()) + "\n")
+    (folder / "card.json").write_text(json.dumps({"total": len(records)}))
+    rep = verify_committed(folder, 4, seed=1)
+    assert rep["checked"] == 4 and rep["agree"] == sum(a for a, _ in rep["per_kind"].values())
+    assert json.loads((folder / "card.json").read_text())["verify"]["checked"] == 4
+    with pytest.raises(EngineError, match="no train/val records"):
+        verify_committed(tmp_path / "empty", 4)
 
 
 def test_record_roundtrip():

@@ -108,6 +108,15 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_verify_data(args) -> int:
+    from engine.train.data_v2 import verify_committed
+
+    v = verify_committed(args.data_dir, args.n, root=args.root or None)
+    print(f"verifier: {v['agree']}/{v['checked']} records agree with fresh placements ({v['agreement'] * 100:.1f}%); "
+          + ", ".join(f"{k} {a}/{n}" for k, (a, n) in v["per_kind"].items()))
+    return 0
+
+
 def register(subparsers) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     p = subparsers.add_parser("bench", help="placement problems with engine truth; run and compare models")
@@ -163,3 +172,10 @@ def register(subparsers) -> None:
     d.add_argument("--root", default="", help="placement store (default .cache/bench/runs_v2)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     d.set_defaults(func=_cmd_data)
+
+    vd = sub.add_parser("verify-data", help="re-derive a sample of a data set's records from fresh placements")
+    vd.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "assets" / "training" / "data_v2"),
+                    help="folder of train/val.jsonl(.gz) and card.json (default: the committed set)")
+    vd.add_argument("--n", type=int, default=40, help="records to re-derive (stratified by kind)")
+    vd.add_argument("--root", default="", help="placement store (default: a fresh temporary one)")
+    vd.set_defaults(func=_cmd_verify_data)

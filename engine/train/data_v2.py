@@ -267,6 +267,37 @@ def card_markdown(card: dict) -> str:
 
 
 # ============================================================================================== verify
+COMMITTED_DIR = ROOT / "assets" / "training" / "data_v2"
+
+
+def verify_committed(data_dir: str | Path = COMMITTED_DIR, n: int = 40, seed: int = 2026,
+                     root: str | Path | None = None) -> dict:
+    """The verifier on a committed data set (no regeneration): ``n`` records of its train and val splits re-derived
+    from fresh placements; the result goes into the folder's card.json (and the data card when it is the
+    committed set)."""
+    from engine.runs import read_jsonl
+
+    folder = Path(data_dir)
+    records = []
+    for split in ("train", "val"):
+        for name in (f"{split}.jsonl.gz", f"{split}.jsonl"):
+            if (folder / name).is_file():
+                records += [Record.from_dict(row) for _, row in read_jsonl(folder / name, EngineError)]
+                break
+    if not records:
+        raise EngineError(f"no train/val records in {folder}", hint="`cda bench data` writes a data set")
+    result = verify(records, n, seed=seed, root=root)
+    result["at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    card_path = folder / "card.json"
+    if card_path.is_file():
+        card = json.loads(card_path.read_text())
+        card["verify"] = result
+        write_json(card_path, card, indent=1)
+        if folder.resolve() == COMMITTED_DIR.resolve():
+            CARD_PATH.write_text(card_markdown(card))
+    return result
+
+
 def verify(records: list[Record], n: int, seed: int = 0, root: str | Path | None = None) -> dict:
     """Re-derive ``n`` records (stratified by kind) from placements in a fresh store; percent agrees within the
     benchmark's tolerance."""
