@@ -148,6 +148,20 @@ def test_the_chat_answers_at_once_and_the_run_brings_numbers_and_the_check(store
         assert "predicted" in meta["prediction"]["text"] and "measured" in meta["prediction"]["text"]
 
 
+def test_cda_ask_wait_prints_the_engine_comparison(store, base, capsys):
+    """`cda ask --wait`: the CLI follows the what-if run it started and prints the engine's numbers."""
+    from engine.cli import main
+
+    rc = main(["--runs-dir", str(store.root), "ask", "--no-llm", "--bm25-only", "--run", base.id, "--wait",
+               str(JOB_S), "What happens if I set the target density to 0.7?"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    new_id = next(r["id"] for r in store.list() if (store.get(r["id"]).info().get("what_if") or {}).get("value") == 0.7)
+    assert f"Started run **{new_id}**" in out                      # the answer as it came, at once
+    assert f"run **{new_id}**, compared with run {base.id}" in out  # then the comparison, once the run ended
+    assert JobQueue(store).status(new_id).state == "done"
+
+
 # ---------------------------------------------------------------------------------------------- the page
 def _page(store, base, monkeypatch, chat_id: str | None = None) -> AppTest:
     monkeypatch.setenv("CDA_RUNS_DIR", str(store.root))

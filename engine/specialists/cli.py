@@ -21,6 +21,10 @@ def register(subparsers) -> None:
     ask.add_argument("--bm25-only", action="store_true", help="keyword retrieval only (no embedding model)")
     ask.add_argument("-k", type=int, help="passages to retrieve (default 5)")
     ask.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    ask.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="when the answer starts a what-if run, follow it up to this many seconds and print the "
+                          "engine's comparison and the check of the specialist's prediction (default 0: print the "
+                          "started run and return; `cda jobs wait ID` follows it later)")
     ask.set_defaults(func=_ask)
 
     sp = subparsers.add_parser("specialists", help="the specialists' figures, models and index")
@@ -126,10 +130,18 @@ def _ask(args) -> int:
             out.write(event["text"])
             out.flush()
     assert answer is not None
+    meta = answer.to_dict()
+    if args.wait > 0:
+        _follow(meta, args, out, streaming)
     if args.json:
-        out.write(json.dumps(answer.to_dict(), indent=2, default=str) + "\n")
+        out.write(json.dumps(meta, indent=2, default=str) + "\n")
         return 0
     out.write("\n")
+    if meta.get("text") != answer.text:  # the what-if run ended while we waited: its comparison and the check
+        out.write("\n" + meta["text"] + "\n")
+        pred = meta.get("prediction") or {}
+        if pred.get("text"):
+            out.write("\n" + pred["text"] + "\n")
     notes = unsaid_notes(answer)
     if notes:
         out.write("\nnotes:\n" + "".join(f"  - {n}\n" for n in notes))
@@ -146,6 +158,38 @@ def _ask(args) -> int:
         for h in answer.retrieval.hits:
             out.write(f"  [{h.n}] {h.passage.source} - {h.passage.label}\n")
     return 0
+
+
+def _follow(meta: dict, args, out, streaming: bool) -> None:
+    """Poll the answer's what-if run (chat.follow_what_if) until it ends or ``args.wait`` seconds pass; a progress
+    line whenever it changes."""
+    import time
+
+    from engine.errors import EngineError
+    from engine.specialists.chat import follow_what_if
+    from engine.specialists.conversation import pending_what_if
+
+    if pending_what_if(meta) is None:
+        return
+    deadline, last = time.monotonic() + args.wait, ""
+    while True:
+        try:
+            result = follow_what_if(meta, getattr(args, "runs_dir", None))
+        except EngineError as exc:
+            out.write(f"... {exc.message}\n")
+            return
+        if not result.data.get("pending"):
+            return
+        line = result.text
+        if streaming and line != last:
+            out.write(f"... {line}\n")
+            out.flush()
+            last = line
+        if time.monotonic() >= deadline:
+            if streaming:
+                out.write(f"... still running after {args.wait:g} s: `cda jobs wait {pending_what_if(meta)}`\n")
+            return
+        time.sleep(1.0)
 
 
 def _eval(args) -> int:
