@@ -113,6 +113,15 @@ def test_majority_and_random_on_balanced_choose_are_chance(tmp_path):
     assert 0.18 < sum(scores) / len(scores) < 0.32
 
 
+def test_majority_reads_the_committed_training_split_by_default():
+    """On a fresh clone (no local data set) the majority labels come from the committed training split, never from
+    the problems it is scored on."""
+    recs = _balanced_choose()
+    maj = MajorityBaseline(recs)
+    assert maj.source == "assets/training/data_v2/train.jsonl.gz"
+    assert set(maj.top) >= {"direction", "choose", "percent"}
+
+
 def test_parse_failures_are_counted_apart(built, tmp_path):
     cfg, _s, recs = built
 

@@ -379,17 +379,23 @@ class MajorityBaseline:
     name, family = "majority", "baseline"
 
     def __init__(self, records: list[Record], train_path: str | Path | None = None):
+        from engine.runs import read_jsonl
         from engine.train.data_v2 import OUT_DIR
 
-        path = Path(train_path or OUT_DIR / "train.jsonl")
+        # The committed training split first, so every machine computes the same baseline; the problem set's own
+        # labels only when no training data exists at all (then the row says so).
+        candidates = [Path(train_path)] if train_path else [COMMITTED_TRAIN, OUT_DIR / "train.jsonl"]
         source = records
         self.source = "problem set"
-        if path.is_file():
+        for path in candidates:
+            if not path.is_file():
+                continue
             try:
-                source = [Record.from_dict(json.loads(x)) for x in path.read_text().splitlines() if x.strip()]
-                self.source = str(path)
-            except (json.JSONDecodeError, TypeError):
-                pass
+                source = [Record.from_dict(row) for _, row in read_jsonl(path, EngineError)]
+                self.source = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+                break
+            except (EngineError, TypeError, KeyError):
+                continue
         self.top: dict[str, Any] = {}
         for kind in ("direction", "choose"):
             c = Counter(r.answer for r in source if r.kind == kind)
