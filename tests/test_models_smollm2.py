@@ -141,6 +141,26 @@ def test_llamacpp_decoding_keeps_numbers_inside_the_bounds():
     assert plain is not None
 
 
+@needs_llama
+def test_llamacpp_bounds_mask_finds_a_valid_token_however_far_down_it_ranks():
+    """The model may rank every valid continuation below thousands of invalid ones (after `{"setting` it wants
+    `":` where the schema's key is "settings"): the mask still keeps only a valid token, never the unconstrained
+    scores (which let an invalid token through and put the parser out of step with the text)."""
+    import numpy as np
+
+    from engine.specialists.json_constraint import JsonPrefix
+
+    llama = LlamaCppBackend(smollm2_gguf(), max_new_tokens=24, n_threads=1)
+    texts = llama.token_texts()
+    start = JsonPrefix(BOUNDED)
+    valid = np.array([bool(t) and start.feed(t) is not None for t in texts])
+    assert 0 < valid.sum() < len(texts) - 4096
+    scores = np.where(valid, -100.0, 0.0).astype(np.float32)  # every invalid token scores above every valid one
+    out = llama.bounds_mask(BOUNDED)(np.array([1, 2, 3], dtype=np.intc), scores)
+    kept = np.flatnonzero(np.isfinite(out))
+    assert len(kept) == 1 and valid[kept[0]], [texts[k] for k in kept[:5]]
+
+
 # ----------------------------------------------------------------------------------------------- LoRA
 def test_encoding_masks_the_chat_prompt(hf, data_dir):
     from engine.train.lora import IGNORE, encode_example, read_examples

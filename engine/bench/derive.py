@@ -112,8 +112,9 @@ def collect(sw: Sweeper, design: Design) -> Measured | None:
     settings = plan(design)
     runs = {}
     for name, s in settings.items():
-        recs = [sw.cached(design, s, seed) for seed in SEEDS]
-        if all(recs) and all("placement__rudy__top10" in r["metrics"] for r in recs):
+        found = [sw.cached(design, s, seed) for seed in SEEDS]
+        recs = [r for r in found if r]
+        if len(recs) == len(found) and all("placement__rudy__top10" in r["metrics"] for r in recs):
             runs[name] = recs
     if "ref" not in runs:
         return None
@@ -191,7 +192,7 @@ def derive_direction(m: Measured, rng: random.Random, margin_x: float = 1.0) -> 
             sa, sb = m.stats(a, metric), m.stats(b, metric)
             floor = metric_words(metric)[2]
             name = short_name(metric)
-            band = noise_band(sa, sb, floor)
+            band = round(noise_band(sa, sb, floor), 5)  # as stored in the truth: prompt, label and verifier agree
             delta = (sb["mean"] - sa["mean"]) / max(abs(sa["mean"]), 1e-12)
             lab = label_of(delta, band, margin_x)
             if lab is None:
@@ -253,6 +254,7 @@ def _option_text(m: Measured, ref: str, name: str) -> str:
     if name == ref:
         return "no change"
     knob = changed_knob(m.settings[ref], m.settings[name])
+    assert knob is not None, f"plan() gives options that each change one knob: {ref} vs {name}"
     return change_text(knob, m.settings[ref], m.settings[name])
 
 
@@ -330,8 +332,9 @@ def _diag_record(m: Measured, sym: str, changes: list[str], metric: str, symptom
     margin = (st[ranked[1]]["mean"] - st[ranked[0]]["mean"]) / max(abs(st[ranked[0]]["mean"]), 1e-12)
     if margin < margin_x * CLEAR * band:
         return None
-    knobs = [changed_knob(m.settings[sym], m.settings[c]) for c in changes]
-    if None in knobs or len(set(knobs)) != len(knobs):
+    maybe_knobs = [changed_knob(m.settings[sym], m.settings[c]) for c in changes]
+    knobs = [k for k in maybe_knobs if k is not None]
+    if len(knobs) != len(maybe_knobs) or len(set(knobs)) != len(knobs):
         return None
     q = _diag_prompt(m, sym, symptom, question, [change_text(k, m.settings[sym], m.settings[c])
                                                  for k, c in zip(knobs, changes)], region_map)
@@ -380,7 +383,8 @@ def derive_diagnose(m: Measured, rng: random.Random, margin_x: float = 1.0) -> l
 
 def balance_directions(records: list[Record], rng: random.Random) -> list[Record]:
     """At most as many no-clear-effect labels per split as the larger of rise and fall (the rest dropped)."""
-    out, by_split = [], {}
+    out: list[Record] = []
+    by_split: dict[str, list[Record]] = {}
     for r in records:
         if r.kind == "direction":
             by_split.setdefault(r.split, []).append(r)
@@ -431,12 +435,12 @@ def rederive(record: Record, sw: Sweeper) -> dict | None:
         return {"direction": "rise" if delta > t["band"] else "fall" if delta < -t["band"] else "no-clear-effect"}
     if record.kind == "choose":
         means = {x: mean(s, t["metric"])["mean"] for x, s in t["options"].items()}
-        return {"choice": min(means, key=means.get)}
+        return {"choice": min(means, key=means.__getitem__)}
     if record.kind == "percent":
         a, b = mean(t["reference"], t["metric"]), mean(t["changed"], t["metric"])
         return {"percent": round((b["mean"] - a["mean"]) / max(abs(a["mean"]), 1e-12) * 100, 1)}
     if record.kind == "diagnose":
         means = {k: mean(s, t["metric"])["mean"] for k, s in t["options"].items()}
         run = sw.measure(d, t["symptom_settings"], t["seeds"][0])
-        return {"knob": min(means, key=means.get), "region": map_region(run[t["region_map"]])}
+        return {"knob": min(means, key=means.__getitem__), "region": map_region(run[t["region_map"]])}
     return None

@@ -367,6 +367,11 @@ class LlamaCppBackend:
         eos = {self.llm.token_eos()}
         memo: dict = {"n_prompt": None, "state": JsonPrefix(schema), "done": 0}
 
+        def _valid(tid: int, state) -> bool:
+            if tid in eos or not texts[tid]:
+                return state.can_end()
+            return state.feed(texts[tid]) is not None
+
         def mask(input_ids, scores):
             ids = list(input_ids)
             if memo["n_prompt"] is None:
@@ -377,19 +382,13 @@ class LlamaCppBackend:
                 state = nxt if nxt is not None else state
                 memo["done"] += 1
             memo["state"] = state
-            keep = None
-            for tid in np.argsort(-scores, kind="stable")[:4096]:
-                tid = int(tid)
-                if tid in eos or not texts[tid]:
-                    if state.can_end():
-                        keep = tid
-                        break
-                    continue
-                if state.feed(texts[tid]) is not None:
-                    keep = tid
-                    break
+            # The best-scoring token that keeps the answer valid, searched over the whole vocabulary (the model's
+            # favourite can rank a valid token far down: after `{"setting` it wants `":` and the `s` that the
+            # schema's "settings" needs came past the first 4,096; leaving those steps unconstrained let `":`
+            # through and desynchronised the parser from the text). Nothing valid at all: end the answer.
+            keep = next((int(t) for t in np.argsort(-scores, kind="stable") if _valid(int(t), state)), None)
             if keep is None:
-                return scores
+                keep = min(eos)
             out = np.full_like(scores, -np.inf)
             out[keep] = scores[keep]
             return out
@@ -559,3 +558,29 @@ def models_status(config: SpecialistConfig) -> list[ModelStatus]:
         except LLMError as exc:
             out.append(ModelStatus("hf", config.hf_model_dir, False, [], str(exc)))
     return out
+
+
+def smoke_test_llamacpp(gguf: str | Path | None = None, timeout_s: float = 300.0) -> None:
+    """`make setup`'s check of the llama.cpp build: decode a few tokens with the quantised base model in a separate
+    process (a crash in llama.cpp's native kernels kills the process, it cannot be caught in this one) and stop with
+    the reason when that fails."""
+    import subprocess
+    import sys
+
+    if gguf is None:
+        from engine.train.models import smollm2_gguf
+
+        gguf = smollm2_gguf()
+    code = ("import sys, llama_cpp; m = llama_cpp.Llama(sys.argv[1], n_ctx=256, n_threads=1, verbose=False); "
+            "print(repr(m.create_completion('The placer', max_tokens=4, temperature=0.0)['choices'][0]['text']))")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(gguf)], capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"llama.cpp check: no answer from {gguf} in {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        raise SystemExit(f"llama.cpp check failed ({how}) decoding with {gguf}:\n{proc.stderr[-2000:]}\n"
+                         "Rebuild it: rm -rf .cache/wheels && make setup (the Makefile's LLAMA_CMAKE_ARGS set the "
+                         "CPU features it is built for).")
+    print(f"llama.cpp check: {Path(str(gguf)).name} decodes ({proc.stdout.strip()})")
