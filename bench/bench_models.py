@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def runtime_agreement(results: list[dict]) -> dict:
-    """Same answers from transformers (lora:<adapter>) and llama.cpp (gguf:<its export>) on the same problems?"""
+    """Same answers from transformers (lora:<adapter>) and llama.cpp (gguf:<its export>) on the same problems? A
+    pair is the adapter's plain row and the plain row of a GGUF exported from the same adapter weights (same file
+    digest), never two different adapters."""
     def answers(r: dict) -> dict:
         out = {}
         for x in r["results"]:
@@ -190,15 +192,21 @@ def runtime_agreement(results: list[dict]) -> dict:
                 out[x["id"]] = x["answer"]
         return out
 
-    hf = [r for r in results if str(r.get("model", "")).startswith("lora:") and r.get("mode") == "plain"]
-    cpp = [r for r in results if str(r.get("model", "")).startswith("gguf:") and r.get("mode") == "plain"]
-    if not hf or not cpp:
-        return {}
-    a, b = answers(hf[0]), answers(cpp[0])
-    common = sorted(set(a) & set(b))
-    same = sum(a[i] == b[i] for i in common)
-    return {"transformers": hf[0]["label"], "llama_cpp": cpp[0]["label"], "problems": len(common), "same": same,
-            "fraction": round(same / len(common), 4) if common else None}
+    def digest(r: dict) -> str | None:  # recorded when the row ran (engine.bench.v2.adapter_digest)
+        return r.get("adapter_sha256")
+
+    plain = [r for r in results if r.get("mode") == "plain"]
+    for hf in (r for r in plain if str(r.get("model", "")).startswith("lora:") and digest(r)):
+        for cpp in (r for r in plain if str(r.get("model", "")).startswith("gguf:")):
+            if digest(cpp) != digest(hf):
+                continue
+            a, b = answers(hf), answers(cpp)
+            common = sorted(set(a) & set(b))
+            same = sum(a[i] == b[i] for i in common)
+            return {"transformers": hf["label"], "llama_cpp": cpp["label"], "problems": len(common), "same": same,
+                    "fraction": round(same / len(common), 4) if common else None,
+                    "differ": [i for i in common if a[i] != b[i]]}
+    return {}
 
 
 def write_readme(table: str, summary: dict) -> None:

@@ -205,3 +205,20 @@ def test_rules_read_the_last_option_before_the_full_stop():
         rec = make_record("choose", "f", "d", text, schema_for("choose"), {"choice": "A"},
                           {"metric": "placement__hpwl"}, [], "t")
         assert RulesBaseline().answer(rec)["choice"] in LETTERS
+
+
+def test_adapter_digest_names_the_weights_behind_a_row(tmp_path):
+    """A LoRA row and the GGUF exported from the same weights carry the same digest (so the runtime-agreement
+    figure pairs them); another adapter, or a baseline, does not."""
+    from engine.bench.v2 import adapter_digest
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, payload in ((a, b"weights-a"), (b, b"weights-b")):
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(payload)
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "config.json").write_text(json.dumps({"adapter_dir": str(a)}))
+    assert adapter_digest(f"lora:{a}") == adapter_digest(f"gguf:{export / 'model.gguf'}") is not None
+    assert adapter_digest(f"lora:{b}") != adapter_digest(f"lora:{a}")
+    assert adapter_digest("rules") is None and adapter_digest(f"gguf:{tmp_path / 'plain.gguf'}") is None

@@ -671,6 +671,27 @@ def is_specialist(spec: str) -> bool:
     return False
 
 
+def adapter_digest(spec: str) -> str | None:
+    """sha256 of the LoRA weights behind ``lora:<dir>`` or behind a ``gguf:<file>`` that `cda train export` wrote
+    (its folder's config.json names the adapter); None for anything else or when the file is gone."""
+    import hashlib
+
+    kind, _, arg = spec.partition(":")
+    folder: Path | None = None
+    if kind == "lora":
+        folder = Path(arg)
+    elif kind == "gguf":
+        try:
+            src = json.loads((Path(arg).parent / "config.json").read_text()).get("adapter_dir")
+        except (OSError, ValueError, AttributeError):
+            src = None
+        folder = Path(src) if src else None
+    if folder is None:
+        return None
+    f = folder / "adapter_model.safetensors"
+    return hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else None
+
+
 def _peft_backend(adapter: str, max_tokens: int):
     """An HFBackend over base + LoRA adapter (engine.train.lora.load_adapter), until llm has its own."""
     import threading
@@ -855,6 +876,9 @@ def run_v2(cfg: RunV2Config, progress: Callable[[float, str], None] | None = Non
               "summary": score_rows(rows), "results": rows, "version": 2}
     if isinstance(answerer, MajorityBaseline):
         result["note"] = f"majority labels from {answerer.source}"
+    digest = adapter_digest(cfg.model)
+    if digest:  # which adapter weights answered (a folder's files change; the digest pairs runtimes later)
+        result["adapter_sha256"] = digest
     out = Path(cfg.out) if cfg.out else RESULTS_V2 / f"{label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=str))
