@@ -41,7 +41,7 @@ venv:
 	  $(PY) -m pip wheel -q --no-cache-dir --no-deps -w .cache/wheels llama-cpp-python==0.3.36; }
 	$(PY) -m pip install -q --force-reinstall --no-deps .cache/wheels/llama_cpp_python-0.3.36-*.whl
 	$(PY) -m pip install -q llama-cpp-python==0.3.36
-	$(PY) -c "import engine.specialists.llm as m; m.smoke_test_llamacpp()"
+	$(PY) -c "import engine.specialists.llm as m; print(m.smoke_test_llamacpp())"
 	$(VENV)/bin/cda train import-gguf
 	# The tuned specialist: the committed LoRA adapter merged into the base and written as GGUF for llama.cpp.
 	@if [ -f assets/specialist/adapter/adapter_config.json ] && { [ ! -f .cache/models/specialist/model.gguf ] || \

@@ -560,10 +560,10 @@ def models_status(config: SpecialistConfig) -> list[ModelStatus]:
     return out
 
 
-def smoke_test_llamacpp(gguf: str | Path | None = None, timeout_s: float = 300.0) -> None:
+def smoke_test_llamacpp(gguf: str | Path | None = None, timeout_s: float = 300.0) -> str:
     """`make setup`'s check of the llama.cpp build: decode a few tokens with the quantised base model in a separate
     process (a crash in llama.cpp's native kernels kills the process, it cannot be caught in this one) and stop with
-    the reason when that fails."""
+    the reason when that fails. Returns the line to show."""
     import subprocess
     import sys
 
@@ -583,4 +583,4 @@ def smoke_test_llamacpp(gguf: str | Path | None = None, timeout_s: float = 300.0
         raise SystemExit(f"llama.cpp check failed ({how}) decoding with {gguf}:\n{proc.stderr[-2000:]}\n"
                          "Rebuild it: rm -rf .cache/wheels && make setup (the Makefile's LLAMA_CMAKE_ARGS set the "
                          "CPU features it is built for).")
-    print(f"llama.cpp check: {Path(str(gguf)).name} decodes ({proc.stdout.strip()})")
+    return f"llama.cpp check: {Path(str(gguf)).name} decodes ({proc.stdout.strip()})"
