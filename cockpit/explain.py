@@ -123,7 +123,26 @@ def _judge_mismatch(v: float, ctx: dict) -> Verdict:
     return "poor", "the netlist does not behave like the RTL."
 
 
+def _judge_check(name: str, words: str) -> Callable[[float, dict], Verdict]:
+    """A signoff check's count: none is good, any is an error the checks table lists one by one."""
+    def judge(v: float, ctx: dict) -> Verdict:
+        if _spec(name).verdict(v) == "good":
+            return "good", f"no {words}."
+        return "poor", f"{fmt(int(v))} {words}: checks.json lists each one."
+    return judge
+
+
+_CHECK_WORDS = {"checks__unconnected_inputs": "floating cell inputs", "checks__unrouted_nets": "unrouted nets",
+                "checks__open_nets": "partly routed nets", "checks__shorts": "pairs of shorted nets",
+                "checks__overlaps": "overlapping cells",
+                "checks__row_violations": "cells off their rows, site grid or row orientation",
+                "checks__outside_die": "cells outside the die",
+                "checks__lvs_mismatches": "differences between the netlist and the layout",
+                "checks__power_pins_unconnected": "unconnected power pins",
+                "checks__antenna_violations": "antenna violations (estimate)"}
+
 JUDGES: dict[str, Callable[[float, dict], Verdict]] = {
+    **{name: _judge_check(name, words) for name, words in _CHECK_WORDS.items()},
     "timing__setup__ws": _judge_ws,
     "timing__setup__tns": _judge_tns,
     "timing__fmax_mhz": _judge_fmax,
@@ -246,6 +265,17 @@ def _explain_error(info: dict, config: dict) -> Problem:
     return problem
 
 
+# Signoff-check findings told as problems: (diagnosis code, the metrics that count them, what they are).
+_CHECK_PROBLEMS = (
+    ("checks.floating_inputs", ("checks__unconnected_inputs",), "cell inputs on no net (floating)"),
+    ("checks.unrouted", ("checks__unrouted_nets", "checks__open_nets"), "nets not fully connected by metal"),
+    ("checks.shorts", ("checks__shorts",), "pairs of nets shorted together"),
+    ("checks.placement", ("checks__overlaps", "checks__row_violations", "checks__outside_die"),
+     "placement violations (overlaps, cells off rows or outside the die)"),
+    ("checks.lvs", ("checks__lvs_mismatches",), "differences between the netlist and the layout"),
+)
+
+
 def problems(info: dict, metrics: dict[str, dict]) -> list[Problem]:
     """Failures and missed goals of a run, each with its likely cause and the knob to change."""
     config = info.get("config", {}) or {}
@@ -263,6 +293,11 @@ def problems(info: dict, metrics: dict[str, dict]) -> list[Problem]:
     if isinstance(unrouted, (int, float)) and unrouted > 0 and failed_step != "route":
         out.append(_problem("route.unrouted", "route", f"Routing left {fmt(int(unrouted))} nets open.", config,
                             severity="warning"))
+    checks = metrics.get("checks", {})
+    for code, keys, words in _CHECK_PROBLEMS:
+        n = sum(int(checks.get(k) or 0) for k in keys if isinstance(checks.get(k), (int, float)))
+        if n > 0:
+            out.append(_problem(code, "checks", f"Signoff checks: {fmt(n)} {words}.", config, severity="warning"))
     timing = metrics.get("timing", {})
     ws = timing.get("timing__setup__ws")
     if isinstance(ws, (int, float)) and ws < 0:

@@ -123,6 +123,12 @@ STEP_STORY: dict[str, StepStory] = {
     "gds": StepStory(
         "KLayout writes the GDSII file a foundry would receive: every polygon of every layer.",
         "the layout with its metal-layer legend, in µm."),
+    "checks": StepStory(
+        "the signoff checks read the final DEF, the LEF and the gate-level netlist on their own: floating pins, "
+        "unrouted nets, pins off track, overlaps and row legality, antenna data, and the layout's nets against the "
+        "netlist's.",
+        "the checks table on the GDSII page: every count should be 0 (pins off track and open outputs are "
+        "warnings, not errors)."),
 }
 
 
@@ -181,6 +187,10 @@ def done_text(step: str, m: Mapping) -> str | None:
         if m.get("timing__clock__skew_ns") is not None:
             text += f"; clock skew {fmt(m['timing__clock__skew_ns'])} ns"
         return text + "."
+    if step == "checks" and "checks__status" in m:
+        failed = int(m.get("checks__failed__count") or 0)
+        return ("every signoff check passes." if not failed else
+                f"{fmt(failed)} signoff check{'' if failed == 1 else 's'} found errors ({m['checks__status'][6:]}).")
     if step == "gds":
         return "the GDSII file is written" + (f" ({fmt(m['gds__layer__count'])} layers)." if m.get("gds__layer__count")
                                                else ".")

@@ -185,6 +185,28 @@ _ENTRIES = [
     _D("gds.mismatch", "The GDSII does not match the netlist",
        "KLayout could not read the layout, or what it wrote disagrees with the netlist.",
        "Run place and route again; if it persists, report it with the run folder."),
+    _D("checks.unreadable", "The signoff checks could not read their inputs",
+       "The final DEF, the LEF or the gate-level netlist could not be read (a damaged or hand-edited file, or a "
+       "cell the LEF lacks).", "Run the flow again from synthesis; the message names the file and the line."),
+    _D("checks.floating_inputs", "Cell inputs left floating",
+       "Some cell inputs are on no net in the final layout: the netlist ties them to a constant the layout does not "
+       "carry, or the DEF lost their connection.", "Compare the netlist and the DEF at the pins checks.json lists; "
+       "run the flow again from synthesis."),
+    _D("checks.unrouted", "Nets not connected by metal",
+       "The routed DEF has nets with no wires, or wires that do not join all of a net's pins: the router left them "
+       "open or the DEF was damaged.", "Lower the utilisation or allow more metal layers, and route again.",
+       ("floorplan.utilization", "route.layers")),
+    _D("checks.shorts", "Nets shorted together",
+       "Wires, vias or pins of two different nets overlap on one layer in the routed DEF: a router fault or a "
+       "hand-edited DEF.", "Route again; if it persists, report it with the run folder (checks.json names the "
+       "nets and where)."),
+    _D("checks.placement", "Placement not legal",
+       "Cells overlap, sit off their rows or site grid, in an orientation the row does not take, or outside the die.",
+       "Run placement again; lower the utilisation if the core is nearly full.", ("floorplan.utilization",)),
+    _D("checks.lvs", "Layout and netlist disagree",
+       "The DEF's instances or nets differ from the gate-level netlist the timing and the simulation read: the chip "
+       "built from this layout is not the circuit that was verified.",
+       "Run the flow again from synthesis; checks.json lists each difference."),
     _D("verify.testbench_not_found", "Testbench not found", "The testbench file the run names is not on disk.",
        "Upload the testbench again, or run without the verify step."),
     _D("verify.simulation", "Simulation failed",
@@ -237,7 +259,7 @@ CATALOGUE: dict[str, Diagnosis] = {d.code: d for d in _ENTRIES}
 # The step whose time limit a timeout code refers to (tool.cpu_limit / tool.timeout name the step's own knob).
 _TIMEOUT_CODES = ("tool.cpu_limit", "tool.timeout", "route.timeout")
 _LOWER_UTIL_CODES = ("place.diverged", "place.too_full", "place.overflow", "floorplan.utilization",
-                     "floorplan.pins", "route.unrouted")
+                     "floorplan.pins", "route.unrouted", "checks.unrouted")
 
 
 def lookup(code: str | None) -> Diagnosis:
@@ -303,7 +325,7 @@ def suggest(code: str | None, config: dict, *, knob: str | None = None, step: st
         return {}
     if code in _LOWER_UTIL_CODES:
         patch = lower_utilization(config)
-        if code == "route.unrouted":
+        if code in ("route.unrouted", "checks.unrouted"):
             layers = int(_value(config, "route.layers"))
             if layers < MAX_ROUTE_LAYERS:
                 patch["route.layers"] = layers + 1

@@ -32,6 +32,7 @@ STEP_IMPL = {
     "route": "engine.flow.route:RouteStep",
     "timing": "engine.flow.timing:TimingStep",
     "gds": "engine.flow.gds:GdsStep",
+    "checks": "engine.flow.checks:ChecksStep",
     "verify": "engine.flow.verify:VerifyStep",
 }
 

@@ -14,7 +14,7 @@ from engine.errors import EngineError, nearest
 
 # The steps of the flow, in order (engine.flow.registry holds the same tuple; it is small and import-free, but the
 # registry must not import the flow package, so the test suite checks the two agree).
-_STEPS = ("synth", "floorplan", "place", "cts", "route", "timing", "gds", "verify")
+STEPS = ("synth", "floorplan", "place", "cts", "route", "timing", "gds", "checks", "verify")
 
 
 @dataclass(frozen=True)
@@ -403,6 +403,42 @@ _SPECS: list[MetricSpec] = [
     MetricSpec("fill__filled_fraction", "Rows filled", "fraction", True,
                "fraction of the row length covered by cells and fillers after fill: 1 means no gap is left",
                scale=100.0, display_unit="%", judge={"good_min": 1.0, "fair_min": 0.99}),
+    # ---- signoff checks (06b-checks) ----------------------------------------------------------------------------
+    _count("checks__unconnected_inputs", "Floating inputs", "pins", "signal inputs of placed cells that no net "
+           "connects in the final DEF: they would float", False, judge={"good_max": 0}),
+    _count("checks__unconnected_outputs", "Open outputs", "pins", "cell outputs on no net: expected where "
+           "synthesis left an output unused (a half adder's carry)"),
+    _count("checks__power_pins_unconnected", "Unconnected power pins", "pins", "power and ground pins of placed "
+           "cells that no SPECIALNETS entry names, or that do not touch their net's grid", False,
+           judge={"good_max": 0}),
+    _count("checks__unrouted_nets", "Unrouted nets (check)", "nets", "nets with two or more terminals that have no "
+           "routing at all in the routed DEF", False, judge={"good_max": 0}),
+    _count("checks__open_nets", "Open nets (check)", "nets", "routed nets whose wires, vias and pin shapes, joined "
+           "where they touch on a layer, do not connect all of the net's terminals", False, judge={"good_max": 0}),
+    _count("checks__shorts", "Shorts", "net pairs", "pairs of nets whose wires, vias, pins or power grid overlap "
+           "on one layer in the routed DEF", False, judge={"good_max": 0}),
+    _count("checks__pins_off_track", "Pins off track", "pins", "connected pins with no crossing of routing tracks "
+           "inside their shapes: the router reaches them with an off-grid stub", False),
+    _count("checks__overlaps", "Overlapping cells", "pairs", "pairs of placed cells (fillers included) whose "
+           "outlines overlap, found by a sweep line over the DEF", False, judge={"good_max": 0}),
+    _count("checks__row_violations", "Row violations", "cells", "cells off a row, off the site grid, or in an "
+           "orientation their row does not allow (N rows: N; FS rows: FS; mirrored when the cell allows it)", False,
+           judge={"good_max": 0}),
+    _count("checks__outside_die", "Outside the die", "cells", "cells and IO pins not inside the DIEAREA", False,
+           judge={"good_max": 0}),
+    _count("checks__lvs_mismatches", "Netlist vs layout mismatches", "mismatches", "differences between the "
+           "gate-level netlist and the DEF: missing or extra instances and ports, and groups of nets whose terminal "
+           "sets differ (connectivity only, not geometry)", False, judge={"good_max": 0}),
+    _count("checks__antenna_violations", "Antenna violations (estimate)", "nets", "net and layer pairs whose metal "
+           "area over gate area exceeds the LEF's ANTENNAAREARATIO (only when the LEF has antenna data)", False,
+           judge={"good_max": 0}),
+    _text("checks__antenna__status", "Antenna check", "whether the antenna estimate ran, and why not when the LEF "
+          "has no antenna data"),
+    _count("checks__failed__count", "Checks failed", "checks", "signoff checks with an error-level finding", False,
+           judge={"good_max": 0}),
+    _text("checks__status", "Signoff checks", "pass when no check found an error, else the checks that failed"),
+    _text("checks__routed", "Checked routed DEF", "the checks read a routed DEF (routing on), so the unrouted and "
+          "open-net checks ran", "flag"),
     # ---- verification (07-verify) ------------------------------------------------------------------------------
     _text("verify__status", "Gate-level check", "the routed netlist simulated against the RTL with the design's "
           "testbench: pass means they agree"),
@@ -421,7 +457,7 @@ _SPECS: list[MetricSpec] = [
 ]
 # Every step's wall-clock time, added by the flow runner.
 _SPECS += [MetricSpec(f"flow__{s}__runtime_s", f"{s.capitalize()} runtime",
-                      meaning=f"wall-clock seconds the {s} step took", **_RUNTIME) for s in _STEPS]
+                      meaning=f"wall-clock seconds the {s} step took", **_RUNTIME) for s in STEPS]
 
 METRICS: dict[str, MetricSpec] = {}
 for _spec in _SPECS:
@@ -438,6 +474,7 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
     "route": ("route__wirelength", "route__net__unrouted"),
     "timing": ("timing__setup__ws", "timing__fmax_mhz"),
     "gds": ("gds__instance__count", "gds__file_bytes"),
+    "checks": ("checks__failed__count", "checks__lvs_mismatches"),
     "verify": ("verify__tests__count", "verify__mismatch__count"),
 }
 
