@@ -41,7 +41,7 @@ class UploadConfig:
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _INCLUDE_RE = re.compile(r'^\s*`include\s+"([^"]+)"', re.MULTILINE)
 _MODULE_RE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.MULTILINE)
-_COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _INSTANCE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_$]*)\s*(?:#\s*\(.*?\)\s*)?([A-Za-z_][A-Za-z0-9_$]*)\s*\(",
                           re.MULTILINE | re.DOTALL)
 _KEYWORDS = {"module", "input", "output", "inout", "wire", "reg", "assign", "always", "if", "else", "case",
@@ -226,7 +226,7 @@ def check_includes(design_dir: Path, sources: list[Path] | None = None) -> list[
             continue
         seen.add(src)
         text = src.read_text(errors="replace")
-        for inc in _INCLUDE_RE.findall(_COMMENT_RE.sub("", text)):
+        for inc in _INCLUDE_RE.findall(COMMENT_RE.sub("", text)):
             candidates = [src.parent / inc, root / inc]
             target = next((c for c in candidates if c.exists()), candidates[0])
             if PurePosixPath(inc).is_absolute() or not _inside(root, target):
@@ -245,7 +245,7 @@ def verilog_modules(sources: list[Path]) -> dict[str, list[str]]:
     """Map each module defined in `sources` to the module types it instantiates (a rough parse)."""
     modules: dict[str, list[str]] = {}
     for src in sources:
-        text = _COMMENT_RE.sub("", Path(src).read_text(errors="replace"))
+        text = COMMENT_RE.sub("", Path(src).read_text(errors="replace"))
         # Split on module boundaries so instances are attributed to their parent module.
         for chunk in re.split(r"\bendmodule\b", text):
             m = _MODULE_RE.search(chunk)
@@ -283,7 +283,7 @@ _PORT_RE = re.compile(r"\binput\b\s*(?:wire\s*)?(?:\[[^\]]*\]\s*)?"
 def guess_clock(sources: list[Path], top: str) -> str | None:
     """Return the top module's input that looks like a clock (clk, clock, ...), or None."""
     for src in sources:
-        text = _COMMENT_RE.sub("", Path(src).read_text(errors="replace"))
+        text = COMMENT_RE.sub("", Path(src).read_text(errors="replace"))
         for chunk in re.split(r"\bendmodule\b", text):
             m = _MODULE_RE.search(chunk)
             if not m or m.group(1) != top:

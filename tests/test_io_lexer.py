@@ -10,7 +10,7 @@ import pytest
 
 from engine.errors import EngineError
 from engine.io.def_io import read_def, write_def
-from engine.io.lexer import TokenReader, tokenize
+from engine.io.lexer import TokenReader, tokenize, tokenize_spef
 from engine.netlist import IO_TYPE, PIN_INPUT, PIN_OUTPUT, NetlistBuilder
 from engine.pdk import LefError, load_pdk, read_lef
 
@@ -163,6 +163,22 @@ def test_reader_errors_name_the_line():
     r.statement()
     with pytest.raises(EngineError, match=r"y\.def:2: statement not closed by ';'"):
         r.statement()
+
+
+def test_spef_lexical_rules():
+    """SPEF's own rules: '//' and '/* */' comments only where a token starts ('/' divides hierarchy in names), a
+    backslash keeps the next character in the name, '(' and ';' are plain characters, a string is one token."""
+    text = ('*SPEF "IEEE 1481-1998" // the standard\n'
+            '*D_NET u_rx/count\\[3\\] 0.5 /* opens\n'
+            'still a comment */ *CONN a\\ b x(1);y\n'
+            '*DIVIDER /\n')
+    assert tokenize_spef(text) == [
+        (1, "*SPEF"), (1, '"IEEE 1481-1998"'), (2, "*D_NET"), (2, "u_rx/count\\[3\\]"), (2, "0.5"),
+        (3, "*CONN"), (3, "a\\ b"), (3, "x(1);y"), (4, "*DIVIDER"), (4, "/")]
+    with pytest.raises(EngineError, match=r"t\.spef:2: comment '/\*' is never closed"):
+        tokenize_spef("*SPEF\n/* no end\n*END\n", "t.spef")
+    with pytest.raises(EngineError, match=r"t\.spef:1: string \"oops is not closed"):
+        tokenize_spef('*DESIGN "oops\n', "t.spef")
 
 
 # ---------------------------------------------------------------------------------------------- what the rules buy

@@ -89,9 +89,9 @@ def test_every_metric_key_written_in_the_source_is_registered():
 
 def test_the_registry_knows_the_flow_steps():
     from engine.flow.registry import STEP_IDS
-    from engine.registry.metrics import _STEPS
+    from engine.registry.metrics import STEPS
 
-    assert tuple(_STEPS) == tuple(STEP_IDS)
+    assert tuple(STEPS) == tuple(STEP_IDS)
 
 
 # ------------------------------------------------------------------ metric specs

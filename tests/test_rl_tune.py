@@ -154,17 +154,17 @@ def test_default_run_is_computed_once_and_cached(store):
 
 
 def test_stage_scores_keep_order_within_a_stage_and_rank_stopped_trials_low():
-    from engine.rl.tune import _score
+    from engine.rl.tune import trial_score
 
     fail = RewardConfig().failure_reward
     partial = [-0.8, -0.1, 0.0, 0.2, 1.5]
     for stage in (0, 1):  # ASHA compares trials at one stage: the order of their partial rewards is kept
-        scores = [_score(r, stage, 3, fail) for r in partial]
+        scores = [trial_score(r, stage, 3, fail) for r in partial]
         assert scores == sorted(scores) and len(set(scores)) == len(scores)
     # A trial stopped early is told to the searcher just above a failure and below the cap of an unrouted run.
     finished = RewardConfig().unrouted_reward
-    assert all(fail < _score(r, s, 3, fail) < finished for r in partial for s in (0, 1))
-    assert _score(0.3, 2, 3, fail) == pytest.approx(0.3)  # the last stage: the reward itself
+    assert all(fail < trial_score(r, s, 3, fail) < finished for r in partial for s in (0, 1))
+    assert trial_score(0.3, 2, 3, fail) == pytest.approx(0.3)  # the last stage: the reward itself
 
 
 def test_stages_and_a_trial_that_times_out(store):

@@ -167,7 +167,7 @@ def plan_tree(netlist: Netlist, pdk: Pdk, net: int, sink_pins: np.ndarray, cells
     px, py = oriented_pin_positions(netlist)
     pts = np.stack([px[sink_pins], py[sink_pins]], axis=1)
     tree = build_tree(pts, max_fanout, root=root)
-    sink_cap = np.array([_pin_cap(lib, netlist, p) for p in sink_pins])
+    sink_cap = np.array([pin_cap(lib, netlist, p) for p in sink_pins])
     n_levels = len(tree.levels)
     names: list[list[str]] = []
     chosen: list[LibertyCell] = []
@@ -188,7 +188,7 @@ def plan_tree(netlist: Netlist, pdk: Pdk, net: int, sink_pins: np.ndarray, cells
         wire.append(wires_j)
         lvl_names = []
         for g in range(len(groups)):
-            name = _unique(f"{tag}_b{n_levels - j}_{g}", taken)
+            name = unique_name(f"{tag}_b{n_levels - j}_{g}", taken)
             lvl_names.append(name)
         names.append(lvl_names)
         child_pts = centres
@@ -199,7 +199,7 @@ def plan_tree(netlist: Netlist, pdk: Pdk, net: int, sink_pins: np.ndarray, cells
     parent_net: list[str] = [net_name] * len(tree.levels[-1])  # the top level hangs off the original net
     for j in range(n_levels - 1, -1, -1):
         groups, centres = tree.levels[j], tree.centres[j]
-        out_nets = [_unique(f"{names[j][g]}_y", taken) for g in range(len(groups))]
+        out_nets = [unique_name(f"{names[j][g]}_y", taken) for g in range(len(groups))]
         for g in range(len(groups)):
             buffers.append(Buffer(names[j][g], chosen[j].name, n_levels - j, float(centres[g][0]),
                                   float(centres[g][1]), parent_net[g], out_nets[g], kind))
@@ -223,7 +223,7 @@ def plan_tree(netlist: Netlist, pdk: Pdk, net: int, sink_pins: np.ndarray, cells
     return buffers, moves, n_levels, arrival
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
     out, k = name, 1
     while out in taken:
         out = f"{name}_{k}"
@@ -232,7 +232,7 @@ def _unique(name: str, taken: set[str]) -> str:
     return out
 
 
-def _pin_cap(lib: dict[str, LibertyCell], netlist: Netlist, p: int) -> float:
+def pin_cap(lib: dict[str, LibertyCell], netlist: Netlist, p: int) -> float:
     cell = lib.get(netlist.cell_types[netlist.pin_cell[p]])
     pin = cell.pins.get(netlist.pin_names[p]) if cell else None
     return pin.capacitance_pf if pin else 0.01

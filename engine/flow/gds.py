@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 OUTLINE_LAYER = "OUTLINE"  # cell outlines (boundary of each placed cell)
 
 # Colours of the fallback renderer (the LayoutView has its own palette).
-_LAYER_COLOURS = {"metal1": (70, 110, 255), "metal2": (230, 60, 200), "metal3": (60, 200, 110),
+LAYER_COLOURS = {"metal1": (70, 110, 255), "metal2": (230, 60, 200), "metal3": (60, 200, 110),
                   "metal4": (250, 170, 40), "metal5": (40, 210, 230), "metal6": (240, 80, 80),
                   OUTLINE_LAYER: (120, 120, 140)}
 
@@ -115,7 +115,7 @@ def _render_pil(gds_path: Path, png_path: Path, width: int) -> None:
 
     for li in layout.layer_indexes():
         name = (layout.get_info(li).name or "").split(".")[0]
-        colour = _LAYER_COLOURS.get(name)
+        colour = LAYER_COLOURS.get(name)
         if colour is None:
             continue
         it = top.begin_shapes_rec(li)

@@ -29,10 +29,10 @@ from engine.flow.base import StepContext
 from engine.flow.cts import (
     Buffer,
     Plan,
-    _pin_cap,
-    _unique,
     buffer_cells,
     legalise_buffers,
+    pin_cap,
+    unique_name,
     verilog_with_buffers,
     with_buffers,
 )
@@ -221,8 +221,8 @@ def _setup_ok(after: StaSummary, current: StaSummary) -> bool:
 def _chain(plan: Plan, taken: set[str], tag: str, cell: LibertyCell, n: int, x: float, y: float, src: str) -> str:
     """``n`` buffers in a row from net ``src``, all asked for at (x, y); returns the last one's output net."""
     for k in range(n):
-        name = _unique(f"hold_{tag}_{k}", taken)
-        out = _unique(f"{name}_y", taken)
+        name = unique_name(f"hold_{tag}_{k}", taken)
+        out = unique_name(f"{name}_y", taken)
         plan.buffers.append(Buffer(name, cell.name, k + 1, x, y, src, out, "hold"))
         src = out
     return src
@@ -281,7 +281,7 @@ def repair_hold(ctx: StepContext, netlist: Netlist, verilog: str, top: str, sdc_
             sinks = cell_sinks(netlist, net)
             if not len(sinks) or any(int(q) in plan.moves for q in sinks):
                 continue
-            load = sum(_pin_cap(lib, netlist, int(q)) for q in sinks) + c_per_um * float(hpwl[net])
+            load = sum(pin_cap(lib, netlist, int(q)) for q in sinks) + c_per_um * float(hpwl[net])
             choice = choose_chain(cells, max(cfg.hold_margin_ns - m.hold_ns for m in members), load, scale)
             if choice is None or choice[1] > room:
                 continue
@@ -302,13 +302,13 @@ def repair_hold(ctx: StepContext, netlist: Netlist, verilog: str, top: str, sdc_
             if p is None or inst not in index or ps.pin in via_port or int(p) in plan.moves:
                 continue
             need = cfg.hold_margin_ns - ps.hold_ns
-            choice = choose_chain(cells, need, _pin_cap(lib, netlist, p), scale)
+            choice = choose_chain(cells, need, pin_cap(lib, netlist, p), scale)
             if choice is None:
                 continue
             cell, n = choice
             if n > room:
                 break
-            delay = chain_delay_ns(cell, n, _pin_cap(lib, netlist, p)) * scale
+            delay = chain_delay_ns(cell, n, pin_cap(lib, netlist, p)) * scale
             # The delay lands on the setup path too: leave the pin its margin of setup slack (a pin that races on
             # hold and is late on setup cannot be fixed by delay).
             if ps.setup_ns - delay < cfg.hold_margin_ns:

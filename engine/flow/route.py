@@ -9,12 +9,13 @@ The power grid (SPECIALNETS, engine.flow.pdn) is an obstruction to qrouter: its 
 (qrouter numbers nets in reading order and would give the first signal nets vdd's and gnd's numbers), without the
 wiring above the router's layers, and with the tied pins as NETS entries of vdd / gnd for it to wire to their
 cells' power pins; routed.def then gets the whole grid back, with that tie wiring in it, in one SPECIALNETS.
+
+The DEF and qrouter's log are read by engine.io (def_io.def_layout locates the statements these edits touch,
+def_io.read_routing reads the wiring, io.qrouter the log); this module holds what to change, not how to parse.
 """
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import FlowError
@@ -23,7 +24,8 @@ from engine.flow.base import Step, StepContext, StepResult
 from engine.flow.congestion import congestion
 from engine.flow.limits import design_scale
 from engine.flow.spef import read_routed_wires
-from engine.io.def_io import read_def
+from engine.io.def_io import DefSection, DefStatement, def_layout, read_def, read_net_routing
+from engine.io.qrouter import missing_macros, parse_qrouter_log
 from engine.pdk import Pdk
 from engine.validate import tcl_word
 
@@ -47,40 +49,66 @@ def placed_def_path(ctx: StepContext) -> Path:
                    code="route.no_placement")
 
 
-_SPECIAL_PIECE = re.compile(r"^(\s*)(\+\s*(?:ROUTED|FIXED|COVER)|NEW)\s+(\S+)\s+(.*)$")
-
-
-def _special_for_qrouter(lines: list[str], pdk: Pdk, layers: int) -> list[str]:
-    """SPECIALNETS lines without the wires and vias above the router's ``layers`` metals.
+def _special_for_qrouter(lines: list[str], section: DefSection, pdk: Pdk, layers: int) -> list[str]:
+    """The SPECIALNETS ``section`` (located in ``lines``) without the wires and vias above the router's ``layers``
+    metals, and with only the ( * pin ) connections.
 
     qrouter cannot hold a wire above its layer limit (it reports an error and misreads the rest of the route), and
     does not need one: nothing it routes lies up there. The full grid goes back into routed.def afterwards
-    (``restore_special_nets``).
+    (``restore_special_nets``). Each wiring piece is a line of its own, as engine.io.def_io writes them.
     """
     from engine.flow.pdn import lef_vias
 
     allowed = {layer.name for layer in pdk.routing_layers()[:layers]}
     metals = {layer.name for layer in pdk.routing_layers()}
     via_metals = {v.name: set(v.layers) & metals for v in lef_vias(pdk)}
-    out: list[str] = []
-    first = True
-    for line in lines:
-        m = _SPECIAL_PIECE.match(line)
-        if line.lstrip().startswith("- "):
-            first = True
-            # Tied pins are routed as the net's NETS entry (tie_net_lines); here only ( * pin ) stays.
-            line = re.sub(r"\(\s*(?!\*)\S+\s+\S+\s*\)\s*", "", line)
-        if m is None:
-            out.append(line)
-            continue
-        toks = m.group(4).split()
-        via = toks[-1] if toks and toks[-1] != ")" else None
-        if m.group(3) not in allowed or (via is not None and not via_metals.get(via, set()) <= allowed):
-            continue
-        kind = m.group(2) if m.group(2) != "NEW" else "+ ROUTED"
-        out.append(f"{m.group(1)}{kind if first else 'NEW'} {m.group(3)} {m.group(4)}")
-        first = False
+    out = [lines[section.header.first]]
+    done = section.header.first  # the last line handled
+    for entry in section.entries:
+        out.extend(lines[done + 1:entry.first])
+        first = True
+        for i in range(entry.first, entry.last + 1):
+            words, line = entry.words_on(i), lines[i]
+            if i == entry.first:
+                # Tied pins are routed as the net's NETS entry (tie_net_lines); here only ( * pin ) stays.
+                out.append(_without_tied_pins(line, words))
+                continue
+            piece = _piece(words)
+            if piece is None:
+                out.append(line)
+                continue
+            kind, layer, rest = piece
+            via = rest[-1] if rest[-1] != ")" else None
+            if layer not in allowed or (via is not None and not via_metals.get(via, set()) <= allowed):
+                continue
+            indent = line[:len(line) - len(line.lstrip())]
+            out.append(f"{indent}{kind if first else 'NEW'} {layer} {' '.join(rest)}")
+            first = False
+        done = entry.last
+    out.extend(lines[done + 1:section.end + 1])
     return out
+
+
+def _piece(words: list[str]) -> tuple[str, str, list[str]] | None:
+    """A line's tokens as a wiring piece: ('+ ROUTED' (FIXED, COVER), layer, the rest) for a line that starts one
+    (a NEW line too: it leads the net's wiring once the pieces before it are dropped); else None."""
+    if len(words) >= 4 and words[0] == "+" and words[1] in ("ROUTED", "FIXED", "COVER"):
+        return f"+ {words[1]}", words[2], words[3:]
+    if len(words) >= 3 and words[0] == "NEW":
+        return "+ ROUTED", words[1], words[2:]
+    return None
+
+
+def _without_tied_pins(line: str, words: list[str]) -> str:
+    """A special net's first line with its ( inst pin ) connections left out, its ( * pin ) ones kept."""
+    k, kept, dropped = 2, words[:2], False
+    while k + 3 < len(words) and words[k] == "(" and words[k + 3] == ")":
+        if words[k + 1] == "*":
+            kept += words[k:k + 4]
+        else:
+            dropped = True
+        k += 4
+    return " ".join(kept + words[k:]) if dropped else line
 
 
 def tie_net_lines(netlist) -> list[str]:
@@ -105,131 +133,129 @@ def tie_net_lines(netlist) -> list[str]:
     return lines
 
 
-def qrouter_def(def_text: str, pdk: Pdk, layers: int | None = None, extra_nets: list[str] | None = None) -> str:
-    """The DEF as qrouter wants it: preferred-direction TRACKS only, each net's ';' on its own line, (with
-    ``layers``) no special wiring above the router's layer limit, and ``extra_nets`` (tie_net_lines) to route."""
+def qrouter_def(def_text: str, pdk: Pdk, layers: int | None = None, extra_nets: list[str] | None = None, *,
+                path: str | Path = "<placed DEF>") -> str:
+    """The DEF as qrouter wants it: preferred-direction TRACKS only, each net's ';' on its own line, SPECIALNETS
+    after NETS, (with ``layers``) no special wiring above the router's layer limit, and ``extra_nets``
+    (tie_net_lines) to route. Statements are located by engine.io.def_io.def_layout (its errors name ``path``);
+    lines not edited stay as they are."""
     direction = {layer.name: layer.direction for layer in pdk.routing_layers()}
-    out: list[str] = []
-    in_nets = False
-    special: list[str] | None = None
-    held: list[str] = []
-    for line in def_text.splitlines():
-        if special is not None:
-            special.append(line)
-            if line.startswith("END SPECIALNETS"):
-                held = _special_for_qrouter(special, pdk, layers) if layers else special
-                special = None
-            continue
-        if re.match(r"^SPECIALNETS\s+\d+", line):
-            special = [line]
-            continue
-        if line.startswith("END NETS") and extra_nets:
-            for extra in extra_nets:
-                out.extend([extra, "  ;"])
-            extra_nets = None
-        if line.startswith("END NETS") and held:
-            # SPECIALNETS after NETS: qrouter numbers the regular nets from the count of nets it has read, so
-            # special nets read first make the first regular nets share numbers with vdd and gnd (and fail).
-            out.append(line)
-            out.extend(held)
-            held = []
-            in_nets = False
-            continue
-        m = re.match(r"\s*TRACKS\s+([XY])\s.*\bLAYER\s+(\S+)", line)
-        if m:
+    lines = def_text.splitlines()
+    layout = def_layout(def_text, path)
+    dropped: set[int] = set()
+    instead: dict[int, list[str]] = {}  # line index -> the lines written in its place
+    for st in layout.statements:
+        words = st.words
+        if words and words[0] == "TRACKS" and len(words) > 1 and words[1] in ("X", "Y") and "LAYER" in words[:-1]:
             # TRACKS X are vertical lines: they belong to vertical layers.
-            wanted = "X" if direction.get(m.group(2)) == "VERTICAL" else "Y"
-            if m.group(1) != wanted:
-                continue
-        if re.match(r"^NETS\s+\d+", line):
-            in_nets = True
-            if extra_nets:
-                count = int(line.split()[1]) + len(extra_nets)  # the line matched NETS <count> above
-                line = re.sub(r"\d+", str(count), line, count=1)
-        elif line.startswith("END NETS"):
-            in_nets = False
-        elif in_nets and line.rstrip().endswith(";"):
-            out.append(line.rstrip()[:-1].rstrip())
-            out.append("  ;")
-            continue
-        out.append(line)
+            wanted = "X" if direction.get(words[words.index("LAYER") + 1]) == "VERTICAL" else "Y"
+            if words[1] != wanted:
+                dropped.update(range(st.first, st.last + 1))
+    held: list[str] = []
+    for sec in layout.sections:
+        if sec.name == "SPECIALNETS":
+            held += _special_for_qrouter(lines, sec, pdk, layers) if layers else lines[sec.header.first:sec.end + 1]
+            dropped.update(range(sec.header.first, sec.end + 1))
+    nets = layout.section("NETS")
+    if nets is not None:
+        extra = extra_nets or []
+        if extra:
+            count = nets.header.words[1] if len(nets.header.words) > 1 else "0"
+            header = lines[nets.header.first]
+            instead[nets.header.first] = [header.replace(count, str(int(count) + len(extra)), 1)]
+        for entry in nets.entries:
+            last = lines[entry.last].rstrip()
+            if last.endswith(";"):
+                instead[entry.last] = [last[:-1].rstrip(), "  ;"]
+        # SPECIALNETS after NETS: qrouter numbers the regular nets from the count of nets it has read, so special
+        # nets read first make the first regular nets share numbers with vdd and gnd (and fail).
+        instead[nets.end] = [line for net in extra for line in (net, "  ;")] + [lines[nets.end]] + held
+        held = []
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if i in instead:
+            out.extend(instead[i])
+        elif i not in dropped:
+            out.append(line)
     out.extend(held)
     return "\n".join(out) + "\n"
 
 
-_SPECIAL_BLOCK = re.compile(r"^SPECIALNETS\s+\d+\s*;\s*\n(.*?)^END SPECIALNETS[^\n]*\n?", re.M | re.S)
-_SPECIAL_ENTRY = re.compile(r"^-\s+(\S+).*?;[ \t]*$", re.M | re.S)
-
-
-_NET_POINT = re.compile(r"\(\s*(\S+)\s+(\S+)(?:\s+\S+)?\s*\)")
-
-
 def _as_special_wiring(stmt: str, widths: dict[str, int]) -> list[str]:
-    """A routed NETS statement's wiring as SPECIALNETS pieces (explicit points, the layer's width)."""
-    routed = re.split(r"\+\s*(?:ROUTED|FIXED|COVER)\b", stmt, maxsplit=1)
-    if len(routed) < 2:
-        return []
+    """A routed NETS statement's wiring (engine.io.def_io.read_net_routing) as SPECIALNETS pieces: explicit
+    points, the layer's width, the first via of each piece."""
     out = []
-    for seg in re.split(r"\bNEW\b", routed[1]):
-        toks = seg.replace(";", " ").split()
-        if not toks:
-            continue
-        layer, points, px, py = toks[0], [], None, None
-        for m in _NET_POINT.finditer(seg):
-            px = px if m.group(1) == "*" else m.group(1)
-            py = py if m.group(2) == "*" else m.group(2)
-            points.append(f"( {px} {py} )")
-        tail = seg[seg.rfind(")") + 1:].replace(";", " ").split() if ")" in seg else []
-        out.append(f"    NEW {layer} {widths.get(layer, 0)} " + " ".join(points + tail[:1]))
+    for seg in read_net_routing(stmt).segments:
+        points = [f"( {_dbu_text(x)} {_dbu_text(y)} )" for x, y in seg.points_dbu]
+        via = [seg.vias[0].via] if seg.vias else []
+        out.append(f"    NEW {seg.layer} {widths.get(seg.layer, 0)} " + " ".join(points + via))
     return out
 
 
-def restore_special_nets(routed_text: str, placed_text: str, widths: dict[str, int] | None = None) -> str:
+def _dbu_text(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _entry_text(lines: list[str], entry: DefStatement) -> str:
+    """A section entry's lines, from its '-' to its ';', without the last line break."""
+    return "".join(lines[entry.first:entry.last + 1]).rstrip("\r\n")
+
+
+def restore_special_nets(routed_text: str, placed_text: str, widths: dict[str, int] | None = None, *,
+                         routed_path: str | Path = "<routed DEF>", placed_path: str | Path = "<placed DEF>") -> str:
     """routed.def with one SPECIALNETS section: the placed DEF's (the whole power grid, also what was above the
     router's layers) and then qrouter's own (its pin stubs), where qrouter wrote the first one.
 
     The tie wiring qrouter routed as NETS entries of the power nets (tie_net_lines) joins those nets' special
-    wiring, at ``widths`` (layer -> DEF units), and leaves NETS."""
-    grid = _SPECIAL_BLOCK.search(placed_text)
+    wiring, at ``widths`` (layer -> DEF units), and leaves NETS. Statements are located by
+    engine.io.def_io.def_layout (its errors name ``routed_path`` or ``placed_path``); the text of each entry is kept
+    as it is."""
+    grid = def_layout(placed_text, placed_path).section("SPECIALNETS")
     if grid is None:
         return routed_text
-    entries = [m.group(0) for m in _SPECIAL_ENTRY.finditer(grid.group(1))]
-    names = {m.group(1) for m in _SPECIAL_ENTRY.finditer(grid.group(1))}
-    nets = re.search(r"^NETS\s+(\d+)\s*;\s*\n(.*?)^END NETS", routed_text, re.M | re.S)
-    if nets:
-        body, moved, kept = nets.group(2), {}, 0
-        pieces = re.split(r"(?m)^(?=- )", body)
-        out_body = []
-        for piece in pieces:
-            m = re.match(r"- (\S+)", piece)
-            if m and m.group(1) in names:
-                moved[m.group(1)] = _as_special_wiring(piece, widths or {})
+    placed_lines = placed_text.splitlines(keepends=True)
+    entries = [_entry_text(placed_lines, e) for e in grid.entries]
+    names = {e.words[1] for e in grid.entries if len(e.words) > 1}
+    lines = routed_text.splitlines(keepends=True)
+    layout = def_layout(routed_text, routed_path)
+    nets = layout.section("NETS")
+    if nets is not None:
+        moved: dict[str, list[str]] = {}
+        kept: list[str] = []
+        start = nets.header.last + 1
+        while start < len(lines) and not lines[start].strip():  # blank lines after the header are not kept
+            start += 1
+        bounds = [e.first for e in nets.entries] + [nets.end]
+        kept.append("".join(lines[start:bounds[0]]))
+        for e, stop in zip(nets.entries, bounds[1:]):
+            text = "".join(lines[e.first:stop])
+            if len(e.words) > 1 and e.words[1] in names:
+                moved[e.words[1]] = _as_special_wiring(text, widths or {})
             else:
-                out_body.append(piece)
-                kept += bool(m)
+                kept.append(text)
         if moved:
-            routed_text = (routed_text[:nets.start()] + f"NETS {kept} ;\n" + "".join(out_body)
-                           + routed_text[nets.end(2):])
-            for k, e in enumerate(entries):
-                name = e.split()[1]
-                if moved.get(name):
-                    head, _, _ = e.rpartition(";")
-                    entries[k] = head.rstrip() + "\n" + "\n".join(moved[name]) + "\n  ;"
-    blocks = list(_SPECIAL_BLOCK.finditer(routed_text))
+            routed_text = ("".join(lines[:nets.header.first]) + f"NETS {len(kept) - 1} ;\n" + "".join(kept)
+                           + "".join(lines[nets.end:]))
+            lines = routed_text.splitlines(keepends=True)
+            layout = def_layout(routed_text, routed_path)
+            for k, e in enumerate(grid.entries):
+                if len(e.words) > 1 and moved.get(e.words[1]):
+                    head, _, _ = entries[k].rpartition(";")
+                    entries[k] = head.rstrip() + "\n" + "\n".join(moved[e.words[1]]) + "\n  ;"
+    blocks = [s for s in layout.sections if s.name == "SPECIALNETS"]
     for b in blocks:
-        entries += [m.group(0) for m in _SPECIAL_ENTRY.finditer(b.group(1)) if m.group(1) not in names]
+        entries += [_entry_text(lines, e) for e in b.entries if len(e.words) > 1 and e.words[1] not in names]
     section = f"SPECIALNETS {len(entries)} ;\n" + "\n".join(entries) + "\nEND SPECIALNETS\n"
     if not blocks:
-        at = re.search(r"^NETS\s+\d+", routed_text, re.M)
-        pos = at.start() if at else len(routed_text)
-        return routed_text[:pos] + section + "\n" + routed_text[pos:]
-    out, last = [], 0
+        at = nets.header.first if nets is not None else len(lines)
+        return "".join(lines[:at]) + section + "\n" + "".join(lines[at:])
+    out, done = [], 0
     for k, b in enumerate(blocks):
-        out.append(routed_text[last:b.start()])
+        out.append("".join(lines[done:b.header.first]))
         if k == 0:
             out.append(section)
-        last = b.end()
-    out.append(routed_text[last:])
+        done = b.end + 1
+    out.append("".join(lines[done:]))
     return "".join(out)
 
 
@@ -251,37 +277,6 @@ read_def {tcl_word(def_name)}
 qrouter::standard_route {tcl_word(out_def)} false
 quit
 """
-
-
-@dataclass
-class QrouterReport:
-    nets: int | None  # nets qrouter read
-    failed: list[str]  # nets left unrouted at the end
-    reasons: dict[str, str]  # failed net -> why, in words
-    finished: bool  # qrouter printed its final summary
-
-
-_NO_TAPS = re.compile(r'Node (\S+) of net "?([^"\s!]+)"? has no tap', re.I)
-
-
-def parse_qrouter_log(text: str) -> QrouterReport:
-    m = re.search(r"There are (\d+) nets in this design", text)
-    nets = int(m.group(1)) if m else None
-    finished = "Final:" in text
-    failed: list[str] = []
-    fm = re.search(r"Final: Failed net routes: (\d+)\s*\n\s*List of failed nets follows:\s*\n(.*?)(?:\n\s*\n|-{5,})",
-                   text, re.S)
-    if fm:
-        failed = [ln.strip() for ln in fm.group(2).splitlines() if ln.strip()]
-    reasons: dict[str, str] = {}
-    no_taps = {net: node for node, net in _NO_TAPS.findall(text)}
-    for net in failed:
-        if net in no_taps:
-            reasons[net] = (f"pin {no_taps[net]} has no access point on the routing grid (off-track or covered by "
-                            "an obstruction)")
-        else:
-            reasons[net] = "no free path left after rip-up and reroute (congestion)"
-    return QrouterReport(nets=nets, failed=failed, reasons=reasons, finished=finished)
 
 
 class RouteStep(Step):
@@ -317,7 +312,7 @@ class RouteStep(Step):
         ctx.progress(0.1, f"qrouter: routing {netlist.n_nets} nets on {cfg.layers} layers")
         placed_text = placed.read_text(errors="replace")
         (ctx.step_dir / "route_in.def").write_text(qrouter_def(placed_text, ctx.pdk, cfg.layers,
-                                                               tie_net_lines(netlist)))
+                                                               tie_net_lines(netlist), path=placed))
         power = {n.use: n.name for n in netlist.special_nets or []}
         (ctx.step_dir / "route.cfg").write_text(route_cfg(ctx.pdk.lef_paths, "route_in.def", cfg.layers,
                                                           cfg.via_stack, "routed.def",
@@ -336,7 +331,7 @@ class RouteStep(Step):
                                knob="route.timeout_s") from None
             raise
         report = parse_qrouter_log(proc.stdout)
-        unknown = sorted(set(re.findall(r'Could not find a macro definition for "([^"]+)"', proc.stdout)))
+        unknown = missing_macros(proc.stdout)
         if unknown:  # qrouter drops such an instance and its pins: the nets would look routed and be open
             raise ctx.fail(f"qrouter has no LEF for {', '.join(unknown)}, so it cannot reach its pins",
                            hint="give the block's LEF with --macro-lef FILE", log_path=log_path,
@@ -347,11 +342,10 @@ class RouteStep(Step):
             raise ctx.fail(f"qrouter stopped before writing its result (exit {proc.returncode}):\n{tail}",
                            log_path=log_path, code="route.no_result")
         # The power grid whole again (qrouter was given only its part within the routing layers).
-        from engine.flow.fill import def_units
-
-        units = def_units(placed_text)
+        units = def_layout(placed_text, placed).units
         widths = {layer.name: int(round((layer.width_um or 0) * units)) for layer in ctx.pdk.routing_layers()}
-        routed.write_text(restore_special_nets(routed.read_text(errors="replace"), placed_text, widths))
+        routed.write_text(restore_special_nets(routed.read_text(errors="replace"), placed_text, widths,
+                                               routed_path=routed, placed_path=placed))
         ctx.progress(0.9, "reading the routed DEF")
         layers = {layer.name for layer in ctx.pdk.routing_layers()}
         wires, _ = read_routed_wires(routed, layers)

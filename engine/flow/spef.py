@@ -5,21 +5,21 @@ layer, from qrouter's DEF; or, before routing, the half-perimeter of the placed 
 the LEF's RPERSQ (ohm/square), CPERSQDIST (pF/um^2) and EDGECAPACITANCE (pF/um). A branch's resistance follows the
 Manhattan distance from the driver to that sink; the capacitance is split between the hub and the sinks. This is
 an estimate (no coupling, no via resistance), good enough for a wire-aware WNS on a 0.18 um library where the
-drivers' resistance dominates.
+drivers' resistance dominates. The file formats are engine.io's: the routed DEF's wiring (def_io.read_routing) and
+SPEF (io.spef).
 """
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engine.io.def_io import read_routing
+from engine.io.spef import Spef, SpefConn, SpefNet, spef_name
+from engine.io.spef import write_spef as write_spef_file
 from engine.netlist import PIN_INPUT, PIN_OUTPUT, Netlist
 from engine.pdk import Pdk
-
-_POINT = re.compile(r"\(\s*(\S+)\s+(\S+)(?:\s+\S+)?\s*\)")
 
 
 @dataclass
@@ -35,66 +35,22 @@ class NetWires:
 
 
 def read_routed_wires(def_path: str | Path, routing_layers: set[str] | None = None) -> tuple[dict[str, NetWires], int]:
-    """Wire length per layer and via count of every net in a routed DEF's NETS (and SPECIALNETS) sections.
+    """Wire length per layer and via count of every net in a routed DEF's NETS (and SPECIALNETS) sections, from
+    engine.io.def_io.read_routing; wiring on a layer outside ``routing_layers`` (when given) is not counted.
 
     -> ({net: NetWires}, DEF units per micron)."""
-    text = Path(def_path).read_text(errors="replace")
-    m = re.search(r"UNITS\s+DISTANCE\s+MICRONS\s+(\d+)", text)
-    units = int(m.group(1)) if m else 1000
+    routing = read_routing(def_path)
     out: dict[str, NetWires] = {}
-    for section in ("NETS", "SPECIALNETS"):
-        sm = re.search(rf"^{section}\s+\d+\s*;(.*?)^END\s+{section}", text, re.S | re.M)
-        if not sm:
-            continue
-        for stmt in sm.group(1).split(";"):
-            stmt = stmt.strip()
-            if not stmt.startswith("-"):
+    for net in routing.nets:
+        wires = out.setdefault(net.name, NetWires())  # a net in both sections: its stubs join its wiring
+        for seg in net.segments:
+            if routing_layers is not None and seg.layer not in routing_layers:
                 continue
-            name = stmt[1:].split()[0]
-            routed = re.split(r"\+\s*(?:ROUTED|FIXED|COVER)\b", stmt, maxsplit=1)
-            if len(routed) < 2:
-                out.setdefault(name, NetWires())
-                continue
-            wires = out.setdefault(name, NetWires())
-            for seg in re.split(r"\bNEW\b", routed[1]):
-                _add_segment(seg, wires, units, routing_layers)
-    return out, units
-
-
-def _add_segment(seg: str, wires: NetWires, units: int, routing_layers: set[str] | None) -> None:
-    # "metal2 ( x y ) ( * y2 ) M2_M1" or with a width: "metal2 400 ( x y ) ..."; a lone via: "metal1 ( x y ) M2_M1".
-    seg = re.split(r"\+\s*(?:SHAPE|STYLE|USE|WEIGHT|SOURCE)\b", seg)[0]
-    toks = seg.split()
-    if not toks:
-        return
-    layer = toks[0]
-    if routing_layers is not None and layer not in routing_layers:
-        return
-    points = _POINT.findall(seg)
-    px = py = None
-    length = 0.0
-    for sx, sy in points:
-        x = px if sx == "*" else float(sx)
-        y = py if sy == "*" else float(sy)
-        if px is not None and py is not None and x is not None and y is not None:
-            length += abs(x - px) + abs(y - py)
-        px, py = x, y
-    if length:
-        wires.length_um[layer] = wires.length_um.get(layer, 0.0) + length / units
-    after = seg[seg.rfind(")") + 1:].split() if ")" in seg else []
-    wires.vias += sum(1 for t in after if t not in ("(", ")") and not t.startswith("+"))
-
-
-# ------------------------------------------------------------------------------------------------------ names
-_SPEF_PLAIN = re.compile(r"[A-Za-z0-9_]")
-
-
-def spef_name(name: str) -> str:
-    """A netlist name as SPEF writes it: a trailing [n] stays a bus bit, every other special character is escaped."""
-    m = re.match(r"^(.*)\[(\d+)\]$", name)
-    base, bit = (m.group(1), f"[{m.group(2)}]") if m else (name, "")
-    base = base.lstrip("\\")
-    return "".join(c if _SPEF_PLAIN.match(c) else "\\" + c for c in base) + bit
+            length = seg.length_dbu
+            if length:
+                wires.length_um[seg.layer] = wires.length_um.get(seg.layer, 0.0) + length / routing.units
+            wires.vias += len(seg.vias)
+    return out, routing.units
 
 
 # ------------------------------------------------------------------------------------------------------ model
@@ -197,8 +153,8 @@ def _spef_term(term: str) -> str:
 
 
 def write_spef(path: str | Path, design: str, nets: list[NetRC], netlist: Netlist, tool: str = "cda") -> Path:
-    """Write ``nets`` as SPEF (capacitance in pF, resistance in ohm, time in ns)."""
-    path = Path(path)
+    """Write ``nets`` as SPEF (engine.io.spef; capacitance in pF, resistance in ohm, time in ns): each net a star
+    from the driver through the hub ``<net>:1`` to the sinks."""
     io_dir = {}
     for p in range(netlist.n_pins):
         c = netlist.pin_cell[p]
@@ -211,41 +167,16 @@ def write_spef(path: str | Path, design: str, nets: list[NetRC], netlist: Netlis
         if not netlist.cell_is_io[c]:
             pin_dir[f"{netlist.cell_names[c]}:{netlist.pin_names[p]}"] = {PIN_OUTPUT: "O", PIN_INPUT: "I"}.get(
                 int(netlist.pin_dir[p]), "B")
-    lines = ['*SPEF "IEEE 1481-1998"', f'*DESIGN "{design}"', f'*DATE "{time.strftime("%a %b %d %H:%M:%S %Y")}"',
-             '*VENDOR "CDA Cockpit"', f'*PROGRAM "{tool}"', '*VERSION "1.0"', '*DESIGN_FLOW "PIN_CAP NONE"',
-             "*DIVIDER /", "*DELIMITER :", "*BUS_DELIMITER [ ]", "*T_UNIT 1 NS", "*C_UNIT 1 PF", "*R_UNIT 1 OHM",
-             "*L_UNIT 1 HENRY", ""]
-    ports = sorted(io_dir)
-    if ports:
-        lines.append("*PORTS")
-        lines.extend(f"{spef_name(p)} {io_dir[p]}" for p in ports)
-        lines.append("")
+    spef = Spef(design, ports=[(spef_name(p), io_dir[p]) for p in sorted(io_dir)])
     for net in nets:
-        nm = spef_name(net.name)
-        hub = f"{nm}:1"
-        lines.append(f"*D_NET {nm} {net.total_c:.6g}")
-        lines.append("*CONN")
-        for term in [net.driver] + net.sinks:
-            if ":" in term:
-                lines.append(f"*I {_spef_term(term)} {pin_dir.get(term, 'B')}")
-            else:
-                lines.append(f"*P {_spef_term(term)} {io_dir.get(term, 'B')}")
-        lines.append("*CAP")
-        k = 1
-        lines.append(f"{k} {hub} {net.hub_c:.6g}")
-        for term, c in zip(net.sinks, net.sink_c):
-            k += 1
-            lines.append(f"{k} {_spef_term(term)} {c:.6g}")
-        lines.append("*RES")
-        k = 1
-        lines.append(f"{k} {_spef_term(net.driver)} {hub} {net.driver_r:.6g}")
-        for term, r in zip(net.sinks, net.sink_r):
-            k += 1
-            lines.append(f"{k} {hub} {_spef_term(term)} {max(r, 1e-3):.6g}")
-        lines.append("*END")
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        hub = f"{spef_name(net.name)}:1"
+        conns = [SpefConn("I", _spef_term(term), pin_dir.get(term, "B")) if ":" in term
+                 else SpefConn("P", _spef_term(term), io_dir.get(term, "B")) for term in [net.driver] + net.sinks]
+        caps = [(hub, net.hub_c)] + [(_spef_term(term), c) for term, c in zip(net.sinks, net.sink_c)]
+        res = [(_spef_term(net.driver), hub, net.driver_r)]
+        res += [(hub, _spef_term(term), max(r, 1e-3)) for term, r in zip(net.sinks, net.sink_r)]
+        spef.nets.append(SpefNet(spef_name(net.name), net.total_c, conns=conns, caps=caps, res=res))
+    return write_spef_file(path, spef, program=tool)
 
 
 def parasitics_summary(nets: list[NetRC]) -> dict[str, float]:

@@ -269,7 +269,7 @@ class SourceScan:
 def scan_sources(files: list[str]) -> SourceScan:
     """A rough look at the sources before Yosys: binary files, files with no module, empty modules and the top
     candidates, so each gets a message in words (not "'AND2X1' has no logic") and a wrong --top lists these."""
-    from engine.uploads import _COMMENT_RE, UploadError, check_text, verilog_modules
+    from engine.uploads import COMMENT_RE, UploadError, check_text, verilog_modules
 
     for f in files:
         try:
@@ -286,7 +286,7 @@ def scan_sources(files: list[str]) -> SourceScan:
                           code="input.not_verilog")
     empty = []
     for f in files:
-        text = _COMMENT_RE.sub("", Path(f).read_text(errors="replace"))
+        text = COMMENT_RE.sub("", Path(f).read_text(errors="replace"))
         for m in _BODY_RE.finditer(text):
             if not (m.group(2) or "").strip() and not m.group(3).strip():
                 empty.append(m.group(1))

@@ -2,6 +2,10 @@
 
 Positions in the Netlist are lower-left corners in microns; DEF stores database units. Cell orientation is kept as
 metadata (``cell_orient``); pin offsets in the Netlist are those of the unflipped (N) cell, as academic placers use.
+
+Also, on the same tokenizer (engine.io.lexer): ``read_routing``, the wiring of a routed DEF (each net's routed
+segments and vias, in DEF units, for wire lengths per layer), and ``def_layout``, where each statement of a DEF text
+is (its lines), for the edits engine.flow.route makes to qrouter's input and output while keeping every other line.
 """
 from __future__ import annotations
 
@@ -379,3 +383,322 @@ def _special_route(t: _DefTokens, st: list[str], k: int, units: float, net: Spec
             continue
         return k
     return k
+
+
+# ---------------------------------------------------------------------------------------------- routed wiring
+@dataclass
+class RoutedVia:
+    """A via (a LEF VIA or a DEF VIAS name) in a net's wiring, at (x_dbu, y_dbu) in DEF units."""
+
+    via: str
+    x_dbu: float
+    y_dbu: float
+
+
+@dataclass
+class RoutedSegment:
+    """One piece of a net's wiring in a routed DEF (a ``+ ROUTED`` or ``NEW`` piece): a path on ``layer`` through
+    ``points_dbu`` (DEF units, '*' resolved to the previous point's coordinate) and the vias placed along it.
+
+    ``width_dbu`` is given in SPECIALNETS only (regular wiring takes the layer's width)."""
+
+    layer: str
+    points_dbu: list[tuple[float, float]] = field(default_factory=list)
+    vias: list[RoutedVia] = field(default_factory=list)
+    width_dbu: float | None = None
+
+    @property
+    def length_dbu(self) -> float:
+        """Manhattan length of the path, in DEF units."""
+        length = 0.0
+        for (x0, y0), (x1, y1) in zip(self.points_dbu, self.points_dbu[1:]):
+            length += abs(x1 - x0) + abs(y1 - y0)
+        return length
+
+
+@dataclass
+class NetRouting:
+    """The wiring of one NETS or SPECIALNETS entry (``special``); no ``segments`` when it is not routed."""
+
+    name: str
+    special: bool
+    line: int  # where the entry starts, for messages
+    segments: list[RoutedSegment] = field(default_factory=list)
+
+
+@dataclass
+class RoutedDef:
+    """What read_routing returns: DEF units per micron and every net entry, NETS then SPECIALNETS in file order."""
+
+    units: int
+    nets: list[NetRouting]
+
+
+# A regular wire's optional words before its points, with the count of values each takes.
+_NET_WIRE_OPTIONS = {"TAPER": 0, "TAPERRULE": 1, "STYLE": 1}
+# A special wire's '+ NAME value' options between its width and its points.
+_SPECIAL_WIRE_OPTIONS = ("SHAPE", "STYLE", "MASK")
+_WIRING_KEYS = ("ROUTED", "FIXED", "COVER", "NOSHIELD")
+_ORIENTS = ("N", "S", "E", "W", "FN", "FS", "FE", "FW")
+
+
+def read_routing(path: str | Path) -> RoutedDef:
+    """The wiring of a routed DEF (qrouter's, or any DEF with wiring): every NETS and SPECIALNETS entry's routed
+    segments and vias. A malformed file raises an EngineError naming the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"{path}: DEF file not found", hint="route the design first (the 'route' step)")
+    t = _DefTokens(path)
+    units = 1000
+    nets: list[NetRouting] = []
+    while t.peek() is not None:
+        tok = t.next()
+        if tok == "UNITS":
+            st = t.statement()
+            if len(st) < 3 or st[:2] != ["DISTANCE", "MICRONS"]:
+                raise t.error("UNITS must read 'UNITS DISTANCE MICRONS <units> ;'", t.toks[t.i - 1][0])
+            units = int(t.number(st[2]))
+            if units <= 0:
+                raise t.error(f"UNITS DISTANCE MICRONS must be positive, not {st[2]}", t.toks[t.i - 1][0])
+        elif tok in ("NETS", "SPECIALNETS"):
+            t.statement()
+            while t.peek() != "END":
+                if t.peek() is None:
+                    raise t.error(f"section {tok} is never closed by 'END {tok}'")
+                base = t.i
+                nets.append(_Wiring(t, base, t.statement(), tok == "SPECIALNETS").net())
+            t.next()
+            if t.peek() != tok:
+                raise t.error(f"section {tok} is closed by 'END {t.peek()}'")
+            t.next()
+        elif tok == "END":
+            if t.peek() == "DESIGN":
+                break
+            t.next()
+        else:
+            t.i -= 1
+            t.statement()
+    return RoutedDef(units, nets)
+
+
+def read_net_routing(text: str, path: str | Path = "<text>", special: bool = False) -> NetRouting:
+    """The wiring of one NETS (or, ``special``, SPECIALNETS) entry given as text, ``- name ... ;``."""
+    t = TokenReader(path, text)
+    if t.peek() is None:
+        raise t.error("no net entry in the text")
+    return _Wiring(t, 0, t.statement(), special).net()
+
+
+class _Wiring:
+    """One NETS / SPECIALNETS statement (``st``, without its ';', whose first token is ``t.toks[base]``) read into
+    a NetRouting: the pieces after each + ROUTED (FIXED, COVER, NOSHIELD); connections and options passed over."""
+
+    def __init__(self, t: TokenReader, base: int, st: list[str], special: bool):
+        self.t, self.base, self.st, self.special = t, base, st, special
+        self.name = st[1] if len(st) > 1 else "?"
+
+    def error(self, k: int, msg: str) -> EngineError:
+        """An error at the line of st[k] (of the statement's last token past its end)."""
+        k = min(k, len(self.st) - 1) if self.st else 0
+        return self.t.error(f"{'special net' if self.special else 'net'} {self.name}: {msg}",
+                            self.t.toks[self.base + k][0])
+
+    def net(self) -> NetRouting:
+        st = self.st
+        if len(st) < 2 or st[0] != "-":
+            raise self.error(0, "an entry must start with '- name'")
+        if "-" in st[1:]:  # '-' starts an entry: this one lacks its ';'
+            raise self.error(st.index("-", 1), "a new entry '- ...' starts before this one's ';'")
+        net = NetRouting(st[1], self.special, self.t.toks[self.base][0])
+        k = 2
+        while k < len(st):
+            if st[k] == "+" and k + 1 < len(st) and st[k + 1] in _WIRING_KEYS:
+                k = self.pieces(k + 2, net)
+            elif st[k] == "(":  # a connection ( inst pin ) or an option's parenthesised value: not wiring
+                k = self.close(k) + 1
+            else:
+                k += 1
+        return net
+
+    def close(self, k: int) -> int:
+        """Index of the ')' that closes the '(' at st[k]."""
+        try:
+            return self.st.index(")", k)
+        except ValueError:
+            raise self.error(k, "'(' is never closed by ')'") from None
+
+    def coord(self, k: int) -> float:
+        try:
+            return float(self.st[k])
+        except ValueError:
+            raise self.error(k, f"expected a coordinate, found '{self.st[k]}'") from None
+
+    def pieces(self, k: int, net: NetRouting) -> int:
+        """Read ``layer [width] [options] ( x y [ext] ) ... [via] NEW ...`` from st[k]; returns the index after."""
+        st = self.st
+        while True:
+            if k >= len(st) or st[k] in ("+", "NEW", "(", ")", "*"):
+                raise self.error(k, "a wiring piece without its layer")
+            seg = RoutedSegment(st[k])
+            k += 1
+            if self.special:
+                if k >= len(st):
+                    raise self.error(k, f"special wiring on {seg.layer} without its width")
+                try:
+                    seg.width_dbu = float(st[k])
+                except ValueError:
+                    raise self.error(k, f"expected the width of the {seg.layer} wire, found '{st[k]}'") from None
+                k += 1
+                while k + 1 < len(st) and st[k] == "+" and st[k + 1] in _SPECIAL_WIRE_OPTIONS:
+                    k += 3
+            else:
+                while k < len(st) and st[k] in _NET_WIRE_OPTIONS:
+                    k += 1 + _NET_WIRE_OPTIONS[st[k]]
+            while k < len(st) and st[k] not in ("NEW", "+"):
+                if st[k] == "(":
+                    k = self.point(k, seg)
+                elif st[k] == "MASK":
+                    k += 2
+                elif st[k] == "RECT":  # a patch of metal at the last point: no wire length
+                    k = self.close(k + 1) + 1
+                elif st[k] == "VIRTUAL":  # a jump to the next point without wire: the path starts again there
+                    net.segments.append(seg)
+                    seg = RoutedSegment(seg.layer, [seg.points_dbu[-1]] if seg.points_dbu else [],
+                                        width_dbu=seg.width_dbu)
+                    k = self.point(k + 1, seg, jump=True)
+                elif st[k] in _ORIENTS and seg.vias:  # a via's orientation (DEF 5.8)
+                    k += 1
+                elif st[k] == ")":
+                    raise self.error(k, "')' without its '('")
+                else:
+                    if not seg.points_dbu:
+                        raise self.error(k, f"via {st[k]} on {seg.layer} before any point")
+                    x, y = seg.points_dbu[-1]
+                    seg.vias.append(RoutedVia(st[k], x, y))
+                    k += 1
+            net.segments.append(seg)
+            if k < len(st) and st[k] == "NEW":
+                k += 1
+                continue
+            return k
+
+    def point(self, k: int, seg: RoutedSegment, jump: bool = False) -> int:
+        """Read the point ``( x y [ext] )`` at st[k] onto ``seg`` (a ``jump`` replaces its last point)."""
+        st = self.st
+        if k >= len(st) or st[k] != "(":
+            raise self.error(k, f"expected a point '( x y )' on {seg.layer}")
+        end = self.close(k)
+        n = end - k - 1
+        if n not in (2, 3):
+            raise self.error(k, f"a point on {seg.layer} is '( x y )' or '( x y ext )', not "
+                                f"'( {' '.join(st[k + 1:end])} )'")
+        if seg.points_dbu:
+            px, py = seg.points_dbu[-1]
+            x = px if st[k + 1] == "*" else self.coord(k + 1)
+            y = py if st[k + 2] == "*" else self.coord(k + 2)
+        elif "*" in st[k + 1:k + 3]:  # '*' repeats the previous point's coordinate: there is none
+            raise self.error(k, f"'*' in the first point of a {seg.layer} wire")
+        else:
+            x, y = self.coord(k + 1), self.coord(k + 2)
+        if jump and seg.points_dbu:
+            seg.points_dbu[-1] = (x, y)
+        else:
+            seg.points_dbu.append((x, y))
+        return end + 1
+
+
+# ---------------------------------------------------------------------------------------------- layout of the text
+@dataclass
+class DefStatement:
+    """A statement of a DEF text, located: its tokens, each with its line index (0-based, into
+    ``text.splitlines()``), the ';' left out, and the lines of its first token and of its ';'."""
+
+    tokens: list[tuple[int, str]]
+    first: int
+    last: int
+
+    @property
+    def words(self) -> list[str]:
+        return [w for _, w in self.tokens]
+
+    def words_on(self, line: int) -> list[str]:
+        """The statement's tokens on line ``line``."""
+        return [w for i, w in self.tokens if i == line]
+
+
+@dataclass
+class DefSection:
+    """A section ``NAME count ; - entry ; ... END NAME`` (NETS, SPECIALNETS, COMPONENTS, PINS, VIAS, ...)."""
+
+    name: str
+    header: DefStatement
+    end: int  # the line index of its 'END NAME'
+    entries: list[DefStatement]
+
+
+@dataclass
+class DefLayout:
+    """Where each statement of a DEF text is: sections with their entries, and the statements outside them
+    (DESIGN, UNITS, DIEAREA, ROW, TRACKS, ...) in file order. For editing a DEF's text a line at a time."""
+
+    sections: list[DefSection]
+    statements: list[DefStatement]
+    path: str = "<text>"  # where the text came from, for messages
+
+    def section(self, name: str) -> DefSection | None:
+        """The first section called ``name``."""
+        return next((s for s in self.sections if s.name == name), None)
+
+    @property
+    def units(self) -> int:
+        """DEF units per micron (UNITS DISTANCE MICRONS; 1000 when the text does not say)."""
+        for st in self.statements:
+            words = st.words
+            if len(words) >= 4 and words[:3] == ["UNITS", "DISTANCE", "MICRONS"]:
+                try:
+                    return int(float(words[3]))
+                except ValueError:
+                    raise EngineError(f"{self.path}:{st.first + 1}: UNITS DISTANCE MICRONS is not a number: "
+                                      f"'{words[3]}'") from None
+        return 1000
+
+
+def def_layout(text: str, path: str | Path = "<text>") -> DefLayout:
+    """Locate every statement of a DEF ``text`` (all of it, also past END DESIGN). A section is a statement
+    followed by '- ' entries (or by its END at once); a malformed text raises an EngineError naming the line."""
+    t = TokenReader(path, text)
+
+    def located(start: int) -> DefStatement:
+        toks = [(line - 1, w) for line, w in t.toks[start:t.i - 1]]  # the ';' (at t.i - 1) left out
+        return DefStatement(toks, t.toks[start][0] - 1, t.toks[t.i - 1][0] - 1)
+
+    sections: list[DefSection] = []
+    statements: list[DefStatement] = []
+    while t.peek() is not None:
+        if t.peek() == "END":  # END DESIGN, or the END of a block read as statements (PROPERTYDEFINITIONS)
+            t.next()
+            if t.peek() is not None:
+                t.next()
+            continue
+        start = t.i
+        t.statement()
+        head = located(start)
+        name = head.words[0] if head.words else ""
+        opens = t.peek() == "-" or (t.peek() == "END" and t.i + 1 < len(t.toks) and t.toks[t.i + 1][1] == name)
+        if not opens:
+            statements.append(head)
+            continue
+        entries = []
+        while t.peek() != "END":
+            if t.peek() is None:
+                raise t.error(f"section {name} opened here is never closed by 'END {name}'", head.first + 1)
+            start = t.i
+            t.statement()
+            entries.append(located(start))
+        end = t.toks[t.i][0] - 1
+        t.next()
+        if t.peek() != name:
+            raise t.error(f"section {name} (line {head.first + 1}) is closed by 'END {t.peek()}'")
+        t.next()
+        sections.append(DefSection(name, head, end, entries))
+    return DefLayout(sections, statements, str(path))

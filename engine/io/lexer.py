@@ -1,9 +1,14 @@
-"""One tokenizer for the LEF and DEF readers, keeping each token's line for error messages that name it.
+r"""One tokenizer for the LEF and DEF readers (and its SPEF variant), keeping each token's line for error messages.
 
 LEF and DEF share their lexical rules (the LEF/DEF reference's syntax conventions): tokens are separated by
 whitespace; ``;`` ends a statement and ``(`` ``)`` enclose a point, each its own token here even when written
 against a word (``(0 0)``); a ``#`` that starts a token begins a comment running to the end of the line; a string in
 double quotes is one token, quotes kept, with ``#``, ``;`` and spaces inside it plain characters.
+
+SPEF (IEEE 1481) has other rules, in ``tokenize_spef``: tokens are separated by whitespace only; ``//`` starts a
+comment to the end of the line and ``/* ... */`` encloses one, over lines too (both only where a token would start:
+``/`` is SPEF's default hierarchy divider inside names); a backslash makes the next character part of the name
+(``u_rx\.count``); a string in double quotes is one token.
 """
 from __future__ import annotations
 
@@ -33,13 +38,59 @@ def tokenize(text: str, path: str | Path = "<text>", error: type[EngineError] = 
     return toks
 
 
-class TokenReader:
-    """A cursor over the tokens of one LEF or DEF file; its errors name the file and the line."""
+_SPEF_WORD = re.compile(r"(?:\\.|[^\s\\])+|\\")  # escaped characters and plain ones; a lone '\' at a line's end
 
-    def __init__(self, path: str | Path, text: str, error: type[EngineError] = EngineError):
+
+def tokenize_spef(text: str, path: str | Path = "<text>",
+                  error: type[EngineError] = EngineError) -> list[tuple[int, str]]:
+    """(line, token) pairs of a SPEF ``text`` (rules in the module's doc). An unclosed string or '/*' raises
+    ``error`` naming its line."""
+    toks: list[tuple[int, str]] = []
+    comment_from: int | None = None  # the line of an open '/*'
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if comment_from is None and "/" not in line and '"' not in line and "\\" not in line:
+            toks.extend((lineno, t) for t in line.split())
+            continue
+        pos = 0
+        while pos < len(line):
+            if comment_from is not None:
+                end = line.find("*/", pos)
+                if end < 0:
+                    break
+                pos, comment_from = end + 2, None
+                continue
+            while pos < len(line) and line[pos].isspace():
+                pos += 1
+            if pos >= len(line) or line.startswith("//", pos):
+                break
+            if line.startswith("/*", pos):
+                comment_from, pos = lineno, pos + 2
+            elif line[pos] == '"':
+                end = line.find('"', pos + 1)
+                if end < 0:
+                    raise error(f"{path}:{lineno}: string {line[pos:]} is not closed on its line")
+                toks.append((lineno, line[pos:end + 1]))
+                pos = end + 1
+            else:
+                m = _SPEF_WORD.match(line, pos)
+                assert m is not None  # line[pos] is not whitespace, so one of the two alternatives matches
+                toks.append((lineno, m.group()))
+                pos = m.end()
+    if comment_from is not None:
+        raise error(f"{path}:{comment_from}: comment '/*' is never closed by '*/'")
+    return toks
+
+
+class TokenReader:
+    """A cursor over the tokens of one LEF, DEF or SPEF file; its errors name the file and the line.
+
+    ``tokens`` (from ``tokenize_spef``, say) replaces the LEF/DEF tokens of ``text``."""
+
+    def __init__(self, path: str | Path, text: str, error: type[EngineError] = EngineError,
+                 tokens: list[tuple[int, str]] | None = None):
         self.path = Path(path)
         self._error = error
-        self.toks = tokenize(text, self.path, error)
+        self.toks = tokenize(text, self.path, error) if tokens is None else tokens
         self.i = 0
 
     def error(self, msg: str, lineno: int | None = None) -> EngineError:

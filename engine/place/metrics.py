@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from engine.place.density import BinGrid
-from engine.place.wirelength import NetTensors, _segment_extreme
+from engine.place.wirelength import NetTensors, segment_extreme
 
 
 def hpwl(netlist, x: np.ndarray | None = None, y: np.ndarray | None = None) -> float:
@@ -65,10 +65,10 @@ def rudy_map_torch(pos: torch.Tensor, nets: NetTensors, grid: BinGrid, out_bins:
         return torch.zeros(b, b, dtype=dt, device=dev)
     px, py = nets.pin_xy(pos)
     n = nets.n_nets
-    xl = _segment_extreme(px, nets.pin_net, n, "amin")
-    xh = _segment_extreme(px, nets.pin_net, n, "amax")
-    yl = _segment_extreme(py, nets.pin_net, n, "amin")
-    yh = _segment_extreme(py, nets.pin_net, n, "amax")
+    xl = segment_extreme(px, nets.pin_net, n, "amin")
+    xh = segment_extreme(px, nets.pin_net, n, "amax")
+    yl = segment_extreme(py, nets.pin_net, n, "amin")
+    yh = segment_extreme(py, nets.pin_net, n, "amax")
     i0 = torch.clamp(torch.floor((xl - grid.x0) / bw).long(), 0, b - 1)
     i1 = torch.clamp(torch.floor((xh - grid.x0) / bw).long(), 0, b - 1)
     j0 = torch.clamp(torch.floor((yl - grid.y0) / bh).long(), 0, b - 1)

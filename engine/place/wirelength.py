@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 
-def _segment_extreme(values: torch.Tensor, index: torch.Tensor, n: int, reduce: str) -> torch.Tensor:
+def segment_extreme(values: torch.Tensor, index: torch.Tensor, n: int, reduce: str) -> torch.Tensor:
     """Per-net max or min of pin coordinates: values (P,), index (P,) net id -> (n,)."""
     fill = -torch.inf if reduce == "amax" else torch.inf
     out = torch.full((n,), fill, dtype=values.dtype, device=values.device)
@@ -93,8 +93,8 @@ class WAWirelength(nn.Module):
         p = torch.stack(nets.pin_xy(pos))                                # (2, P)
         flat = p.reshape(-1)                                             # (2P,)
         idx = self._idx2
-        pmax = _segment_extreme(flat, idx, 2 * n, "amax")               # (2N,)
-        pmin = _segment_extreme(flat, idx, 2 * n, "amin")
+        pmax = segment_extreme(flat, idx, 2 * n, "amax")               # (2N,)
+        pmin = segment_extreme(flat, idx, 2 * n, "amin")
         inv_g = 1.0 / self.gamma
         e_pos = torch.exp((flat - pmax[idx]) * inv_g)                    # (2P,)
         e_neg = torch.exp((pmin[idx] - flat) * inv_g)
@@ -133,8 +133,8 @@ class HPWL(nn.Module):
         nets = self.nets
         px, py = nets.pin_xy(pos)
         n = nets.n_nets
-        w = _segment_extreme(px, nets.pin_net, n, "amax") - _segment_extreme(px, nets.pin_net, n, "amin")
-        h = _segment_extreme(py, nets.pin_net, n, "amax") - _segment_extreme(py, nets.pin_net, n, "amin")
+        w = segment_extreme(px, nets.pin_net, n, "amax") - segment_extreme(px, nets.pin_net, n, "amin")
+        h = segment_extreme(py, nets.pin_net, n, "amax") - segment_extreme(py, nets.pin_net, n, "amin")
         return nets.net_weight * (w + h)
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SEARCHERS = ("tpe", "random")  # on Ray Tune; "ppo" runs through engine.rl.optimize
 DEFAULT_SEARCHER = "tpe"  # OptimizeConfig.agent's default (here so the CLI can say it without importing torch)
 EXPERIMENT = "tune"  # the Ray Tune experiment's folder inside the optimisation run
-METRIC = "score"  # what Tune, ASHA and the searcher maximise (the reward once a trial finishes; see _score)
+METRIC = "score"  # what Tune, ASHA and the searcher maximise (the reward once a trial finishes; see trial_score)
 
 
 @dataclass
@@ -106,7 +106,7 @@ def sampler(searcher: str, seed: int, budget: int, n_startup: int = 0):
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
 
 
-def _score(reward: float, stage_index: int, n_stages: int, failure_reward: float) -> float:
+def trial_score(reward: float, stage_index: int, n_stages: int, failure_reward: float) -> float:
     """The number Tune sees. The last stage: the reward. An earlier stage: a partial score squeezed just above a
     failure (by stage, then by partial reward), so ASHA compares trials at a stage by their partial rewards
     (monotone within a stage) and a trial ASHA stops is told to the searcher as about as bad as a failure, below
@@ -167,7 +167,7 @@ def run_trial(params: dict, ctx: dict, report: Callable[[dict], None] | None = N
                                                           reward_cfg)
         final = status != "done" or i == n - 1
         now = time.time()
-        last = {METRIC: _score(reward, n - 1 if final else i, n, reward_cfg.failure_reward), "reward": reward,
+        last = {METRIC: trial_score(reward, n - 1 if final else i, n, reward_cfg.failure_reward), "reward": reward,
                 "stage": stage, "final": final, "status": status, "error": error, "failed_step": failed_step,
                 "knobs": knobs, "metrics": metrics, "run_id": run.id if run is not None else None,
                 "started": started, "ended": now, "seconds": round(now - started, 3), "pid": os.getpid()}

@@ -51,7 +51,7 @@ def _knob_of(config: dict, knob: str) -> Any:
     section, _, key = knob.partition(".")
     value = (config.get(section) or {}).get(key)
     if value is None:
-        from engine.specialists.tools import _default_knob
+        from engine.specialists.tools import default_knob as _default_knob
 
         value = _default_knob(knob)
     return value
@@ -90,7 +90,8 @@ def predict_what_if(knob: str, value: float, run_id: str | None = None, runs_dir
                     backend=None, label: str = "tuned specialist", n_threads: int = 1) -> ToolResult:
     """Ask the specialist which way each of ``METRICS`` goes when ``knob`` is set to ``value`` on the run."""
     from engine.specialists.llm import LLMError, answer_json
-    from engine.specialists.tools import _store, base_run
+    from engine.specialists.tools import base_run
+    from engine.specialists.tools import run_store as _store
 
     if knob not in TRAINED_KNOBS:
         return ToolResult("predict", False, f"The tuned specialist was trained on {', '.join(TRAINED_KNOBS)}; "

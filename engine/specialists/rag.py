@@ -22,7 +22,7 @@ import numpy as np
 
 from engine.errors import EngineError
 from engine.specialists.config import REPO_ROOT, SpecialistConfig
-from engine.specialists.router import _STOP, stem
+from engine.specialists.router import STOP_WORDS, stem
 
 if TYPE_CHECKING:
     from engine.specialists.embed import Embedder
@@ -41,7 +41,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def bm25_tokens(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
 @dataclass

@@ -60,7 +60,7 @@ PHASE_KEYWORDS: dict[str, str] = {
 }
 
 _WORD = re.compile(r"[a-z0-9]+(?:[_\-][a-z0-9]+)*")
-_STOP = frozenset(
+STOP_WORDS = frozenset(
     "a an the is are was were be been being of to in on for at by with from and or not no do does did how what why "
     "which when where who whom whose can could should would will shall may might must i me my we our you your it its "
     "this that these those there here than then so if as into about over under after before up down out off again "
@@ -71,7 +71,7 @@ _STOP = frozenset(
 
 def tokenize(text: str) -> list[str]:
     """Lower-case word tokens without stop words, plural 's' trimmed, plus adjacent bigrams ("target_density")."""
-    words = [stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+    words = [stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
     return words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
 
 

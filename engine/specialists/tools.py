@@ -150,7 +150,7 @@ def owner(call: ToolCall) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _store(runs_dir: str | None):
+def run_store(runs_dir: str | None):
     from engine.runs import RunStore
 
     return RunStore(runs_dir)
@@ -199,7 +199,7 @@ def base_run(store, run_id: str | None, need: str | None = None):
 
 # ------------------------------------------------------------------------------------------------ tools
 def run_metrics(metrics: list[str], run_id: str | None = None, runs_dir: str | None = None) -> ToolResult:
-    store = _store(runs_dir)
+    store = run_store(runs_dir)
     run = base_run(store, run_id)
     flat = run.flat_metrics()
     if not run_id:  # the newest run may still be early in the flow: take the newest that has the metric
@@ -238,7 +238,7 @@ def _get_knob(config: dict, knob: str) -> Any:
     return (config.get(section) or {}).get(name)
 
 
-def _default_knob(knob: str) -> Any:
+def default_knob(knob: str) -> Any:
     """The value a run gets when its config does not set the knob."""
     try:
         if knob.startswith("place."):
@@ -274,7 +274,7 @@ def what_if(knob: str, value: float, run_id: str | None = None, runs_dir: str | 
     value = typ(value)
     from engine.jobs import JobQueue
 
-    store = _store(runs_dir)
+    store = run_store(runs_dir)
     base = base_run(store, run_id, need="place" if knob.startswith(("place", "floorplan")) else None)
     info = base.info()
     config = copy.deepcopy(info.get("config") or {})
@@ -336,7 +336,7 @@ def what_if_result(run_id: str, runs_dir: str | None = None) -> ToolResult:
     {metric: {"before", "after"}})."""
     from engine.jobs import TERMINAL, JobQueue
 
-    store = _store(runs_dir)
+    store = run_store(runs_dir)
     run = store.get(run_id)
     info = run.info()
     spec = info.get("what_if") if isinstance(info.get("what_if"), dict) else None
@@ -375,7 +375,7 @@ def what_if_result(run_id: str, runs_dir: str | None = None) -> ToolResult:
         base_info, old_m = {}, {}
     old = _get_knob(copy.deepcopy(base_info.get("config") or {}), knob)
     if old is None:
-        old = _default_knob(knob)
+        old = default_knob(knob)
     new_m = run.flat_metrics()
     rows, table = [], {}
     for m in COMPARE:
@@ -397,7 +397,7 @@ def timing_paths(run_id: str | None = None, runs_dir: str | None = None, top: in
     """The worst path of a run's timing report, with the cells that take the most time on it."""
     from engine.runs import read_json
 
-    store = _store(runs_dir)
+    store = run_store(runs_dir)
     run = base_run(store, run_id, need="timing")
     report = read_json(run.step_dir("timing", create=False) / "paths.json", None)
     if not report or not report.get("paths"):
@@ -557,7 +557,7 @@ def run_facts(run_id: str | None = None, runs_dir: str | None = None) -> ToolRes
 
     ``run_id`` None or 'last': the person's newest flow run (an optimizer or benchmark evaluation only when there
     is no run of their own)."""
-    store = _store(runs_dir)
+    store = run_store(runs_dir)
     if run_id in (None, "", "last", "latest"):
         run = store.latest(kind="flow", origin="user") or store.latest(kind="flow")
         if run is None:
