@@ -29,7 +29,7 @@ RESULTS = ROOT / "bench" / "results"
 EXAMPLES = ("counter", "alu", "uart", "crc32", "fir", "gray_prio", "rv32e")
 
 
-def _netlist(spec: str):
+def bench_netlist(spec: str):
     """'gen:N' -> generated netlist; an example name -> its floorplanned netlist (synth + floorplan)."""
     if spec.startswith("gen:"):
         from engine.place.generate import generate_netlist
@@ -75,7 +75,7 @@ def measure_ours(spec: str, frames: bool) -> dict:
     from engine.place import PlaceConfig
     from engine.place.api import place  # imports torch before the clock starts
 
-    nl = _netlist(spec)
+    nl = bench_netlist(spec)
     n_frames = [0]
 
     def on_frame(f):
@@ -102,7 +102,7 @@ def measure_ours(spec: str, frames: bool) -> dict:
 def measure_graywolf(spec: str, timeout_s: float) -> dict:
     from engine.place.graywolf import run_graywolf
 
-    nl = _netlist(spec)
+    nl = bench_netlist(spec)
     with tempfile.TemporaryDirectory(prefix="gw-") as tmp:
         try:
             r = run_graywolf(nl, Path(tmp), timeout_s=timeout_s)

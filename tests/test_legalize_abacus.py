@@ -10,8 +10,7 @@ from engine.netlist import Row
 from engine.place import detailed as D
 from engine.place.generate import generate_netlist
 from engine.place.legalize import (
-    _AbacusRow,
-    _prepare,
+    AbacusRow,
     abacus_assign,
     abacus_segment,
     build_segments,
@@ -19,6 +18,7 @@ from engine.place.legalize import (
     legalize,
     legalize_tetris,
     oriented_hpwl,
+    prepare_inputs,
     row_orientations,
 )
 
@@ -67,7 +67,7 @@ def test_abacus_on_one_row_is_the_optimal_quadratic_placement():
         x0, x1 = 0.0, float(np.ceil((w.sum() + rng.uniform(0, 8)) / 0.8) * 0.8)
         t = np.sort(rng.uniform(-3, x1 + 3, n))
         e = rng.uniform(0.5, 3.0, n)
-        row = _AbacusRow(x0, x1)
+        row = AbacusRow(x0, x1)
         for i in range(n):
             row.add(i, float(t[i]), float(w[i]), float(e[i]))
         got = row.positions(w, None)
@@ -85,7 +85,7 @@ def test_abacus_on_one_row_is_the_optimal_quadratic_placement():
 
 def test_a_trial_is_what_adding_the_cell_gives():
     rng = np.random.default_rng(4)
-    row = _AbacusRow(0.0, 200.0)
+    row = AbacusRow(0.0, 200.0)
     for i in range(40):
         xi, wi = float(rng.uniform(0, 180)), float(rng.integers(1, 6) * 0.8)
         before = (list(row.cx), list(row.cw))
@@ -97,7 +97,7 @@ def test_a_trial_is_what_adding_the_cell_gives():
 
 def test_quadratic_trial_cost_is_the_rise_of_the_segment_cost():
     rng = np.random.default_rng(5)
-    row = _AbacusRow(0.0, 120.0)
+    row = AbacusRow(0.0, 120.0)
     ts, ws = [], []
 
     def seg_cost():
@@ -142,7 +142,7 @@ def test_legal_around_fixed_macros_with_split_segments(macro_design):
 
 
 def _abacus(nl, x, y, cost):
-    x, y, mov, segs, _site, w, gx, gy = _prepare(nl, x, y)
+    x, y, mov, segs, _site, w, gx, gy = prepare_inputs(nl, x, y)
     seg_of, nx = abacus_assign(segs, gx, gy, w, 6, cost=cost)
     x[mov], y[mov] = nx, segs.y[seg_of]
     return x, y

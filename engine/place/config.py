@@ -93,8 +93,8 @@ class PlaceConfig:
     legalize: bool = True
     """Run Abacus legalization (row trials at each cell's collapsed x) onto the rows and sites."""
     detailed: bool = True
-    """Run detailed placement (independent-set matching, global swap, 3-cell windows, row shifting) after
-    legalization."""
+    """Run detailed placement (independent-set matching, global swap, 3-cell windows, row shifting, vertical
+    moves between adjacent rows with re-packing) after legalization."""
     detailed_passes: int = 2
     """Passes of the detailed-placement moves (each pass stops the run early when it gains < 0.1%)."""
     detailed_time_limit_s: float = 600.0

@@ -44,7 +44,7 @@ class Segments:
     site_x0: np.ndarray     # (R,) site grid origin (the row's x0)
 
 
-def _sorted_rows(netlist):
+def sorted_rows(netlist):
     if not netlist.rows:
         raise PlaceError(f"netlist {netlist.name} has no rows: run the floorplan step first",
                          hint="floorplan step (rows come from the floorplan)")
@@ -52,7 +52,7 @@ def _sorted_rows(netlist):
 
 
 def build_segments(netlist) -> Segments:
-    rows = _sorted_rows(netlist)
+    rows = sorted_rows(netlist)
     fixed = np.asarray(netlist.cell_fixed, dtype=bool) & ~np.asarray(netlist.cell_is_io, dtype=bool)
     fx, fy = np.asarray(netlist.x)[fixed], np.asarray(netlist.y)[fixed]
     fw, fh = np.asarray(netlist.cell_w)[fixed], np.asarray(netlist.cell_h)[fixed]
@@ -136,7 +136,7 @@ def _snap(pos: float, x0: float, site: float) -> float:
     return x0 + float(np.floor((pos - x0) / site + 0.5)) * site
 
 
-class _AbacusRow:
+class AbacusRow:
     """Abacus clusters of one free row segment (Spindler, Schlichtmann, Johannes, ISPD 2008).
 
     Cells arrive in x order and are appended at the right; a cluster is a run of abutting cells with weight
@@ -220,14 +220,20 @@ class _AbacusRow:
 
     def positions(self, w: np.ndarray, site: float | None) -> np.ndarray:
         """x of self.cells (in their order), each cluster snapped to the site grid (site None: not snapped)."""
-        out = np.empty(len(self.cells))
-        k = 0
-        for pos, n in zip(self.cx, self.cn):
-            ws = w[self.cells[k:k + n]]
-            p = pos if site is None else max(min(_snap(pos, self.x0, site), self.x1 - ws.sum()), self.x0)
-            out[k:k + n] = p + np.concatenate([[0.0], np.cumsum(ws[:-1])])
-            k += n
-        return out
+        if not self.cells:
+            return np.empty(0)
+        ws = w[np.asarray(self.cells, dtype=np.int64)]
+        cn = np.asarray(self.cn, dtype=np.int64)
+        cid = np.repeat(np.arange(len(cn)), cn)
+        csum = np.cumsum(ws) - ws                            # each cell's start in the packed run
+        first = np.concatenate([[0], np.cumsum(cn)[:-1]])
+        off = csum - csum[first][cid]                        # offset inside its cluster
+        pos = np.asarray(self.cx, dtype=np.float64)
+        if site is not None:
+            wsum = np.asarray(self.cw, dtype=np.float64)
+            snapped = self.x0 + np.floor((pos - self.x0) / site + 0.5) * site
+            pos = np.maximum(np.minimum(snapped, self.x1 - wsum), self.x0)
+        return pos[cid] + off
 
 
 def abacus_segment(xt: np.ndarray, w: np.ndarray, x0: float, x1: float, site: float,
@@ -241,7 +247,7 @@ def abacus_segment(xt: np.ndarray, w: np.ndarray, x0: float, x1: float, site: fl
         return np.asarray(xt, dtype=np.float64).copy()
     w = np.asarray(w, dtype=np.float64)
     e = w if weight is None else np.asarray(weight, dtype=np.float64)
-    seg = _AbacusRow(float(x0), float(x1))
+    seg = AbacusRow(float(x0), float(x1))
     for i, (xi, wi, ei) in enumerate(zip(np.asarray(xt, float).tolist(), w.tolist(), e.tolist())):
         seg.add(i, xi, wi, ei)
     return seg.positions(w, site)
@@ -268,7 +274,7 @@ def abacus_assign(segs: Segments, x: np.ndarray, y: np.ndarray, w: np.ndarray, r
     n_rows = len(segs.row_y)
     row_y = segs.row_y.tolist()
     start = segs.start.tolist()
-    rows = [_AbacusRow(a, b) for a, b in zip(segs.x0.tolist(), segs.x1.tolist())]
+    rows = [AbacusRow(a, b) for a, b in zip(segs.x0.tolist(), segs.x1.tolist())]
     e = w if weight is None else weight
     r_pref = _nearest_row(segs, y).tolist()
     xl, yl, wl, el = x.tolist(), y.tolist(), w.tolist(), np.asarray(e, float).tolist()
@@ -324,7 +330,7 @@ def abacus_assign(segs: Segments, x: np.ndarray, y: np.ndarray, w: np.ndarray, r
     return seg_of, new_x
 
 
-def _prepare(netlist, x, y):
+def prepare_inputs(netlist, x, y):
     """Checks shared by the legalisers -> (x, y copies, movable indices, segments, site, widths on sites,
     global x and y of the movable cells) or None when nothing moves."""
     x = np.asarray(netlist.x if x is None else x, dtype=np.float64).copy()
@@ -368,9 +374,13 @@ def legalize(netlist, x: np.ndarray | None = None, y: np.ndarray | None = None, 
     Three legal candidates, all cheap next to global placement: Abacus with row trials costed by the cell's
     own move, the same costed by the rise of the segment's quadratic displacement (the cells it pushes count
     too), and Tetris + per-segment Abacus; the one with the least HPWL (pins under their rows' orientation)
-    is returned. No variant wins everywhere: on generated netlists the first gave 9.0% loss against 9.2% and
-    9.3%, on rv32e the second 10.8% against 11.5% and 11.2% (bench/results/legalize.json)."""
-    x, y, mov, segs, site, w, gx, gy = _prepare(netlist, x, y)
+    is returned. No variant wins everywhere: on gen:5000 the first gave 9.1% loss against 9.2% and 9.3%, on
+    rv32e the second 10.9% against 11.2% and 11.0% (bench/results/legalize.json). Most of the loss is not the
+    legaliser's choice: rounding the global y to the nearest row alone costs 3.2-4.0% (4.3-5.9% with the
+    rows' N/FS mirroring the pins), the legal x alone 3.4-4.6%; choosing rows by wirelength instead of
+    distance, here or as a bias of the targets, overfills rows and lost 1-6% (detailed placement's vertical
+    moves do it with the rows re-packed)."""
+    x, y, mov, segs, site, w, gx, gy = prepare_inputs(netlist, x, y)
     if segs is None:
         return x, y
     cands = []
@@ -395,7 +405,7 @@ def legalize(netlist, x: np.ndarray | None = None, y: np.ndarray | None = None, 
 def legalize_tetris(netlist, x: np.ndarray | None = None, y: np.ndarray | None = None, row_search: int = 6):
     """The simpler legaliser (Tetris assigns segments by capacity, Abacus packs each in x order); the fallback
     when Abacus with row trials finds no room, and the baseline the tests compare against."""
-    x, y, mov, segs, site, w, gx, gy = _prepare(netlist, x, y)
+    x, y, mov, segs, site, w, gx, gy = prepare_inputs(netlist, x, y)
     if segs is None:
         return x, y
     assign = tetris_assign(segs, gx, gy, w, row_search)
@@ -420,7 +430,7 @@ def row_orientations(netlist, x: np.ndarray | None = None, y: np.ndarray | None 
     x = np.asarray(netlist.x if x is None else x, dtype=np.float64)
     y = np.asarray(netlist.y if y is None else y, dtype=np.float64)
     out = list(netlist.cell_orient) if netlist.cell_orient else ["N"] * netlist.n_cells
-    rows = _sorted_rows(netlist)
+    rows = sorted_rows(netlist)
     row_y = np.asarray([r.y for r in rows])
     fixed = np.asarray(netlist.cell_fixed, dtype=bool) | np.asarray(netlist.cell_is_io, dtype=bool)
     w = np.asarray(netlist.cell_w, dtype=np.float64)
@@ -495,7 +505,7 @@ def check_legality(netlist, x: np.ndarray | None = None, y: np.ndarray | None = 
     """Every movable cell on a row and a site, inside its row, and no two cells (movable or fixed) overlapping."""
     x = np.asarray(netlist.x if x is None else x, dtype=np.float64)
     y = np.asarray(netlist.y if y is None else y, dtype=np.float64)
-    rows = _sorted_rows(netlist)
+    rows = sorted_rows(netlist)
     names = netlist.cell_names
     w, h = np.asarray(netlist.cell_w, float), np.asarray(netlist.cell_h, float)
     mov = ~np.asarray(netlist.cell_fixed, dtype=bool)
