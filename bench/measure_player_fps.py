@@ -93,8 +93,11 @@ def worker(run_dir: Path, n_cells: int, seed: int, frame_every: int, nice: int) 
     def progress(fraction: float, message: str) -> None:
         run.event("progress", step="place", fraction=fraction, message=message)
 
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     result = place(nl, PlaceConfig(frame_every=frame_every), progress=progress, on_frame=on_frame)
+    # the placer's own CPU time against its wall time: how much of a core the viewer's side left it
+    write_json(step / "placer_cpu.json", {"cpu_s": round(time.process_time() - cpu0, 3),
+                                          "wall_s": round(time.time() - t0, 3)})
     _write_def_cells_only(result.netlist, step / "placed.def", pdk)
     hist = result.history
     write_json(step / "history.json", {k: [h[k] for h in hist] for k in ("iteration", "hpwl", "overflow")})
@@ -122,6 +125,42 @@ SAMPLE_JS = """() => { const S = window.__player; return {origin: performance.ti
   draws: S.draws.map((t) => performance.timeOrigin + t), drawModes: S.drawModes}; }"""
 
 
+def _cpu_s(procs) -> float:
+    """CPU seconds (user + system) the processes have used so far; ones that have ended count 0."""
+    import psutil
+
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _by_kind(procs) -> dict[str, float]:
+    """CPU seconds so far per kind of chromium process (browser, renderer, gpu-process, utility)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for p in procs:
+        try:
+            kind = next((a.split("=", 1)[1] for a in p.cmdline() if a.startswith("--type=")), "browser")
+            t = p.cpu_times()
+            out[kind] = out.get(kind, 0.0) + t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+def _browser_procs() -> list:
+    """Chromium's processes started under this script (browser, renderers, GPU process)."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+
+
 def _rate(times_ms: list[float]) -> float | None:
     """Frames per second over a run of advance timestamps (ms)."""
     if len(times_ms) < 2:
@@ -140,7 +179,7 @@ def measure(args) -> dict:
     run.set_status("running")
     nl, pdk = _osu_netlist(args.cells, args.seed)
     _write_def_cells_only(nl, run.step_dir("floorplan") / "floorplan.def", pdk)
-    app, url = start(tmp, tmp / "streamlit.log", port=8790)
+    app, url = start(tmp, tmp / "streamlit.log")
     out: dict = {"cells": args.cells, "frame_every": args.frame_every, "worker_nice": args.worker_nice,
                  "machine": f"{os.cpu_count()} cores, shared with other jobs; load {os.getloadavg()[0]:.1f}"}
     try:
@@ -152,6 +191,11 @@ def measure(args) -> dict:
             page.goto(f"{url}/placement?run={run.id}")
             page.get_by_role("heading").first.wait_for(timeout=90_000)
             page.wait_for_timeout(1500)
+            import psutil
+
+            server, browser_procs = psutil.Process(app.pid), _browser_procs()
+            cpu_server0, cpu_browser0, load0 = _cpu_s([server]), _cpu_s(browser_procs), os.getloadavg()[0]
+            kinds0 = _by_kind(browser_procs)
             t_start = time.time()
             placer = subprocess.Popen([sys.executable, __file__, "--worker", str(run.dir), "--cells", str(args.cells),
                                        "--seed", str(args.seed), "--frame-every", str(args.frame_every),
@@ -166,6 +210,13 @@ def measure(args) -> dict:
                         samples.append(s)
                     except Exception as exc:  # noqa: BLE001 - the iframe is being (re)mounted
                         last_error = exc
+                if placer.poll() is not None and "cpu" not in out:  # the live part is over: who used the CPU
+                    out["cpu"] = {"server_s": round(_cpu_s([server]) - cpu_server0, 2),
+                                  "browser_s": round(_cpu_s(browser_procs) - cpu_browser0, 2),
+                                  "browser_by_process_s": {k: round(v - kinds0.get(k, 0.0), 2)
+                                                           for k, v in _by_kind(browser_procs).items()},
+                                  "wall_s": round(time.time() - t_start, 2),
+                                  "load_avg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}
                 if ended is None and placer.poll() is not None and samples and samples[-1]["mode"] != "live":
                     ended = time.time()
                 if ended is not None and time.time() - ended > args.replay_watch_s:
@@ -179,8 +230,11 @@ def measure(args) -> dict:
             assert placer.returncode == 0, "the placer worker failed"
             written = json.loads((run.step_dir("place") / "frame_times.json").read_text())
             metrics = json.loads((run.step_dir("place") / "metrics.json").read_text())
+            own = json.loads((run.step_dir("place") / "placer_cpu.json").read_text())
             out["placer"] = {"frames": len(written), "global_s": metrics["placement__runtime__global_s"],
-                             "frames_per_s": _rate([1000 * t for t in written])}
+                             "frames_per_s": _rate([1000 * t for t in written]),
+                             "cpu_s": own["cpu_s"], "wall_s": own["wall_s"],
+                             "core_share": round(own["cpu_s"] / max(own["wall_s"], 1e-9), 2)}
             # every player instance (a remount starts a new one) by its time origin: its last sample holds all
             last = {}
             for s in samples:
@@ -223,10 +277,10 @@ def measure(args) -> dict:
     finally:
         app.terminate()
         app.wait(timeout=20)
-    res = ROOT / "bench" / "results"
-    res.mkdir(parents=True, exist_ok=True)
     name = f"player_fps_{args.cells}_every{args.frame_every}" + (f"_nice{args.worker_nice}" if args.worker_nice else "")
-    (res / f"{name}.json").write_text(json.dumps(out, indent=2))
+    path = args.out or ROOT / "bench" / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
     return out
 
 
@@ -239,6 +293,8 @@ def main() -> None:
     ap.add_argument("--replay-watch-s", type=float, default=12.0, help="how long to watch the replay after")
     ap.add_argument("--worker-nice", type=int, default=0,
                     help="run the placer at this niceness (10: the browser is not starved of CPU by it)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result file (default bench/results/player_fps_<cells>_every<k>[_nice<n>].json)")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:

@@ -108,7 +108,10 @@ def _pdk(tech_dir: str | None):
     return load_pdk(tech_dir)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+# A resource, not data: st.cache_data hands every caller a fresh copy (a pickle round trip), which for a 10k-cell
+# layout was 80 ms of server CPU on every poll of the live Placement chapter. One shared Layout instead, its arrays
+# made read-only, so a page that tried to change one in place would fail loudly rather than change it for everyone.
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _read_layout(path: str, mtime: float, tech_dir: str | None) -> Layout:
     from engine.flow.fill import filler_cells
     from engine.io.def_io import read_def
@@ -123,11 +126,19 @@ def _read_layout(path: str, mtime: float, tech_dir: str | None) -> Layout:
     rows = [(r.x0, r.x1, r.y) for r in nl.rows] if nl.rows else []
     fill_types = {name for name, _ in filler_cells(pdk)}
     is_fill = np.fromiter((t in fill_types for t in nl.cell_types), bool, count=len(nl.cell_types))
-    return Layout(die=nl.die, core=getattr(nl, "core", None), rows=rows, names=list(nl.cell_names),
-                  types=list(nl.cell_types), x=nl.x.copy(), y=nl.y.copy(), w=nl.cell_w.copy(), h=nl.cell_h.copy(),
-                  is_io=nl.cell_is_io.copy(), is_fixed=nl.cell_fixed.copy(), power=power_shapes(nl.special_nets),
-                  power_uses={n.name: supply_use(n) for n in nl.special_nets or [] if supply_use(n)},
-                  is_fill=is_fill if is_fill.any() else None)
+    lay = Layout(die=nl.die, core=getattr(nl, "core", None), rows=rows, names=list(nl.cell_names),
+                 types=list(nl.cell_types), x=nl.x.copy(), y=nl.y.copy(), w=nl.cell_w.copy(), h=nl.cell_h.copy(),
+                 is_io=nl.cell_is_io.copy(), is_fixed=nl.cell_fixed.copy(), power=power_shapes(nl.special_nets),
+                 power_uses={n.name: supply_use(n) for n in nl.special_nets or [] if supply_use(n)},
+                 is_fill=is_fill if is_fill.any() else None)
+    return _read_only(lay)
+
+
+def _read_only(lay: Layout) -> Layout:
+    for a in (lay.x, lay.y, lay.w, lay.h, lay.is_io, lay.is_fixed, lay.is_fill, *lay.power.values()):
+        if a is not None:
+            a.flags.writeable = False
+    return lay
 
 
 def layout(run: Run, step: str, name: str = "def", fallback: str | None = None) -> Layout | None:
@@ -204,6 +215,13 @@ def congestion(run: Run) -> dict[str, np.ndarray] | None:
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _routing_capacity(tech_dir: str | None, layers: int) -> float:
+    from engine.flow.congestion import routing_capacity
+
+    return float(routing_capacity(_pdk(tech_dir), layers))  # 25 ms a call: once per technology and layer count
+
+
 def rudy_capacity(run: Run) -> float | None:
     """um of wire per um^2 the run's routing layers offer, to turn the placer's raw RUDY frames into the same
     demand / capacity ratio the routing step maps (engine.flow.congestion); None when it cannot be known."""
@@ -211,11 +229,10 @@ def rudy_capacity(run: Run) -> float | None:
     if cong is not None and "capacity_per_um2" in cong:
         return float(cong["capacity_per_um2"]) or None
     from engine.config import RouteConfig
-    from engine.flow.congestion import routing_capacity
 
     layers = int((run.config.get("route") or {}).get("layers", RouteConfig().layers))
     try:
-        return routing_capacity(_pdk(run.config.get("tech_dir")), layers) or None
+        return _routing_capacity(run.config.get("tech_dir"), layers) or None
     except Exception as exc:  # noqa: BLE001 - a missing technology: the page shows no map, not a traceback
         log.warning("no routing capacity for %s: %s", run.id, exc)
         return None
@@ -335,10 +352,10 @@ def gds_layer_colours(gds_path: str | Path, layers: dict | None, renderer: str =
     """
     names = {v: k for k, v in (layers or {}).items() if "." not in k}
     if renderer == "pil":
-        from engine.flow.gds import _LAYER_COLOURS
+        from engine.flow.gds import LAYER_COLOURS
 
-        return {n: "#{:02x}{:02x}{:02x}".format(*_LAYER_COLOURS[n]) for n in sorted(names.values(), key=_layer_key)
-                if n in _LAYER_COLOURS}
+        return {n: "#{:02x}{:02x}{:02x}".format(*LAYER_COLOURS[n]) for n in sorted(names.values(), key=_layer_key)
+                if n in LAYER_COLOURS}
     import klayout.lay as lay
 
     view = lay.LayoutView()

@@ -4,7 +4,7 @@ All coordinates are microns (axis titles say so). Cells are drawn as filled rect
 per cell, separated by None) up to `max_rects`, and as WebGL points beyond that, so a 5,000+ cell design stays
 smooth; the power grid likewise, one trace per net and layer, under the cells. A small trace is SVG, a big one
 WebGL (`scatter`): the picture is the same, and a small design's page shows without setting up WebGL; routed
-wires stay WebGL (many short segments).
+wires likewise, decided for all layers together (a few thousand segments in SVG, more in WebGL).
 Nothing here reads files: cockpit.data does, these functions only draw arrays.
 
 One look for one fact: every heat map of a quantity takes its colour scale, range and unit from HEAT_SCALES (the
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from engine.flow.gds import _LAYER_COLOURS as _GDS_COLOURS
+from engine.flow.gds import LAYER_COLOURS as _GDS_COLOURS
 
 CELL_COLOR = "rgba(11, 92, 173, 0.55)"
 CELL_LINE = "rgba(11, 92, 173, 0.9)"
@@ -238,6 +238,72 @@ def heatmap_figure(grid, die, quantity: str, *, title: str, height: int = 420) -
     return _base_layout(fig, die, title, height)
 
 
+def heatmaps_figure(maps: list[tuple[np.ndarray, str, str]], die, *, height: int = 420) -> go.Figure:
+    """Bin maps side by side in one figure, each ``(grid, quantity, title)`` on its quantity's fixed scale
+    (HEAT_SCALES) with its own colour bar: the same pictures as heatmap_figure each, for one chart's cost in the
+    browser instead of one per map (on a loaded machine each Plotly chart is a few hundred ms of a page's settle)."""
+    from plotly.subplots import make_subplots
+
+    n = len(maps)
+    if n == 0:
+        raise ValueError("no maps to draw")
+    gap = 0.16 if n > 1 else 0.0
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[t for _, _, t in maps], horizontal_spacing=gap)
+    width = (1.0 - gap * (n - 1)) / n
+    for i, (grid, quantity, _) in enumerate(maps):
+        if quantity not in HEAT_SCALES:
+            raise KeyError(f"no heat scale for {quantity!r}; known: {', '.join(HEAT_SCALES)}")
+        scale = HEAT_SCALES[quantity]
+        z = np.asarray(grid, float)
+        if z.ndim != 2:
+            raise ValueError("heat map needs a 2-D grid")
+        ny, nx = z.shape
+        x0, y0, x1, y1 = die if die is not None else (0, 0, nx, ny)
+        dx, dy = (x1 - x0) / nx, (y1 - y0) / ny
+        right = i * (width + gap) + width
+        fig.add_trace(go.Heatmap(z=z, x0=x0 + dx / 2, dx=dx, y0=y0 + dy / 2, dy=dy, colorscale=scale.colorscale,
+                                 zmin=scale.zmin, zmax=scale.zmax, zauto=False,
+                                 colorbar=dict(title=dict(text=scale.colorbar_title(), side="right"), thickness=14,
+                                               x=right + 0.01, xanchor="left", len=0.9),
+                                 hovertemplate=f"x %{{x:.0f}} {UM}, y %{{y:.0f}} {UM}: %{{z:.2f}} "
+                                               f"({scale.unit})<extra></extra>"), row=1, col=i + 1)
+        suffix = "" if i == 0 else str(i + 1)
+        fig.update_yaxes(scaleanchor=f"x{suffix}", scaleratio=1, row=1, col=i + 1)
+        if die is not None:
+            fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color=DIE_COLOR, width=2),
+                          xref=f"x{suffix}", yref=f"y{suffix}")
+    fig.update_annotations(font=dict(size=16))  # the maps' titles (make_subplots puts them over each map)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, plot_bgcolor="#fafbfc",
+                      paper_bgcolor="white", showlegend=False, uirevision="heatmaps")
+    fig.update_xaxes(showgrid=False, zeroline=False, title_text=f"x ({UM})", automargin=True)
+    fig.update_yaxes(showgrid=False, zeroline=False, automargin=True)
+    fig.update_yaxes(title_text=f"y ({UM})", row=1, col=1)  # the next map's y axis is the same: its title would
+    if die is not None:                                    # sit on the colour bar before it
+        x0, y0, x1, y1 = die
+        pad = 0.02 * max(x1 - x0, y1 - y0)
+        fig.update_xaxes(range=[x0 - pad, x1 + pad])
+        fig.update_yaxes(range=[y0 - pad, y1 + pad])
+    return fig
+
+
+def layer_bars_html(values: dict[str, float], unit: str = UM) -> str:
+    """Wire per metal layer as a small HTML bar list, each bar in its layer's METAL_COLORS colour (the colours of
+    the routing view beside it). Plain HTML: a page shows it without another Plotly chart."""
+    import html
+
+    top = max((float(v) for v in values.values()), default=0.0) or 1.0
+    rows = []
+    for i, (layer, v) in enumerate(values.items()):
+        pct = max(0.0, float(v)) / top * 100
+        rows.append(f'<div style="display:flex;align-items:center;gap:0.5rem;margin:0.25rem 0">'
+                    f'<span style="width:4.5rem">{html.escape(str(layer))}</span>'
+                    f'<span style="flex:1;background:#eef1f4;height:1.1rem;border-radius:3px">'
+                    f'<span style="display:block;width:{pct:.1f}%;height:100%;background:{metal_color(layer, i)};'
+                    f'border-radius:3px"></span></span>'
+                    f'<span style="width:6.5rem;text-align:right">{float(v):,.0f} {html.escape(unit)}</span></div>')
+    return '<div style="font-size:0.95rem">' + "".join(rows) + "</div>"
+
+
 def curves_figure(iterations, hpwl, overflow, *, current: int | None = None, height: int = 320) -> go.Figure:
     """HPWL (left axis) and overflow (right axis) against the placer iteration."""
     fig = go.Figure()
@@ -255,18 +321,21 @@ def curves_figure(iterations, hpwl, overflow, *, current: int | None = None, hei
 
 
 def add_wires(fig: go.Figure, wires: dict, *, max_segments: int = 60000) -> go.Figure:
-    """Routed wire segments, one WebGL trace per metal layer in its METAL_COLORS colour, named in the legend
-    (subsampled beyond max_segments in all)."""
+    """Routed wire segments, one trace per metal layer in its METAL_COLORS colour, named in the legend
+    (subsampled beyond max_segments in all); SVG for a few thousand segments, WebGL beyond."""
     total = sum(len(v) for v in wires.values()) or 1
+    # SVG while all the layers' segments together stay small (a small design's page then needs no WebGL context:
+    # in software WebGL that alone cost the Routing chapter about a second, bench_cockpit), WebGL for all beyond
+    drawn = sum(min(len(v), max(1, int(max_segments * len(v) / total))) for v in wires.values())
+    trace = go.Scatter if 3 * drawn <= SVG_MAX_POINTS else go.Scattergl
     for i, (layer, seg) in enumerate(sorted(wires.items())):
         if len(seg) == 0:
             continue
         keep = seg[subsample(len(seg), max(1, int(max_segments * len(seg) / total)))]
         xs = np.column_stack([keep[:, 0], keep[:, 2], np.full(len(keep), np.nan)]).ravel()
         ys = np.column_stack([keep[:, 1], keep[:, 3], np.full(len(keep), np.nan)]).ravel()
-        # WebGL even when small: many short segments draw slower in SVG than in one GL batch (bench_cockpit)
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", name=layer, hoverinfo="skip",
-                                   line=dict(color=metal_color(layer, i), width=1.5), opacity=0.8))
+        fig.add_trace(trace(x=xs, y=ys, mode="lines", name=layer, hoverinfo="skip",
+                            line=dict(color=metal_color(layer, i), width=1.5), opacity=0.8))
     return _legend(fig)
 
 

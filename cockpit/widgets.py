@@ -2,6 +2,8 @@
 rerun button, and the empty state of a page with no run."""
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import streamlit as st
 
@@ -47,6 +49,15 @@ def metric_table(metrics: dict, ctx: dict | None = None, *, hide: tuple[str, ...
     st.table(df)  # a static table wraps long sentences, a data grid would cut them
 
 
+def log_block(text: str, *, max_height_px: int = 360) -> None:
+    """A log's lines as preformatted text that scrolls in its own box. Not st.code: its syntax highlighter is a
+    1.5 MB script that the browser parses again on every page load showing one (a few hundred ms of the Routing
+    chapter's settle time in bench_cockpit), and a tool's log has no syntax to colour."""
+    st.html(f'<pre style="max-height:{int(max_height_px)}px;overflow:auto;margin:0;padding:0.6rem 0.8rem;'
+            'background:#f6f8fa;border-radius:0.4rem;font-size:0.8rem;line-height:1.35;white-space:pre">'
+            f"{html.escape(text)}</pre>")
+
+
 def problem_boxes(run: Run, step: str | None = None) -> None:
     """The run's failures and missed goals (for one step, or all), each with a rerun button."""
     info = run.info()
@@ -63,7 +74,7 @@ def problem_boxes(run: Run, step: str | None = None) -> None:
         tail = explain.log_tail(p.log)
         if tail:
             with st.expander("The tool's last words (log tail)"):
-                st.code(tail, language=None)
+                log_block(tail)
         if p.patch:
             if st.button(p.button_label, key=f"rerun-{p.step}-{i}", type="primary", icon=":material/replay:"):
                 config = explain.apply_patch(info.get("config", {}), p.patch)

@@ -17,6 +17,8 @@ from engine.registry import knob
 from engine.uploads import UploadConfig, UploadError, check_includes, guess_clock, guess_top, save_files
 from engine.validate import size_text, validate_flow_config
 
+EXAMPLE_KEY = "design-example"
+
 
 def examples() -> dict[str, DesignSpec]:
     try:
@@ -63,7 +65,11 @@ with left:
             st.warning("No example designs were found under assets/designs/.")
         else:
             order = sorted(ex, key=lambda k: (k != "counter", ex[k].size != "small", k))  # smallest first
-            name = st.selectbox("Example", order, format_func=lambda k: f"{k} — {ex[k].description}")
+            # A key: without one the widget's identity is its label, options and their texts, so an example folder
+            # added or a description edited between the pick and the click would reset it to the first example in
+            # the very rerun that starts the flow, and the run would silently be of another design.
+            name = st.selectbox("Example", order, format_func=lambda k: f"{k} — {ex[k].description}",
+                                key=EXAMPLE_KEY)
             chosen = ex[name]
             base = chosen.flow_config()
             files = [Path(f) for f in chosen.files]

@@ -7,7 +7,15 @@ import streamlit as st
 
 from cockpit import data, figures, runpicker, story
 from cockpit.jobs_panel import live
-from cockpit.widgets import metric_cards, metric_table, needs_run, problem_boxes, run_context, step_not_reached
+from cockpit.widgets import (
+    log_block,
+    metric_cards,
+    metric_table,
+    needs_run,
+    problem_boxes,
+    run_context,
+    step_not_reached,
+)
 
 # congestion.npz map -> (title, quantity of its one colour scale in cockpit.figures.HEAT_SCALES)
 MAP_TITLES = {"ratio": ("Congestion: wire demand ÷ track capacity", "rudy"),
@@ -52,13 +60,10 @@ if not needs_run(run):
         lay = data.layout(r, "route", "def", "routed.def") or data.layout(r, "place", "def", "placed.def")
         region = tuple(np.asarray(cong["region"]).tolist()) if cong and "region" in cong else (lay.die if lay else None)
         maps = {k: v for k, v in (cong or {}).items() if k in MAP_TITLES and isinstance(v, np.ndarray) and v.ndim == 2}
-        if maps:
-            cols = st.columns(len(maps))
-            for col, (k, grid) in zip(cols, maps.items()):
-                title, quantity = MAP_TITLES[k]
-                with col:
-                    st.plotly_chart(figures.heatmap_figure(grid, region, quantity, title=title),
-                                    width="stretch", key=f"map-{k}")
+        if maps:  # side by side in one chart: one Plotly chart fewer for the browser to set up
+            st.plotly_chart(figures.heatmaps_figure([(grid, MAP_TITLES[k][1], MAP_TITLES[k][0])
+                                                     for k, grid in maps.items()], region),
+                            width="stretch", key="maps")
         left, right = st.columns([3, 2], gap="large")
         with left:
             if lay is not None:
@@ -70,9 +75,8 @@ if not needs_run(run):
         with right:
             per_layer = mm.get("route__wirelength__per_layer") or {}
             if per_layer:
-                st.plotly_chart(figures.bar_figure(list(per_layer), list(per_layer.values()),
-                                                   title="Wire per metal layer", xlabel="µm",
-                                                   height=60 * len(per_layer) + 100), width="stretch")
+                st.markdown("**Wire per metal layer**")
+                st.html(figures.layer_bars_html(per_layer))
             failures = mm.get("route__failures") or []
             if failures:
                 st.markdown(f"**Open nets ({len(failures)})**")
@@ -80,7 +84,7 @@ if not needs_run(run):
             log = data.artefact(r, "route", "log", "qrouter.log")
             if log:
                 with st.expander("qrouter log (last lines)"):
-                    st.code(data.text_tail(log, 40), language=None)
+                    log_block(data.text_tail(log, 40))
         with st.expander("All routing numbers, with what they mean"):
             metric_table(mm, ctx, hide=("route__wirelength__per_layer", "route__failures"))
 

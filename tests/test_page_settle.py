@@ -4,6 +4,7 @@ read again. Reads are counted on the real readers, pages run through Streamlit's
 (How fast pages settle is measured by bench/bench_cockpit.py, not asserted here.)"""
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -106,7 +107,10 @@ def test_routing_page_parses_the_routed_def_once(full_run, reads):
     _, run = full_run
     at = app_page(PAGES / "05_routing.py", run.id)
     _ok(at)
-    assert len(at.get("plotly_chart")) >= 3  # both congestion maps and the wires: nothing left out to be fast
+    traces = [t for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
+    # both congestion maps (side by side in one chart) and the wires: nothing left out to be fast
+    assert [t["type"] for t in traces].count("heatmap") >= 2
+    assert any(str(t.get("name", "")).startswith("metal") for t in traces)
     first = dict(reads)
     at.run()
     _ok(at)

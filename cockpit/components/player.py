@@ -340,6 +340,10 @@ def show(run: Run, *, key: str, height: int = 800, pace_s: float = PACE_S) -> di
     start = int(sent["frames"]) if sent else 0
     b = bundle(run, start=start, with_stage=not (sent and sent.get("stage")), pace_s=pace_s)
     if b is None:
+        # No frame yet: read what the first send needs now (the floorplan's cells: seconds for a 10k-cell DEF on a
+        # busy machine), not after the first frame has come; both are cached for the sends that follow.
+        data.layout(run, "floorplan", "def", "floorplan.def")
+        data.rudy_capacity(run)
         return None
     st.session_state[_sent_key(key)] = {"run": run.id, "frames": b["total"], "answered": resend,
                                         "stage": bool(b.get("stage")) or bool(sent and sent.get("stage"))}

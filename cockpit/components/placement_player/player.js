@@ -172,7 +172,10 @@ function step(now) {
       }
       return;
     }
-    if (now - S.lastDraw < 1000 / S.liveFps && i === S.idx) return;
+    // Glide pictures between two frames: at most liveFps a second, and on a busy machine (slow draws) at most a
+    // fifth of the time, leaving the CPU to the placer that makes the frames; a new frame is drawn as it comes.
+    const lastMs = S.drawMs.length ? S.drawMs[S.drawMs.length - 1] : 0;
+    if (i === S.idx && now - S.lastDraw < Math.max(1000 / S.liveFps, 5 * lastMs)) return;
     const u = i + 1 < n ? Math.max(0, Math.min(1, (target - S.vt[i]) / Math.max(1, S.vt[i + 1] - S.vt[i]))) : 0;
     if (i === S.idx && Math.abs(u - S.lastU) < 0.01) return;   // nothing new to show
     if (i !== S.idx) {
