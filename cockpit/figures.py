@@ -218,9 +218,9 @@ def layout_figure(die, x, y, w=None, h=None, *, is_io=None, is_fixed=None, rows=
     return _legend(fig) if power or fill.any() else fig
 
 
-def heatmap_figure(grid, die, quantity: str, *, title: str, height: int = 420) -> go.Figure:
-    """A bin map (rows = y bins from the bottom, cols = x bins) stretched over the die, coloured on the
-    quantity's one fixed scale (HEAT_SCALES)."""
+def _heat_trace(grid, die, quantity: str, **colorbar) -> tuple[go.Heatmap, tuple[float, float, float, float]]:
+    """One bin map (rows = y bins from the bottom, cols = x bins) stretched over the die on the quantity's fixed
+    scale (HEAT_SCALES); ``colorbar`` adds placement keys to its colour bar. Returns the trace and the box drawn."""
     if quantity not in HEAT_SCALES:
         raise KeyError(f"no heat scale for {quantity!r}; known: {', '.join(HEAT_SCALES)}")
     scale = HEAT_SCALES[quantity]
@@ -230,12 +230,18 @@ def heatmap_figure(grid, die, quantity: str, *, title: str, height: int = 420) -
     ny, nx = z.shape
     x0, y0, x1, y1 = die if die is not None else (0, 0, nx, ny)
     dx, dy = (x1 - x0) / nx, (y1 - y0) / ny
-    fig = go.Figure(go.Heatmap(z=z, x0=x0 + dx / 2, dx=dx, y0=y0 + dy / 2, dy=dy, colorscale=scale.colorscale,
-                               zmin=scale.zmin, zmax=scale.zmax, zauto=False,
-                               colorbar=dict(title=dict(text=scale.colorbar_title(), side="right"), thickness=14),
-                               hovertemplate=f"x %{{x:.0f}} {UM}, y %{{y:.0f}} {UM}: %{{z:.2f}} "
-                                             f"({scale.unit})<extra></extra>"))
-    return _base_layout(fig, die, title, height)
+    trace = go.Heatmap(z=z, x0=x0 + dx / 2, dx=dx, y0=y0 + dy / 2, dy=dy, colorscale=scale.colorscale,
+                       zmin=scale.zmin, zmax=scale.zmax, zauto=False,
+                       colorbar=dict(title=dict(text=scale.colorbar_title(), side="right"), thickness=14, **colorbar),
+                       hovertemplate=f"x %{{x:.0f}} {UM}, y %{{y:.0f}} {UM}: %{{z:.2f}} ({scale.unit})<extra></extra>")
+    return trace, (x0, y0, x1, y1)
+
+
+def heatmap_figure(grid, die, quantity: str, *, title: str, height: int = 420) -> go.Figure:
+    """A bin map (rows = y bins from the bottom, cols = x bins) stretched over the die, coloured on the
+    quantity's one fixed scale (HEAT_SCALES)."""
+    trace, _ = _heat_trace(grid, die, quantity)
+    return _base_layout(go.Figure(trace), die, title, height)
 
 
 def heatmaps_figure(maps: list[tuple[np.ndarray, str, str]], die, *, height: int = 420) -> go.Figure:
@@ -251,22 +257,9 @@ def heatmaps_figure(maps: list[tuple[np.ndarray, str, str]], die, *, height: int
     fig = make_subplots(rows=1, cols=n, subplot_titles=[t for _, _, t in maps], horizontal_spacing=gap)
     width = (1.0 - gap * (n - 1)) / n
     for i, (grid, quantity, _) in enumerate(maps):
-        if quantity not in HEAT_SCALES:
-            raise KeyError(f"no heat scale for {quantity!r}; known: {', '.join(HEAT_SCALES)}")
-        scale = HEAT_SCALES[quantity]
-        z = np.asarray(grid, float)
-        if z.ndim != 2:
-            raise ValueError("heat map needs a 2-D grid")
-        ny, nx = z.shape
-        x0, y0, x1, y1 = die if die is not None else (0, 0, nx, ny)
-        dx, dy = (x1 - x0) / nx, (y1 - y0) / ny
         right = i * (width + gap) + width
-        fig.add_trace(go.Heatmap(z=z, x0=x0 + dx / 2, dx=dx, y0=y0 + dy / 2, dy=dy, colorscale=scale.colorscale,
-                                 zmin=scale.zmin, zmax=scale.zmax, zauto=False,
-                                 colorbar=dict(title=dict(text=scale.colorbar_title(), side="right"), thickness=14,
-                                               x=right + 0.01, xanchor="left", len=0.9),
-                                 hovertemplate=f"x %{{x:.0f}} {UM}, y %{{y:.0f}} {UM}: %{{z:.2f}} "
-                                               f"({scale.unit})<extra></extra>"), row=1, col=i + 1)
+        trace, (x0, y0, x1, y1) = _heat_trace(grid, die, quantity, x=right + 0.01, xanchor="left", len=0.9)
+        fig.add_trace(trace, row=1, col=i + 1)
         suffix = "" if i == 0 else str(i + 1)
         fig.update_yaxes(scaleanchor=f"x{suffix}", scaleratio=1, row=1, col=i + 1)
         if die is not None:

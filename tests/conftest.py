@@ -22,22 +22,9 @@ class CockpitApp:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def cockpit_app(tmp_path_factory):
-    """`streamlit run cockpit/app.py` on a free port with its own run store; stopped (with its jobs) at the end."""
-    runs = tmp_path_factory.mktemp("app-runs")
-    log = runs.parent / "streamlit.log"
-    proc, url = start(runs, log)
-    if not wait_healthy(url, proc, timeout_s=60):
-        proc.kill()
-        pytest.fail(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")
-    yield CockpitApp(url=url, runs_dir=runs, log=log)
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    # Jobs outlive the app by design; the test's own must not outlive the test session.
+def cancel_jobs(runs: Path) -> None:
+    """Cancel every job of the run store and kill its worker's process group: jobs outlive the app by design, a
+    test's own must not outlive the test."""
     from engine.jobs import JobQueue
     from engine.runs import RunStore
 
@@ -49,6 +36,32 @@ def cockpit_app(tmp_path_factory):
                 os.killpg(job.pid, 9)
             except OSError:
                 pass
+
+
+@contextlib.contextmanager
+def served_app(runs: Path, log: Path, timeout_s: float = 60):
+    """`streamlit run cockpit/app.py` on a free port over ``runs``; stopped, with its jobs, on leaving."""
+    proc, url = start(runs, log)
+    if not wait_healthy(url, proc, timeout_s=timeout_s):
+        proc.kill()
+        pytest.fail(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")
+    try:
+        yield CockpitApp(url=url, runs_dir=runs, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        cancel_jobs(runs)
+
+
+@pytest.fixture(scope="session")
+def cockpit_app(tmp_path_factory):
+    """`streamlit run cockpit/app.py` on a free port with its own run store; stopped (with its jobs) at the end."""
+    runs = tmp_path_factory.mktemp("app-runs")
+    with served_app(runs, runs.parent / "streamlit.log") as app:
+        yield app
 
 
 @pytest.fixture(scope="session")

@@ -13,18 +13,14 @@ the first example in the very rerun that starts the flow.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import browser_page
+from conftest import browser_page, cancel_jobs, served_app
 from playwright.sync_api import expect
 
 import engine.designs
-from cockpit.serve import start, wait_healthy
-from engine.jobs import JobQueue
 from engine.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,33 +28,12 @@ DESIGN_PAGE = ROOT / "pages" / "01_design.py"
 PICKS = ("uart", "alu")  # not the default (counter), small: their synthesis ends in seconds
 
 
-def _cancel_all(runs: Path) -> None:
-    queue = JobQueue(RunStore(runs))
-    for job in queue.jobs():
-        queue.cancel(job.run_id)
-        if job.pid:
-            try:
-                os.killpg(job.pid, 9)
-            except OSError:
-                pass
-
-
 @pytest.fixture(scope="module")
 def fresh_app(tmp_path_factory):
     """A cockpit of this module's own: a new server over an empty run store (the shared app has runs by now)."""
     runs = tmp_path_factory.mktemp("choice-runs")
-    log = runs.parent / "choice-streamlit.log"
-    proc, url = start(runs, log)
-    if not wait_healthy(url, proc, timeout_s=90):
-        proc.kill()
-        pytest.fail(f"the cockpit did not start; log:\n{log.read_text()[-3000:]}")
-    yield url, runs
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    _cancel_all(runs)
+    with served_app(runs, runs.parent / "choice-streamlit.log", timeout_s=90) as app:
+        yield app.url, runs
 
 
 def _runs(runs: Path) -> set[str]:
@@ -156,4 +131,4 @@ def test_the_choice_holds_when_the_example_list_changes(tmp_path, monkeypatch):
         assert any(o.startswith("aa_extra") for o in _example(at).options)  # the list did change
         assert _example(at).value == PICKS[0]
     finally:
-        _cancel_all(runs)
+        cancel_jobs(runs)
