@@ -1,10 +1,18 @@
-"""TPE vs random search on Ray Tune at equal budgets, through routing and timing (the optimizer's default).
+"""Searchers side by side at equal budgets, through routing and timing (the optimizer's default), on 4 designs.
 
-`make bench` runs it: counter, budget 12, seeds 1-3, ASHA on (the default), one CPU per trial. Each (searcher,
-seed) is checkpointed in bench/results/rl_tune.json, so a killed run resumes. Reported per searcher: the best
-reward of each seed (PPA score against the design's default run: 0 = as good as the defaults), mean, standard
-deviation and a t-based 95% interval over the seeds, trials ASHA stopped, failures, search seconds without Ray's
-cold start and the cold start on its own, and the best run's metrics relative to the default run.
+`make bench` runs it: counter, gray_prio, uart and crc32 (92-325 cells), budget 16 evaluations, seeds 1-5, TPE and
+random search on Ray Tune (ASHA on, one CPU per trial, 2 at once) and PPO in the env loop (2 settings per step).
+Every (design, searcher, seed) is checkpointed in bench/results/rl_tune.json, so a killed run resumes; seeds run
+in the outer loop, so whatever is there at any time has the same seeds for every searcher on a design.
+
+Reported per design and searcher: the best reward of each seed (PPA score against the design's default run:
+0 = as good as the defaults), mean, standard deviation and a t-based 95% interval over the seeds, trials ASHA
+stopped, failures, search seconds (Ray's cold start on its own), and the best run's metrics relative to the
+default run. Per design, the paired difference TPE - random and TPE - PPO over the same seeds (mean and t 95%
+interval): a searcher "wins" on a design only where that interval excludes 0.
+
+A design over 5,000 cells is not in it: one rv32e evaluation through routing costs about 25 minutes on this
+machine (bench/results/flow.json), so 16 evaluations x 5 seeds x 3 searchers would take weeks of CPU here.
 """
 from __future__ import annotations
 
@@ -21,53 +29,89 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
 OUT = ROOT / "bench" / "results" / "rl_tune.json"
-DESIGN, BUDGET, SEEDS, SEARCHERS, UNTIL = "counter", 12, (1, 2, 3), ("tpe", "random"), "timing"
+DESIGNS = ("counter", "gray_prio", "uart", "crc32")
+BUDGET, SEEDS, UNTIL = 16, (1, 2, 3, 4, 5), "timing"
+SEARCHERS = ("tpe", "random", "ppo")
 KEYS = ("route__wirelength", "timing__ecp_ns", "power__total", "floorplan__die__area_um2", "design__instance__area",
         "route__net__unrouted")
-T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 10: 2.262}
+T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 
-def measure_one(searcher: str, seed: int, store) -> dict:
+def measure_one(design: str, searcher: str, seed: int, store) -> dict:
     from engine.rl.env import EnvConfig
     from engine.rl.evaluate import EvalConfig
     from engine.rl.optimize import OptimizeConfig, optimize, read_optimize_run
     from engine.rl.tune import TuneConfig
 
-    cfg = OptimizeConfig(agent=searcher, budget=BUDGET, seed=seed, env=EnvConfig(eval=EvalConfig(until=UNTIL)),
-                         tune=TuneConfig(num_cpus=1))
-    t0 = time.time()
-    run = optimize([DESIGN], cfg, store)
+    cfg = OptimizeConfig(agent=searcher, budget=BUDGET, seed=seed,
+                         env=EnvConfig(eval=EvalConfig(until=UNTIL, parallel=2)), tune=TuneConfig(num_cpus=2))
+    t0, c0 = time.time(), _cpu()
+    run = optimize([design], cfg, store)
     d = read_optimize_run(run)
-    trials = [r for r in d["evaluations"] if not r["baseline"]]
-    base, best = d["evaluations"][0], d["best"]
+    base = next(r for r in d["evaluations"] if r.get("baseline"))
+    trials = [r for r in d["evaluations"] if not r.get("baseline")]
+    best = d["best"]
+    summary = run.info().get("summary") or {}
     return {"run": run.id, "status": run.status, "seconds": round(time.time() - t0, 1),
-            "summary": run.info().get("summary"), "best_reward": best.get("reward"), "best_knobs": best.get("knobs"),
-            "best_metrics": {k: best.get("metrics", {}).get(k) for k in KEYS},
-            "base_metrics": {k: base["metrics"].get(k) for k in KEYS},
+            "cpu_s_this_process": round(_cpu() - c0, 1), "summary": summary,
+            "best_reward": best.get("reward"), "best_knobs": best.get("knobs"),
+            "best_metrics": {k: (best.get("metrics") or {}).get(k) for k in KEYS},
+            "base_metrics": {k: (base.get("metrics") or {}).get(k) for k in KEYS},
             "rewards": [r["reward"] for r in trials], "statuses": [r["status"] for r in trials],
-            "trial_seconds": [r["seconds"] for r in trials]}
+            "trial_seconds": [r.get("seconds") for r in trials]}
+
+
+def _cpu() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _interval(xs: list[float]) -> tuple[float, float | None]:
+    n = len(xs)
+    if n < 2:
+        return (xs[0] if xs else float("nan")), None
+    return statistics.mean(xs), T95.get(n, 1.96) * statistics.stdev(xs) / math.sqrt(n)
 
 
 def summarise(runs: dict) -> dict:
-    out = {}
-    for s in SEARCHERS:
-        rows = [v for k, v in sorted(runs.items()) if k.startswith(s + "/")]
-        if not rows:
-            continue
-        best = [float(v["best_reward"]) for v in rows]
-        n = len(best)
-        sd = statistics.stdev(best) if n > 1 else 0.0
-        half = T95.get(n, 1.96) * sd / math.sqrt(n) if n > 1 else None
-        rel = {k: [round(v["best_metrics"][k] / v["base_metrics"][k] - 1, 4) for v in rows
-                   if v["best_metrics"].get(k) is not None and v["base_metrics"].get(k)] for k in KEYS}
-        out[s] = {"seeds": n, "best_per_seed": [round(b, 4) for b in best], "mean": round(statistics.mean(best), 4),
-                  "std": round(sd, 4), "ci95_half": round(half, 4) if half is not None else None,
-                  "stopped": [v["statuses"].count("stopped") for v in rows],
-                  "failed": [v["statuses"].count("failed") for v in rows],
-                  "search_s_without_cold_start": [round(v["summary"]["seconds"] - v["summary"]["ray_start_s"], 1)
-                                                  for v in rows],
-                  "ray_cold_start_s": [v["summary"]["ray_start_s"] for v in rows],
-                  "best_vs_default": rel}
+    out: dict = {}
+    for design in DESIGNS:
+        per: dict = {}
+        for s in SEARCHERS:
+            rows = [runs[k] for k in sorted(runs)
+                    if k.startswith(f"{design}/{s}/") and runs[k]["best_reward"] is not None]
+            if not rows:
+                continue
+            best = [float(v["best_reward"]) for v in rows]
+            mean, half = _interval(best)
+            rel = {k: [round(v["best_metrics"][k] / v["base_metrics"][k] - 1, 4) for v in rows
+                       if v["best_metrics"].get(k) is not None and v["base_metrics"].get(k)] for k in KEYS}
+            per[s] = {"seeds": len(rows), "best_per_seed": [round(b, 4) for b in best], "mean": round(mean, 4),
+                      "std": round(statistics.stdev(best), 4) if len(best) > 1 else 0.0,
+                      "ci95_half": round(half, 4) if half is not None else None,
+                      "stopped": sum(v["statuses"].count("stopped") for v in rows),
+                      "failed": sum(v["statuses"].count("failed") for v in rows),
+                      "trials": sum(len(v["statuses"]) for v in rows),
+                      "search_s": [round(v["summary"].get("seconds", v["seconds"])
+                                         - v["summary"].get("ray_start_s", 0.0), 1) for v in rows],
+                      "ray_cold_start_s": [v["summary"].get("ray_start_s", 0.0) for v in rows],
+                      "best_vs_default": rel}
+        paired = {}
+        for a, b in (("tpe", "random"), ("tpe", "ppo"), ("random", "ppo")):
+            diffs = []
+            for seed in SEEDS:
+                ra, rb = runs.get(f"{design}/{a}/{seed}"), runs.get(f"{design}/{b}/{seed}")
+                if ra and rb and ra["best_reward"] is not None and rb["best_reward"] is not None:
+                    diffs.append(float(ra["best_reward"]) - float(rb["best_reward"]))
+            if len(diffs) >= 2:
+                m, h = _interval(diffs)
+                verdict = a if m - h > 0 else b if m + h < 0 else "no clear winner"
+                paired[f"{a}-{b}"] = {"seeds": len(diffs), "mean": round(m, 4), "ci95_half": round(h, 4),
+                                      "verdict": verdict}
+        if per:
+            out[design] = {"searchers": per, "paired": paired}
     return out
 
 
@@ -78,14 +122,16 @@ def main() -> None:
     from engine.runs import RunStore
 
     data = json.loads(OUT.read_text()) if OUT.exists() else {}
-    runs = data.get("runs", {})
+    runs = data.get("runs", {}) if data.get("designs") == list(DESIGNS) and data.get("budget") == BUDGET else {}
     store = RunStore(ROOT / ".cache" / "bench-rl-tune-runs")
     for seed in SEEDS:
-        for s in SEARCHERS:
-            key = f"{s}/{seed}"
-            if key not in runs:
-                runs[key] = measure_one(s, seed, store)
-                _write(runs)
+        for design in DESIGNS:
+            for s in SEARCHERS:
+                key = f"{design}/{s}/{seed}"
+                if key not in runs:
+                    print(f"== {key}", flush=True)
+                    runs[key] = measure_one(design, s, seed, store)
+                    _write(runs)
     _write(runs)
     print(json.dumps(summarise(runs), indent=1))
 
@@ -93,9 +139,12 @@ def main() -> None:
 def _write(runs: dict) -> None:
     from engine.runs import write_json
 
-    write_json(OUT, {"design": DESIGN, "budget": BUDGET, "seeds": list(SEEDS), "until": UNTIL,
-                     "note": "reward: PPA score against the design's default run (0 = the defaults); ASHA on; "
-                             "one CPU per trial; machine shared with other jobs (CPU-bound timings are noisy)",
+    write_json(OUT, {"designs": list(DESIGNS), "budget": BUDGET, "seeds": list(SEEDS), "until": UNTIL,
+                     "searchers": list(SEARCHERS), "cpus": os.cpu_count(),
+                     "note": "reward: PPA score against the design's default run (0 = the defaults); TPE and random "
+                             "on Ray Tune with ASHA, one CPU per trial, 2 trials at once; PPO in the env loop, 2 "
+                             "settings per step; seconds are wall time on a 2-core machine also used for light "
+                             "editing while it ran",
                      "runs": runs, "summary": summarise(runs)})
 
 

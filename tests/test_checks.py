@@ -406,3 +406,77 @@ def test_sweep_pairs_finds_exactly_the_pairs_a_brute_force_finds(slack, band):
             if min(boxes[a, 2], boxes[b, 2]) - max(boxes[a, 0], boxes[b, 0]) > slack
             and min(boxes[a, 3], boxes[b, 3]) - max(boxes[a, 1], boxes[b, 1]) > slack}
     assert got == want and len(want) > 100
+
+
+# ------------------------------------------------------------------ tie-offs: constant outputs driven by real cells
+TIE_V = """module tie(input clk, input a, input [3:0] b, output reg q, output y, output z, output [1:0] w, output o1);
+  always @(posedge clk) q <= a ^ b[0];
+  assign y = a & b[1];
+  assign z = 1'b0;
+  assign w = 2'b10;
+  assign o1 = 1'b1;
+endmodule
+"""
+
+
+@pytest.fixture(scope="module")
+def tied(store, tmp_path_factory):
+    """A design with constant outputs: synthesis drives each from a buffer whose input is tied to vdd or gnd."""
+    src = tmp_path_factory.mktemp("tie") / "tie.v"
+    src.write_text(TIE_V)
+    cfg = resolve(src, []).flow_config()
+    cfg.top = "tie"
+    run = run_flow(cfg, store)
+    assert run.status == "done", run.info().get("error")
+    return run
+
+
+def _special_line(text: str, net: str) -> tuple[int, int]:
+    start = text.index(f"\n- {net} ", text.index("\nSPECIALNETS")) + 1
+    return start, text.index("\n", start)
+
+
+def _ties(text: str, net: str) -> list[tuple[str, str]]:
+    a, b = _special_line(text, net)
+    return [t for t in re.findall(r"\( (\S+) (\S+) \)", text[a:b]) if t[0] != "*"]
+
+
+def test_constant_outputs_tied_to_the_supplies_pass_every_check(tied, pdk):
+    _, filled, netlist = _files(tied)
+    text = filled.read_text()
+    assert len(_ties(text, "gnd")) == 2 and len(_ties(text, "vdd")) == 2  # z, w[0] low; w[1], o1 high
+    report = run_checks(filled, netlist, pdk, top="tie")
+    assert not report.failed, [(c.id, c.details[:3]) for c in report.failed]
+    assert "4 tied signal pin(s)" in _check(report, "power_pins").note
+
+
+def test_a_tie_moved_to_the_other_supply_is_caught(tied, pdk, tmp_path):
+    _, filled, netlist = _files(tied)
+    text = filled.read_text()
+    inst, pin = _ties(text, "gnd")[0]
+    a, b = _special_line(text, "gnd")
+    text = text[:a] + text[a:b].replace(f" ( {inst} {pin} )", "") + text[b:]
+    a, b = _special_line(text, "vdd")
+    text = text[:a] + text[a:b].replace("( * vdd )", f"( * vdd ) ( {inst} {pin} )") + text[b:]
+    path = tmp_path / "swapped.def"
+    path.write_text(text)
+    report = run_checks(path, netlist, pdk, top="tie")
+    lvs = _check(report, "lvs")
+    assert lvs.details == [{"kind": "constant tied to the wrong supply", "terminal": f"{inst} {pin}",
+                            "netlist": "1'b0", "layout": "vdd"}]
+    power = _check(report, "power_pins")  # its tie wire reaches the gnd grid, not the vdd one
+    assert any(d.startswith(f"{inst} {pin} (tied to vdd)") for d in power.details), power.details
+
+
+def test_a_tie_left_off_its_supply_net_floats(tied, pdk, tmp_path):
+    _, filled, netlist = _files(tied)
+    text = filled.read_text()
+    inst, pin = _ties(text, "vdd")[0]
+    a, b = _special_line(text, "vdd")
+    path = tmp_path / "untied.def"
+    path.write_text(text[:a] + text[a:b].replace(f" ( {inst} {pin} )", "") + text[b:])
+    report = run_checks(path, netlist, pdk, top="tie")
+    assert [d.split(" (")[0] for d in _check(report, "unconnected_inputs").details] == [f"{inst} {pin}"]
+    lvs = _check(report, "lvs")
+    assert any(d["kind"] == "pins tied to a constant in the netlist, on no net in the layout"
+               and d["only_in_netlist"] == [f"{inst} {pin}"] for d in lvs.details), lvs.details

@@ -688,10 +688,20 @@ def check_power(layout: DefLayout, pdk: Pdk, geo: Geometry) -> Check:
                 found.append(f"{comp.name} {mpin.name} ({comp.cell}): {supply} has no wires")
             elif geo.labels[geo.terminal_node[(supply, term)]] != main[supply]:
                 found.append(f"{comp.name} {mpin.name} ({comp.cell}): does not touch the {supply} grid")
+    ties = 0
+    for term, supply in named.items():  # tie-offs: signal pins a special net names (a constant input)
+        if not _is_signal_pin(layout, pdk, term) or (supply, term) not in geo.terminal_node:
+            continue
+        ties += 1
+        if supply not in main:
+            found.append(f"{term[0]} {term[1]} (tied to {supply}): {supply} has no wires")
+        elif geo.labels[geo.terminal_node[(supply, term)]] != main[supply]:
+            found.append(f"{term[0]} {term[1]} (tied to {supply}): no wire joins it to the {supply} grid")
     return Check("power_pins", "Power pins unconnected", len(found), _status(len(found)),
-                 "power and ground pins of placed cells that no special net names, or that do not touch their "
-                 "net's grid (rails, stripes, vias)", found,
-                 note=f"{len(supplies)} supply nets; {islands} grid piece(s) apart from the main one")
+                 "power and ground pins of placed cells, and signal pins tied to a supply, that no special net "
+                 "names or that do not touch their net's grid (rails, stripes, vias)", found,
+                 note=f"{len(supplies)} supply nets; {ties} tied signal pin(s); {islands} grid piece(s) apart "
+                      "from the main one")
 
 
 def check_routing(layout: DefLayout, geo: Geometry) -> tuple[Check, Check, dict]:
@@ -763,6 +773,7 @@ def is_filler(macro: Macro) -> bool:
 def check_unconnected(layout: DefLayout, pdk: Pdk) -> tuple[Check, Check]:
     """Open inputs (an error) and open outputs (expected): signal pins of placed cells on no net."""
     on_net: set[Terminal] = {c for net in layout.nets.values() for c in net.conns}
+    on_net |= {c for net in layout.special.values() for c in net.conns if c[0] != "*"}  # tie-offs to vdd / gnd
     inputs: list[str] = []
     outputs: list[str] = []
     for comp in layout.components.values():
@@ -1161,6 +1172,14 @@ def _expr_bits(expr: str, widths: dict[str, tuple[int, int]]) -> list[str]:
     return [f"{name}[{i}]" for i in range(a, b + step, step)]
 
 
+def _is_signal_pin(layout: DefLayout, pdk: Pdk, term: Terminal) -> bool:
+    """Whether a special net's ``( inst pin )`` is a cell's signal pin (a tie-off), not its power pin."""
+    comp = layout.components.get(term[0])
+    macro = pdk.macros.get(comp.cell) if comp else None
+    pin = macro.pins.get(term[1]) if macro else None
+    return pin is not None and pin.use not in ("POWER", "GROUND")
+
+
 def check_lvs(layout: DefLayout, pdk: Pdk, netlist: VerilogNetlist) -> Check:
     """Connectivity LVS: instances, ports and nets (as sets of terminals) of the Verilog against the DEF."""
     findings: list[Any] = []
@@ -1197,7 +1216,6 @@ def check_lvs(layout: DefLayout, pdk: Pdk, netlist: VerilogNetlist) -> Check:
         v_terms[vnet].add(term)
     for bit, vnet in port_nets.items():
         v_terms[vnet].add(("PIN", bit))
-    v_of: dict[Terminal, str] = {t: n for n, ts in v_terms.items() for t in ts}
     d_terms: dict[str, set[Terminal]] = {}
     d_of: dict[Terminal, list[str]] = defaultdict(list)
     for net in layout.nets.values():
@@ -1206,6 +1224,28 @@ def check_lvs(layout: DefLayout, pdk: Pdk, netlist: VerilogNetlist) -> Check:
         d_terms[net.name] = set(net.conns)
         for t in net.conns:
             d_of[t].append(net.name)
+    # tie-offs: a constant input of the netlist is a signal pin the supply net of its value names in the layout
+    tie_of: dict[Terminal, tuple[str, str]] = {}  # tied signal pin -> (special net, the constant it stands for)
+    for net in layout.special.values():
+        if net.use in ("POWER", "GROUND"):
+            for t in net.conns:
+                if t[0] != "*" and _is_signal_pin(layout, pdk, t):
+                    tie_of.setdefault(t, (net.name, "1'b1" if net.use == "POWER" else "1'b0"))
+    for c in [n for n in v_terms if n.startswith("1'b")]:
+        for t in sorted(v_terms[c]):
+            if t in tie_of:
+                if tie_of[t][1] != c:
+                    findings.append({"kind": "constant tied to the wrong supply", "terminal": " ".join(t),
+                                     "netlist": c, "layout": tie_of[t][0]})
+                v_terms[c].discard(t)  # settled here, not by the net comparison below
+        if not v_terms[c]:
+            del v_terms[c]
+    for t, (supply, _) in sorted(tie_of.items()):
+        if not netlist.conns.get(t, "").startswith("1'b"):
+            findings.append({"kind": "tied to a supply in the layout, not a constant in the netlist",
+                             "terminal": " ".join(t), "layout": supply,
+                             "netlist": netlist.conns.get(t, "(on no net)")})
+    v_of: dict[Terminal, str] = {t: n for n, ts in v_terms.items() for t in ts}
     keys = [("V", n) for n in v_terms] + [("D", n) for n in d_terms]
     index = {k: i for i, k in enumerate(keys)}
     uf = _UnionFind(len(keys))
