@@ -115,7 +115,28 @@ def summarise(runs: dict) -> dict:
     return out
 
 
+def readme_table(data: dict) -> str:
+    """The README's table and verdicts, from the results file (never typed by hand)."""
+    names = {"tpe": "TPE", "random": "random", "ppo": "PPO"}
+    lines = ["| design | searcher | seeds | best reward, mean | t 95% CI | failed / ASHA-stopped trials |",
+             "|---|---|---|---|---|---|"]
+    verdicts = []
+    for design, d in data["summary"].items():
+        for s, v in d["searchers"].items():
+            ci = f"+- {v['ci95_half']:.3f}" if v["ci95_half"] is not None else "-"
+            lines.append(f"| {design} | {names.get(s, s)} | {v['seeds']} | {v['mean']:+.3f} | {ci} | "
+                         f"{v['failed']} / {v['stopped']} of {v['trials']} |")
+        for pair, p in d["paired"].items():
+            a, b = pair.split("-")
+            verdicts.append(f"{design} {names[a]} - {names[b]}: {p['mean']:+.3f} +- {p['ci95_half']:.3f} "
+                            f"({p['seeds']} seeds; {names.get(p['verdict'], p['verdict'])})")
+    return "\n".join(lines) + "\n\nPaired over the same seeds: " + "; ".join(verdicts) + "."
+
+
 def main() -> None:
+    if "--readme" in sys.argv:
+        print(readme_table(json.loads(OUT.read_text())))
+        return
     import torch
 
     torch.set_num_threads(1)

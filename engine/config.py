@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SynthConfig:
-    flatten: bool = True  # flatten the hierarchy before mapping (better optimisation, one netlist module)
+    flatten: bool = True  # flatten the hierarchy before mapping (better optimisation across modules); False:
+    # each module optimised and mapped on its own, flattened after mapping (placement needs one netlist module)
     abc_script: str = "default"  # "default" (area+delay), "fast" (quick, larger), "area" (smallest), "delay" (fastest)
     max_cells: int = 400_000  # refuse designs larger than this: the placer and router are sized for it
     timeout_s: float = 900.0  # Yosys is killed past this

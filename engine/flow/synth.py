@@ -97,7 +97,7 @@ techmap -map {yosys_path(TBUF_MAP)}
 dfflibmap -liberty {qlib}
 opt -purge
 abc {abc_args}
-opt_clean -purge
+{"" if flatten else f"flatten{chr(10)}hierarchy {top_arg}{chr(10)}"}opt_clean -purge
 setundef -zero
 insbuf -buf {buf}
 rename -hide c:{ODD_NAME} w:{ODD_NAME}
